@@ -1,0 +1,74 @@
+// Where each data-path counter lives in a worker's shared counter block.
+// The hot path only does `block[INDEX] += n` on a Float64Array over a SharedArrayBuffer;
+// the main thread sums the blocks of all workers at scrape time (no prom-client call per packet).
+
+export const DROP_REASONS = [
+  'malformed',
+  'no_route',
+  'not_service',
+  'hop_limit',
+  'too_big',
+  'unauthorized_source',
+  'backend_down',
+  'write_error',
+  'not_ip',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export const DECISION_REASONS = ['lbsp_server', 'source_prefix', 'flow_label', 'flow_table'] as const;
+export type DecisionReason = (typeof DECISION_REASONS)[number];
+
+export const ICMP_TYPES = ['packet_too_big', 'frag_needed', 'time_exceeded'] as const;
+export type IcmpType = (typeof ICMP_TYPES)[number];
+
+/** Other per-worker event counters (not drops: the packet is still forwarded). */
+export const EVENT_COUNTERS = [
+  'lbsp_ignored_bad_length',
+  'lbsp_ignored_unknown_server',
+  'lbsp_stamped',
+  'mss_clamped',
+  'flow_table_hits',
+  'flow_table_misses_nonsyn',
+  'flow_table_evictions',
+  'flow_table_inserts',
+  'read_batches',
+  'icmp_rate_limited',
+] as const;
+export type EventCounter = (typeof EVENT_COUNTERS)[number];
+
+/** Backends get a stable slot (assigned by name on the main thread, kept across reloads). */
+export const MAX_BACKEND_SLOTS = 1024;
+
+export const C_RX_PACKETS = 0;
+export const C_TX_PACKETS = 1;
+export const C_RX_BYTES = 2;
+export const C_TX_BYTES = 3;
+export const C_FLOW_TABLE_SIZE = 4; // a gauge: entries in use in this worker's flow table
+export const DROP_BASE = 8;
+export const DECISION_BASE = DROP_BASE + DROP_REASONS.length;
+export const ICMP_BASE = DECISION_BASE + DECISION_REASONS.length;
+export const EVENT_BASE = ICMP_BASE + ICMP_TYPES.length;
+/** Two slots per backend: packets then bytes. */
+export const BACKEND_BASE = EVENT_BASE + EVENT_COUNTERS.length;
+export const COUNTER_BLOCK_LENGTH = BACKEND_BASE + 2 * MAX_BACKEND_SLOTS;
+
+export function dropIndex(r: DropReason): number {
+  return DROP_BASE + DROP_REASONS.indexOf(r);
+}
+export function decisionIndex(r: DecisionReason): number {
+  return DECISION_BASE + DECISION_REASONS.indexOf(r);
+}
+export function icmpIndex(t: IcmpType): number {
+  return ICMP_BASE + ICMP_TYPES.indexOf(t);
+}
+export function eventIndex(e: EventCounter): number {
+  return EVENT_BASE + EVENT_COUNTERS.indexOf(e);
+}
+export function backendPacketsIndex(slot: number): number {
+  return BACKEND_BASE + 2 * slot;
+}
+
+/** One block per worker, allocated by the main thread and handed to the worker. */
+export function newCounterBlock(): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(COUNTER_BLOCK_LENGTH * 8));
+}

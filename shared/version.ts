@@ -1,0 +1,1 @@
+export const MSLB_VERSION = "0.1.0";

@@ -1,0 +1,109 @@
+// Network-namespace primitives for root tests: uniquely named namespaces, commands run inside
+// them, child processes tracked, and one cleanup that removes everything even when a test fails.
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/** Run a command on the host; throws with stderr on failure. */
+export function sh(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
+  return execFileSync(cmd, args, {
+    encoding: 'utf8',
+    input: opts.input,
+    timeout: opts.timeoutMs ?? 30_000,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+export class NetnsSet {
+  /** Short random tag so parallel runs and leftovers never collide. */
+  readonly tag = randomBytes(3).toString('hex');
+  private readonly names: string[] = [];
+  private readonly procs: ChildProcess[] = [];
+
+  /** Create namespace `mslb-<role>-<tag>` with lo up; returns its name. */
+  add(role: string): string {
+    const name = `mslb-${role}-${this.tag}`;
+    sh('ip', ['netns', 'add', name]);
+    this.names.push(name);
+    this.exec(name, 'ip', ['link', 'set', 'lo', 'up']);
+    return name;
+  }
+
+  /** Run a command inside a namespace and return stdout. */
+  exec(ns: string, cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
+    return sh('ip', ['netns', 'exec', ns, cmd, ...args], opts);
+  }
+
+  /** `ip` inside a namespace: nsIp(ns, 'addr add 2001:db8::1/64 dev x'). */
+  ip(ns: string, line: string): string {
+    return sh('ip', ['-n', ns, ...line.split(/\s+/).filter(Boolean)]);
+  }
+
+  /** Start a long-running process inside a namespace; it is killed by cleanup(). */
+  spawn(ns: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+    const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    this.procs.push(p);
+    return p;
+  }
+
+  /** veth pair between two namespaces. */
+  veth(nsA: string, ifA: string, nsB: string, ifB: string): void {
+    sh('ip', ['link', 'add', `${ifA}`, 'netns', nsA, 'type', 'veth', 'peer', 'name', ifB, 'netns', nsB]);
+    this.ip(nsA, `link set ${ifA} up`);
+    this.ip(nsB, `link set ${ifB} up`);
+  }
+
+  sysctl(ns: string, key: string, value: string | number): void {
+    this.exec(ns, 'sysctl', ['-qw', `${key}=${value}`]);
+  }
+
+  /** Kill tracked processes (SIGTERM, then SIGKILL after graceMs) and delete the namespaces. */
+  async cleanup(graceMs = 2000): Promise<void> {
+    const alive = this.procs.filter((p) => p.exitCode === null && p.signalCode === null);
+    for (const p of alive) p.kill('SIGTERM');
+    const deadline = Date.now() + graceMs;
+    for (const p of alive) {
+      while (p.exitCode === null && p.signalCode === null && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    }
+    // Anything else still running inside our namespaces (e.g. children of `ip netns exec`).
+    for (const ns of this.names) {
+      try {
+        const pids = sh('ip', ['netns', 'pids', ns]).split(/\s+/).filter(Boolean);
+        for (const pid of pids) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }
+      } catch {
+        /* namespace already gone */
+      }
+    }
+    for (const ns of this.names.reverse()) {
+      try {
+        sh('ip', ['netns', 'del', ns]);
+      } catch {
+        /* already gone */
+      }
+    }
+    this.names.length = 0;
+    this.procs.length = 0;
+  }
+}
+
+/** Resolve when `predicate` is true, polling; rejects after timeoutMs. Bounded by design. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
