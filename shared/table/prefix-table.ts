@@ -91,9 +91,9 @@ export class PrefixTableBuilder {
   }
 }
 
-function grow32(a: Uint32Array, n: number): Uint32Array { const b = new Uint32Array(n); b.set(a); return b; }
-function grow8(a: Uint8Array, n: number): Uint8Array { const b = new Uint8Array(n); b.set(a); return b; }
-function growI32(a: Int32Array, n: number): Int32Array { const b = new Int32Array(n); b.set(a); return b; }
+function grow32(a: Uint32Array, n: number): Uint32Array<ArrayBuffer> { const b = new Uint32Array(n); b.set(a); return b; }
+function grow8(a: Uint8Array, n: number): Uint8Array<ArrayBuffer> { const b = new Uint8Array(n); b.set(a); return b; }
+function growI32(a: Int32Array, n: number): Int32Array<ArrayBuffer> { const b = new Int32Array(n); b.set(a); return b; }
 
 /** Sweep sorted prefixes into disjoint ranges (W words per address). */
 function flatten(words: Uint32Array, lens: Uint8Array, vals: Int32Array, n: number, W: number): RangeSetShared {
