@@ -1,0 +1,244 @@
+// NativeTun: a TunDevice over one queue of a Linux TUN device, through the mslb_tun N-API addon
+// (build/Release/mslb_tun.node, built by `node-gyp rebuild` during npm ci).
+//
+// Single queue: NativeTun.open({ name }). Multi-queue: the main thread calls
+// openTunQueues(name, n, { vnetHdr }) and posts the fd numbers to one worker per queue; each
+// worker calls NativeTun.attach(fd, { vnetHdr }) (fds are process-wide, the poll handle lives on
+// the worker's own loop). An fd that is never attached must be given to closeTunFds().
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  TUN_F_CSUM,
+  TUN_F_TSO4,
+  TUN_F_TSO6,
+  TUN_F_USO4,
+  TUN_F_USO6,
+  TunGoneError,
+  allocRx,
+  slabGeometry,
+  type TunDevice,
+  type TunQueueOptions,
+  type TunRx,
+} from './tun-device.js';
+
+/** What the addon exports (shared/tun/native/tun_addon.c). */
+interface NativeQueue {
+  read(): number;
+  write(buf: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, vnet: Uint8Array | null): number;
+  poll(onReadable: () => void, onError?: (err: Error) => void): void;
+  close(): void;
+  writeDrops(): number;
+  readDrops(): number;
+  fd(): number;
+}
+interface Addon {
+  openQueues(name: string, n: number, flags: number): { name: string; fds: number[] };
+  ifName(fd: number): string;
+  setVnetHdrSize(fd: number, size: number): boolean;
+  setOffload(fd: number, mask: number): boolean;
+  closeFd(fd: number): void;
+  attach(
+    fd: number,
+    vnet: number,
+    batch: number,
+    slot: number,
+    headroom: number,
+    buf: Uint8Array,
+    offs: Int32Array,
+    lens: Int32Array,
+    vnetArea: Uint8Array | null,
+  ): NativeQueue;
+}
+
+const OPEN_MULTI_QUEUE = 1;
+const OPEN_VNET_HDR = 2;
+
+let addon: Addon | undefined;
+
+/** Find build/Release/mslb_tun.node above this module: works from shared/tun and dist/shared/tun. */
+function addonPath(): string {
+  const override = process.env.MSLB_TUN_ADDON;
+  if (override) return override;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'build', 'Release', 'mslb_tun.node');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  throw new Error('mslb_tun.node not found: run `npm run build:native` (node-gyp rebuild)');
+}
+
+function loadAddon(): Addon {
+  if (!addon) addon = createRequire(import.meta.url)(addonPath()) as Addon;
+  return addon;
+}
+
+export interface TunQueueSet {
+  /** Kernel interface name (may differ from the request if it held a %d pattern). */
+  name: string;
+  fds: number[];
+  vnetHdr: boolean;
+  /** TUN_F_* offloads accepted (0 without vnetHdr). */
+  offloads: number;
+}
+
+export interface OpenQueuesOptions {
+  vnetHdr?: boolean;
+  /** Exact TUN_F_* mask to require; default probes CSUM|TSO4|TSO6, then adds USO4|USO6. */
+  offloads?: number;
+}
+
+/**
+ * Probe offloads on a vnet-hdr fd: the base set wireguard-go requires, then UDP segmentation
+ * offload (Linux >= 6.2) on top; a refusal means "unsupported", not an error. Returns the mask set.
+ */
+export function probeOffloads(fd: number): number {
+  const a = loadAddon();
+  const base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  if (!a.setOffload(fd, base)) {
+    a.setOffload(fd, 0);
+    return 0;
+  }
+  const withUso = base | TUN_F_USO4 | TUN_F_USO6;
+  return a.setOffload(fd, withUso) ? withUso : base;
+}
+
+/** TUNSETOFFLOAD with an exact mask; false when the kernel refuses it. */
+export function setOffload(fd: number, mask: number): boolean {
+  return loadAddon().setOffload(fd, mask);
+}
+
+/** Open n queues of one TUN device (IFF_MULTI_QUEUE when n > 1). Main thread; cold path. */
+export function openTunQueues(name: string, n: number, o: OpenQueuesOptions = {}): TunQueueSet {
+  const a = loadAddon();
+  const vnetHdr = o.vnetHdr ?? false;
+  const flags = (n > 1 ? OPEN_MULTI_QUEUE : 0) | (vnetHdr ? OPEN_VNET_HDR : 0);
+  const r = a.openQueues(name, n, flags);
+  let offloads = 0;
+  if (vnetHdr) {
+    if (o.offloads !== undefined) {
+      if (!a.setOffload(r.fds[0], o.offloads)) {
+        for (const fd of r.fds) a.closeFd(fd);
+        throw new Error(`TUNSETOFFLOAD 0x${o.offloads.toString(16)} refused on ${r.name}`);
+      }
+      offloads = o.offloads;
+    } else {
+      offloads = probeOffloads(r.fds[0]);
+    }
+  }
+  return { name: r.name, fds: r.fds, vnetHdr, offloads };
+}
+
+/** Close fds from openTunQueues that no NativeTun took over. */
+export function closeTunFds(fds: readonly number[]): void {
+  const a = loadAddon();
+  for (const fd of fds) a.closeFd(fd);
+}
+
+export interface AttachOptions extends TunQueueOptions {
+  /** Must match how the fd was opened. */
+  vnetHdr?: boolean;
+  /** Offloads the opener set (informational; TUNSETOFFLOAD is per device). */
+  offloads?: number;
+}
+
+export interface OpenTunOptions extends TunQueueOptions, OpenQueuesOptions {
+  /** Interface name (< 16 bytes); "" or a pattern like "mslb%d" lets the kernel choose. */
+  name: string;
+}
+
+function rethrowOnError(err: Error): void {
+  throw err;
+}
+
+export class NativeTun implements TunDevice {
+  readonly name: string;
+  readonly batchSize: number;
+  readonly headroom: number;
+  readonly slotSize: number;
+  readonly vnetHdr: boolean;
+  readonly offloads: number;
+  readonly rx: TunRx;
+  private q: NativeQueue | null;
+
+  private constructor(fd: number, o: AttachOptions, name: string) {
+    const vnetHdr = o.vnetHdr ?? false;
+    const g = slabGeometry(vnetHdr, o);
+    this.name = name;
+    this.batchSize = g.batchSize;
+    this.headroom = g.headroom;
+    this.slotSize = g.slotSize;
+    this.vnetHdr = vnetHdr;
+    this.offloads = o.offloads ?? 0;
+    this.rx = allocRx(g, vnetHdr);
+    const r = this.rx;
+    this.q = loadAddon().attach(fd, vnetHdr ? 1 : 0, g.batchSize, g.slotSize, g.headroom, r.buf, r.offs, r.lens, vnetHdr ? r.vnet : null);
+  }
+
+  /** Open a single-queue device (creates it unless a persistent one of that name exists). */
+  static open(o: OpenTunOptions): NativeTun {
+    const set = openTunQueues(o.name, 1, o);
+    try {
+      return new NativeTun(set.fds[0], { ...o, vnetHdr: set.vnetHdr, offloads: set.offloads }, set.name);
+    } catch (e) {
+      closeTunFds(set.fds);
+      throw e;
+    }
+  }
+
+  /** Take over an fd from openTunQueues (typically in a worker thread). The queue owns it now. */
+  static attach(fd: number, o: AttachOptions = {}): NativeTun {
+    const name = loadAddon().ifName(fd);
+    return new NativeTun(fd, o, name);
+  }
+
+  /** The queue's fd, -1 after close. */
+  get fd(): number {
+    return this.q ? this.q.fd() : -1;
+  }
+
+  read(): number {
+    const q = this.q;
+    if (q === null) return 0;
+    const n = q.read();
+    if (n < 0) throw new TunGoneError(-n, 'read');
+    return n;
+  }
+
+  write(buf: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, vnet?: Uint8Array): number {
+    const q = this.q;
+    if (q === null) throw new Error(`write on closed TUN queue ${this.name}`);
+    if (this.vnetHdr && vnet === undefined) throw new TypeError('vnetHdr queue: write needs the vnet header area');
+    const n = q.write(buf, offs, lens, count, vnet ?? null);
+    if (n < 0) throw new TunGoneError(-n, 'write');
+    return n;
+  }
+
+  onReadable(cb: () => void, onError?: (err: Error) => void): void {
+    if (this.q === null) throw new Error(`onReadable on closed TUN queue ${this.name}`);
+    // Without a handler a vanished device must not go unnoticed: it becomes an uncaught error.
+    this.q.poll(cb, onError ?? rethrowOnError);
+  }
+
+  get writeDrops(): number {
+    return this.q ? this.q.writeDrops() : this.finalWriteDrops;
+  }
+
+  get readDrops(): number {
+    return this.q ? this.q.readDrops() : this.finalReadDrops;
+  }
+
+  private finalWriteDrops = 0;
+  private finalReadDrops = 0;
+
+  close(): void {
+    const q = this.q;
+    if (q === null) return;
+    this.finalWriteDrops = q.writeDrops();
+    this.finalReadDrops = q.readDrops();
+    this.q = null;
+    q.close();
+  }
+}

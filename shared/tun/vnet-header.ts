@@ -1,0 +1,88 @@
+// virtio_net_hdr (12-byte form, TUNSETVNETHDRSZ 12) accessors over a header area such as rx.vnet:
+// header i starts at byte i * VNET_HDR_LEN. Multi-byte fields are little-endian (virtio 1.0 /
+// x86 host order). Layout: flags u8 @0, gso_type u8 @1, hdr_len u16 @2, gso_size u16 @4,
+// csum_start u16 @6, csum_offset u16 @8, num_buffers u16 @10 (unused by TUN, written 0).
+import { VNET_HDR_LEN } from './tun-device.js';
+
+/** csum_start/csum_offset are valid: the L4 checksum field holds only the pseudo-header sum. */
+export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+/** The checksum has been validated. */
+export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
+
+export const VIRTIO_NET_HDR_GSO_NONE = 0;
+export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+export const VIRTIO_NET_HDR_GSO_UDP = 3;
+export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
+export const VIRTIO_NET_HDR_GSO_UDP_L4 = 5;
+export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
+
+function u16(a: Uint8Array, p: number): number {
+  return a[p] | (a[p + 1] << 8);
+}
+
+function setU16(a: Uint8Array, p: number, v: number): void {
+  a[p] = v & 0xff;
+  a[p + 1] = (v >>> 8) & 0xff;
+}
+
+export function vnetFlags(a: Uint8Array, i: number): number {
+  return a[i * VNET_HDR_LEN];
+}
+export function vnetGsoType(a: Uint8Array, i: number): number {
+  return a[i * VNET_HDR_LEN + 1];
+}
+export function vnetHdrLen(a: Uint8Array, i: number): number {
+  return u16(a, i * VNET_HDR_LEN + 2);
+}
+export function vnetGsoSize(a: Uint8Array, i: number): number {
+  return u16(a, i * VNET_HDR_LEN + 4);
+}
+export function vnetCsumStart(a: Uint8Array, i: number): number {
+  return u16(a, i * VNET_HDR_LEN + 6);
+}
+export function vnetCsumOffset(a: Uint8Array, i: number): number {
+  return u16(a, i * VNET_HDR_LEN + 8);
+}
+
+/** Write header i in full (num_buffers = 0). */
+export function setVnetHeader(
+  a: Uint8Array,
+  i: number,
+  flags: number,
+  gsoType: number,
+  hdrLen: number,
+  gsoSize: number,
+  csumStart: number,
+  csumOffset: number,
+): void {
+  const p = i * VNET_HDR_LEN;
+  a[p] = flags;
+  a[p + 1] = gsoType;
+  setU16(a, p + 2, hdrLen);
+  setU16(a, p + 4, gsoSize);
+  setU16(a, p + 6, csumStart);
+  setU16(a, p + 8, csumOffset);
+  setU16(a, p + 10, 0);
+}
+
+/** A plain packet: no offload requested, checksums already complete. */
+export function clearVnetHeader(a: Uint8Array, i: number): void {
+  a.fill(0, i * VNET_HDR_LEN, (i + 1) * VNET_HDR_LEN);
+}
+
+/** Copy header i of `from` to header j of `to` (e.g. rx.vnet into a tx header area). */
+export function copyVnetHeader(from: Uint8Array, i: number, to: Uint8Array, j: number): void {
+  const s = i * VNET_HDR_LEN;
+  const d = j * VNET_HDR_LEN;
+  for (let k = 0; k < VNET_HDR_LEN; k++) to[d + k] = from[s + k];
+}
+
+/**
+ * csum_start/csum_offset are relative to the packet start. When the engine prepends an outer
+ * header of `delta` bytes, both the csum start and hdr_len move by delta.
+ */
+export function shiftVnetHeader(a: Uint8Array, i: number, delta: number): void {
+  const p = i * VNET_HDR_LEN;
+  if (a[p] & VIRTIO_NET_HDR_F_NEEDS_CSUM) setU16(a, p + 6, u16(a, p + 6) + delta);
+  if (a[p + 1] !== VIRTIO_NET_HDR_GSO_NONE) setU16(a, p + 2, u16(a, p + 2) + delta);
+}
