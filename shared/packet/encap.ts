@@ -1,0 +1,187 @@
+import { PacketInfo } from './packet-info.js';
+import { Proto } from './constants.js';
+import { applyComplete, fold, ipv4HeaderChecksumValid, writeIpv4HeaderChecksum } from './checksum.js';
+
+export const OUTER_HDR_LEN4 = 20;
+export const OUTER_HDR_LEN6 = 40;
+
+function put32(buf: Uint8Array, p: number, v: number): void {
+  buf[p] = v >>> 24;
+  buf[p + 1] = (v >>> 16) & 0xff;
+  buf[p + 2] = (v >>> 8) & 0xff;
+  buf[p + 3] = v & 0xff;
+}
+
+function mix(h: number, k: number): number {
+  // murmur3 32-bit body step: good avalanche, integer-only
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/**
+ * RFC 6438 outer flow label from the inner flow: inner addresses, protocol, inner flow label, and
+ * the ports when the packet carries them and is not a fragment (so every fragment of a datagram
+ * gets the same label). 20 bits, never 0.
+ */
+export function innerFlowHash(info: PacketInfo): number {
+  let h = 0x9747b28c;
+  const words = info.version === 4 ? 1 : 4;
+  for (let i = 0; i < words; i++) {
+    h = mix(h, info.src[i]);
+    h = mix(h, info.dst[i]);
+  }
+  let ports = 0;
+  if (!info.isFragment && info.l4Off >= 0 && (info.proto === Proto.TCP || info.proto === Proto.UDP)) {
+    ports = ((info.srcPort << 16) | info.dstPort) >>> 0;
+  }
+  h = mix(h, ports);
+  h = mix(h, (info.proto << 20) | info.flowLabel);
+  // murmur3 finaliser
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  const l = (h ^ (h >>> 20)) & 0xfffff;
+  return l === 0 ? 1 : l;
+}
+
+/**
+ * Wrap the parsed inner packet at off (length info.totalLen; trailing bytes are dropped) in an
+ * outer header written into the headroom just before off (caller guarantees 20/40 bytes).
+ * Outer IPv4: protocol 4/41, TOS = inner TOS/traffic class (DSCP copied, ECN copied: RFC 6040
+ * normal mode), DF copied from inner IPv4 (set for inner IPv6), ID = ipId, header checksum.
+ * Outer IPv6: next header 4/41, same traffic class, flow label = innerFlowHash(info).
+ * Returns the new offset; the new length is info.totalLen + OUTER_HDR_LEN4/6.
+ */
+export function encapsulate(
+  buf: Uint8Array,
+  off: number,
+  info: PacketInfo,
+  outerVersion: number,
+  outerSrc: Uint32Array,
+  outerDst: Uint32Array,
+  hopLimit: number,
+  ipId: number,
+): number {
+  const inner = info.totalLen;
+  const nh = info.version === 4 ? Proto.IPIP : Proto.IPV6;
+  if (outerVersion === 4) {
+    const o = off - OUTER_HDR_LEN4;
+    const total = inner + OUTER_HDR_LEN4;
+    buf[o] = 0x45;
+    buf[o + 1] = info.tclass;
+    buf[o + 2] = total >> 8;
+    buf[o + 3] = total & 0xff;
+    buf[o + 4] = (ipId >> 8) & 0xff;
+    buf[o + 5] = ipId & 0xff;
+    buf[o + 6] = info.version === 6 || info.df ? 0x40 : 0;
+    buf[o + 7] = 0;
+    buf[o + 8] = hopLimit;
+    buf[o + 9] = nh;
+    buf[o + 10] = 0;
+    buf[o + 11] = 0;
+    put32(buf, o + 12, outerSrc[0]);
+    put32(buf, o + 16, outerDst[0]);
+    writeIpv4HeaderChecksum(buf, o);
+    return o;
+  }
+  const o = off - OUTER_HDR_LEN6;
+  put32(buf, o, ((6 << 28) | (info.tclass << 20) | innerFlowHash(info)) >>> 0);
+  buf[o + 4] = inner >> 8;
+  buf[o + 5] = inner & 0xff;
+  buf[o + 6] = nh;
+  buf[o + 7] = hopLimit;
+  for (let i = 0; i < 4; i++) {
+    put32(buf, o + 8 + 4 * i, outerSrc[i]);
+    put32(buf, o + 24 + 4 * i, outerDst[i]);
+  }
+  return o;
+}
+
+/** Where decapsulate found the inner packet. Allocate once, reuse. */
+export class DecapResult {
+  off = 0;
+  len = 0;
+  /** Inner IP version (4/6). */
+  version = 0;
+}
+
+export const DecapVerdict = {
+  OK: 0,
+  /** Outer protocol is not 4/41, or there is no upper-layer header (fragment, ESP, 59). */
+  NOT_TUNNEL: 1,
+  /** Inner version does not match the outer protocol, inner lengths do not fit, bad inner IPv4 checksum. */
+  MALFORMED: 2,
+  /** RFC 6040: Not-ECT inner with CE outer must be dropped. */
+  ECN_DROP: 3,
+  /** Outer packet is a fragment: reassembly is not done here (RFC 4459), drop. */
+  FRAGMENT: 4,
+} as const;
+
+/**
+ * RFC 6040 section 4.2 decapsulated ECN from inner and outer ECN codepoints (0 Not-ECT, 1 ECT(1),
+ * 2 ECT(0), 3 CE). Returns -1 for "drop" (Not-ECT inner, CE outer).
+ */
+export function decapEcn(inner: number, outer: number): number {
+  if (inner === 0) return outer === 3 ? -1 : 0;
+  if (outer === 3) return 3;
+  if (outer === 1 && inner === 2) return 1; // ECT(0) inner, ECT(1) outer -> ECT(1)
+  return inner;
+}
+
+/**
+ * Validate the tunnel packet parsed into info (outer header at off) and expose the inner packet.
+ * Checks: outer protocol 4 <-> inner IPv4, 41 <-> inner IPv6; inner header and lengths fit in the
+ * outer payload; inner IPv4 header checksum valid. Applies RFC 6040 decap ECN to the inner header
+ * (inner IPv4 checksum fixed). On OK, out.off/out.len is the inner packet (its own total length).
+ * Source/destination policy is the caller's.
+ */
+export function decapsulate(buf: Uint8Array, off: number, info: PacketInfo, out: DecapResult): number {
+  if (info.proto !== Proto.IPIP && info.proto !== Proto.IPV6) return DecapVerdict.NOT_TUNNEL;
+  if (info.isFragment && (info.moreFragments || info.fragOffset !== 0)) return DecapVerdict.FRAGMENT;
+  if (info.l4Off < 0) return DecapVerdict.NOT_TUNNEL;
+  const p = off + info.l4Off;
+  const avail = info.l4Len;
+  if (avail < 1) return DecapVerdict.MALFORMED;
+  const v = buf[p] >> 4;
+  let innerLen: number;
+  let ecnIn: number;
+  if (info.proto === Proto.IPIP) {
+    if (v !== 4 || avail < 20) return DecapVerdict.MALFORMED;
+    const ihl = (buf[p] & 15) * 4;
+    innerLen = (buf[p + 2] << 8) | buf[p + 3];
+    if (ihl < 20 || innerLen < ihl || innerLen > avail) return DecapVerdict.MALFORMED;
+    if (!ipv4HeaderChecksumValid(buf, p, ihl)) return DecapVerdict.MALFORMED;
+    ecnIn = buf[p + 1] & 3;
+  } else {
+    if (v !== 6 || avail < 40) return DecapVerdict.MALFORMED;
+    innerLen = 40 + ((buf[p + 4] << 8) | buf[p + 5]);
+    if (innerLen > avail) return DecapVerdict.MALFORMED;
+    ecnIn = (buf[p + 1] >> 4) & 3;
+  }
+  const ecnOut = info.tclass & 3;
+  const ecn = decapEcn(ecnIn, ecnOut);
+  if (ecn < 0) return DecapVerdict.ECN_DROP;
+  if (ecn !== ecnIn) {
+    if (v === 4) {
+      const oldW = (buf[p] << 8) | buf[p + 1];
+      buf[p + 1] = (buf[p + 1] & 0xfc) | ecn;
+      const newW = (buf[p] << 8) | buf[p + 1];
+      const hc = (buf[p + 10] << 8) | buf[p + 11];
+      const n = applyComplete(hc, fold((~oldW & 0xffff) + newW));
+      buf[p + 10] = n >> 8;
+      buf[p + 11] = n & 0xff;
+    } else {
+      buf[p + 1] = (buf[p + 1] & 0xcf) | (ecn << 4);
+    }
+  }
+  out.off = p;
+  out.len = innerLen;
+  out.version = v;
+  return DecapVerdict.OK;
+}
