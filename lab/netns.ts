@@ -1,6 +1,8 @@
 // Network-namespace primitives for root tests: uniquely named namespaces, commands run inside
 // them, child processes tracked, and one cleanup that removes everything even when a test fails.
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+// Lives under lab/ because the lab (compiled into dist/) and the e2e tests share it; test/helpers/netns.ts
+// re-exports it.
+import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
 export function isRoot(): boolean {
@@ -32,9 +34,19 @@ export class NetnsSet {
     return name;
   }
 
+  /** Namespaces created so far (for checks that cleanup removed them). */
+  get namespaces(): readonly string[] {
+    return this.names;
+  }
+
   /** Run a command inside a namespace and return stdout. */
   exec(ns: string, cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
     return sh('ip', ['netns', 'exec', ns, cmd, ...args], opts);
+  }
+
+  /** Like exec() but does not block the event loop; never rejects: returns code, stdout, stderr. */
+  run(ns: string, cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+    return runAsync('ip', ['netns', 'exec', ns, cmd, ...args], opts);
   }
 
   /** `ip` inside a namespace: nsIp(ns, 'addr add 2001:db8::1/64 dev x'). */
@@ -96,6 +108,61 @@ export class NetnsSet {
     this.names.length = 0;
     this.procs.length = 0;
   }
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a command asynchronously, bounded by timeoutMs (killed with SIGKILL after it). */
+export function runAsync(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      cmd,
+      args,
+      { encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) + (err && code === -1 ? `\n${err.message}` : '') });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+}
+
+/** Namespaces whose name starts with `prefix` (default: every mslb one), from `ip netns list`. */
+export function listNetns(prefix = 'mslb-'): string[] {
+  return sh('ip', ['netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(/\s+/)[0] ?? '')
+    .filter((n) => n.startsWith(prefix));
+}
+
+/** Resolve once a child's stdout or stderr matches `re`; reject if it exits first or after timeoutMs. */
+export function waitForOutput(child: ChildProcess, re: RegExp, timeoutMs: number, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onData);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve(seen);
+    };
+    const onData = (d: Buffer): void => {
+      seen += d.toString();
+      if (re.test(seen)) done();
+    };
+    const onExit = (code: number | null): void => done(new Error(`${what} exited (${code}) before ready: ${seen.slice(-500)}`));
+    const timer = setTimeout(() => done(new Error(`${what} not ready after ${timeoutMs} ms: ${seen.slice(-500)}`)), timeoutMs);
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', onExit);
+  });
 }
 
 /** Resolve when `predicate` is true, polling; rejects after timeoutMs. Bounded by design. */
