@@ -1,0 +1,297 @@
+// The Prometheus registry of one service (front or back). The data path only bumps its worker's
+// Float64Array counter block (counter-layout.ts); every family here reads those blocks, summed over
+// all workers, inside collect() at scrape time. Reload results are main-thread state set through
+// recordReload()/markLoaded().
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { MSLB_VERSION } from '../version.js';
+import {
+  backendPacketsIndex,
+  C_FLOW_TABLE_SIZE,
+  C_RX_BYTES,
+  C_RX_PACKETS,
+  C_TX_BYTES,
+  C_TX_PACKETS,
+  DECISION_REASONS,
+  decisionIndex,
+  DROP_REASONS,
+  dropIndex,
+  eventIndex,
+  ICMP_TYPES,
+  icmpIndex,
+  MAX_BACKEND_SLOTS,
+  type DecisionReason,
+  type DropReason,
+  type EventCounter,
+} from './counter-layout.js';
+
+export type ServiceRole = 'front' | 'back';
+
+/** A back as the front has it configured now; `slot` is its stable counter slot. */
+export interface BackendState {
+  name: string;
+  slot: number;
+  up: boolean;
+}
+
+export interface TableRouteCounts {
+  ipv4: number;
+  ipv6: number;
+}
+
+/** Where the registry reads live state at scrape time. All are called on the main thread. */
+export interface MetricsSources {
+  /** The counter blocks of the workers running now (one per worker). */
+  blocks: () => readonly Float64Array[];
+  /** Backs of the table in force (front). Default: none. */
+  backends?: () => readonly BackendState[];
+  /** Routes of the table in force (front), or the back's address entries per family. Default 0/0. */
+  tableRoutes?: () => TableRouteCounts;
+  /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
+  offloadEnabled?: () => boolean;
+}
+
+export interface ServiceMetricsOptions {
+  role: ServiceRole;
+  sources: MetricsSources;
+  /** prom-client's process/nodejs metrics (default true). */
+  defaultMetrics?: boolean;
+}
+
+/** Drop reasons a role can produce (all of them exported at 0 from start-up). */
+export function dropReasonsFor(role: ServiceRole): readonly DropReason[] {
+  return role === 'front' ? DROP_REASONS : DROP_REASONS.filter((r) => r !== 'no_route' && r !== 'backend_down');
+}
+
+/** Decision reasons a role can produce: the back takes no balancing decision. */
+export function decisionReasonsFor(role: ServiceRole): readonly DecisionReason[] {
+  return role === 'front' ? DECISION_REASONS : [];
+}
+
+/** Sum of one counter index over all worker blocks. */
+export function sumCounter(blocks: readonly Float64Array[], index: number): number {
+  let s = 0;
+  for (let i = 0; i < blocks.length; i++) s += blocks[i][index];
+  return s;
+}
+
+/** A counter with no labels whose value is a summed block index. */
+interface PlainCounter {
+  name: string;
+  help: string;
+  index: number;
+}
+
+/** Event counters of counter-layout.ts exported on their own, per role. */
+const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
+  ['flow_table_hits', 'mslb_flow_table_hits_total', 'Packets whose back came from the flow table.'],
+  ['flow_table_misses_nonsyn', 'mslb_flow_table_misses_nonsyn_total', 'Non-first packets of a TCP flow with no flow-table entry (flows reshuffled).'],
+  ['flow_table_evictions', 'mslb_flow_table_evictions_total', 'Flow-table entries evicted (LRU pressure or idle timeout).'],
+  ['flow_table_inserts', 'mslb_flow_table_inserts_total', 'Flow-table entries created.'],
+];
+const BACK_EVENTS: readonly [EventCounter, string, string][] = [
+  ['lbsp_stamped', 'mslb_lbsp_stamped_total', 'Return packets stamped with the LBSP server segment.'],
+  ['mss_clamped', 'mslb_mss_clamped_total', 'TCP SYNs whose MSS was clamped to leave room for the LBSP option.'],
+];
+const COMMON_EVENTS: readonly [EventCounter, string, string][] = [
+  ['read_batches', 'mslb_read_batches_total', 'TUN read batches processed (packets per batch = rx packets / this).'],
+  ['icmp_rate_limited', 'mslb_icmp_rate_limited_total', 'ICMP errors not sent because of the rate limit.'],
+];
+
+const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly role: ServiceRole;
+  private reloadsOk = 0;
+  private reloadsFailed = 0;
+  private lastSuccess = 0;
+
+  constructor(opts: ServiceMetricsOptions) {
+    this.role = opts.role;
+    const src = opts.sources;
+    const reg = [this.registry];
+    const blocks = src.blocks;
+    const backends = src.backends ?? (() => []);
+    const tableRoutes = src.tableRoutes ?? (() => ({ ipv4: 0, ipv6: 0 }));
+    const offload = src.offloadEnabled ?? (() => false);
+    const self = this;
+
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // These three are gauges named *_total, which `promtool check metrics` rejects; the same
+      // numbers stay available, by type, in nodejs_active_{handles,requests,resources}.
+      for (const n of LINT_FAILING_DEFAULTS) this.registry.removeSingleMetric(n);
+    }
+
+    new Gauge({
+      name: 'mslb_info',
+      help: 'Constant 1, labelled with the version and role of this service.',
+      labelNames: ['version', 'role'],
+      registers: reg,
+      collect() {
+        this.set({ version: MSLB_VERSION, role: self.role }, 1);
+      },
+    });
+
+    const plain: PlainCounter[] = [
+      { name: 'mslb_rx_packets_total', help: 'Packets read from the TUN device (GSO super-packets count as their segments).', index: C_RX_PACKETS },
+      { name: 'mslb_tx_packets_total', help: 'Packets written to the TUN device (as on the wire).', index: C_TX_PACKETS },
+      { name: 'mslb_rx_bytes_total', help: 'Bytes read from the TUN device (IP packets, as on the wire).', index: C_RX_BYTES },
+      { name: 'mslb_tx_bytes_total', help: 'Bytes written to the TUN device (IP packets, as on the wire).', index: C_TX_BYTES },
+    ];
+    const events = [...COMMON_EVENTS, ...(this.role === 'front' ? FRONT_EVENTS : BACK_EVENTS)];
+    for (const [ev, name, help] of events) plain.push({ name, help, index: eventIndex(ev) });
+    for (const p of plain) {
+      const index = p.index;
+      new Counter({
+        name: p.name,
+        help: p.help,
+        registers: reg,
+        collect() {
+          this.reset();
+          this.inc(sumCounter(blocks(), index));
+        },
+      });
+    }
+
+    const labelled = (name: string, help: string, label: string, values: readonly string[], indexOf: (v: string) => number) => {
+      const idx = values.map(indexOf);
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers: reg,
+        collect() {
+          // prom-client counters only move through inc(): start from empty and add each sum, so every
+          // value (0 included) is present on every scrape.
+          this.reset();
+          const b = blocks();
+          for (let i = 0; i < values.length; i++) this.inc({ [label]: values[i] }, sumCounter(b, idx[i]));
+        },
+      });
+    };
+    labelled('mslb_drops_total', 'Packets dropped, by reason.', 'reason', dropReasonsFor(this.role), (r) => dropIndex(r as DropReason));
+    labelled('mslb_decisions_total', 'Balancing decisions (a back chosen for a packet), by what decided.', 'reason', decisionReasonsFor(this.role), (r) =>
+      decisionIndex(r as DecisionReason),
+    );
+    labelled('mslb_icmp_sent_total', 'ICMP errors sent, by type.', 'type', ICMP_TYPES, (t) => icmpIndex(t as (typeof ICMP_TYPES)[number]));
+    if (this.role === 'front') {
+      labelled(
+        'mslb_lbsp_ignored_total',
+        'LBSP options ignored (packet balanced as if it had none), by why.',
+        'reason',
+        ['bad_length', 'unknown_server'],
+        (r) => eventIndex(`lbsp_ignored_${r}` as EventCounter),
+      );
+    }
+
+    const backendCounter = (name: string, help: string, offset: number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['backend'],
+        registers: reg,
+        collect() {
+          this.reset();
+          const b = blocks();
+          for (const be of backends()) {
+            if (!Number.isInteger(be.slot) || be.slot < 0 || be.slot >= MAX_BACKEND_SLOTS) continue;
+            this.inc({ backend: be.name }, sumCounter(b, backendPacketsIndex(be.slot) + offset));
+          }
+        },
+      });
+    backendCounter('mslb_backend_packets_total', 'Packets sent to each back.', 0);
+    backendCounter('mslb_backend_bytes_total', 'Bytes sent to each back.', 1);
+    new Gauge({
+      name: 'mslb_backend_up',
+      help: 'Whether each back of the table in force is up (1) or down (0).',
+      labelNames: ['backend'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const be of backends()) this.set({ backend: be.name }, be.up ? 1 : 0);
+      },
+    });
+
+    new Gauge({
+      name: 'mslb_table_routes',
+      help: 'Routes of the table in force, by address family.',
+      labelNames: ['family'],
+      registers: reg,
+      collect() {
+        const t = tableRoutes();
+        this.set({ family: 'ipv4' }, t.ipv4);
+        this.set({ family: 'ipv6' }, t.ipv6);
+      },
+    });
+    new Counter({
+      name: 'mslb_config_reloads_total',
+      help: 'Table/config reloads attempted, by result (a failure keeps the previous table).',
+      labelNames: ['result'],
+      registers: reg,
+      collect() {
+        this.reset();
+        this.inc({ result: 'success' }, self.reloadsOk);
+        this.inc({ result: 'failure' }, self.reloadsFailed);
+      },
+    });
+    new Gauge({
+      name: 'mslb_config_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last successful table load (start-up or reload); 0 before any.',
+      registers: reg,
+      collect() {
+        this.set(self.lastSuccess);
+      },
+    });
+    new Gauge({
+      name: 'mslb_workers',
+      help: 'Worker threads (TUN queues) running.',
+      registers: reg,
+      collect() {
+        this.set(blocks().length);
+      },
+    });
+    new Gauge({
+      name: 'mslb_offload_enabled',
+      help: 'Whether TUN offloads (virtio-net header, GSO/GRO) are in use.',
+      registers: reg,
+      collect() {
+        this.set(offload() ? 1 : 0);
+      },
+    });
+    if (this.role === 'front') {
+      new Gauge({
+        name: 'mslb_flow_table_entries',
+        help: 'Flow-table entries in use, summed over workers.',
+        registers: reg,
+        collect() {
+          this.set(sumCounter(blocks(), C_FLOW_TABLE_SIZE));
+        },
+      });
+    }
+  }
+
+  /** A reload attempt finished (file change or SIGHUP). Success also sets the timestamp. */
+  recordReload(ok: boolean, atMs: number = Date.now()): void {
+    if (ok) {
+      this.reloadsOk++;
+      this.lastSuccess = atMs / 1000;
+    } else {
+      this.reloadsFailed++;
+    }
+  }
+
+  /** The start-up load succeeded: sets the timestamp without counting a reload. */
+  markLoaded(atMs: number = Date.now()): void {
+    this.lastSuccess = atMs / 1000;
+  }
+
+  /** Prometheus text exposition of everything. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

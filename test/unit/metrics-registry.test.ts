@@ -1,0 +1,159 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import {
+  backendPacketsIndex,
+  C_FLOW_TABLE_SIZE,
+  C_RX_BYTES,
+  C_RX_PACKETS,
+  C_TX_PACKETS,
+  DECISION_REASONS,
+  decisionIndex,
+  DROP_REASONS,
+  dropIndex,
+  eventIndex,
+  ICMP_TYPES,
+  icmpIndex,
+  newCounterBlock,
+} from '../../shared/metrics/counter-layout.js';
+import { ServiceMetrics, type BackendState } from '../../shared/metrics/registry.js';
+
+/** Value of one sample line `name{labels} value` (labels in prom-client's order), or undefined. */
+function sample(text: string, name: string, labels = ''): number | undefined {
+  const want = labels ? `${name}{${labels}} ` : `${name} `;
+  const line = text.split('\n').find((l) => l.startsWith(want));
+  return line === undefined ? undefined : Number(line.slice(want.length));
+}
+
+function promtool(): string | undefined {
+  const r = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
+  return r.error ? undefined : 'promtool';
+}
+
+function setup(role: 'front' | 'back') {
+  const blocks = [newCounterBlock(), newCounterBlock()];
+  let backends: BackendState[] = [
+    { name: 'b1', slot: 0, up: true },
+    { name: 'b2', slot: 7, up: false },
+  ];
+  let routes = { ipv4: 2, ipv6: 3 };
+  const m = new ServiceMetrics({
+    role,
+    sources: { blocks: () => blocks, backends: () => backends, tableRoutes: () => routes, offloadEnabled: () => true },
+  });
+  return {
+    m,
+    blocks,
+    setBackends: (b: BackendState[]) => (backends = b),
+    setRoutes: (r: typeof routes) => (routes = r),
+  };
+}
+
+describe('metrics registry', () => {
+  it('sums worker blocks at scrape time', async () => {
+    const { m, blocks, setBackends } = setup('front');
+    blocks[0][C_RX_PACKETS] = 10;
+    blocks[1][C_RX_PACKETS] = 5;
+    blocks[0][C_RX_BYTES] = 1000;
+    blocks[1][C_TX_PACKETS] = 4;
+    blocks[0][dropIndex('no_route')] = 2;
+    blocks[1][dropIndex('no_route')] = 1;
+    blocks[1][decisionIndex('flow_label')] = 9;
+    blocks[0][icmpIndex('packet_too_big')] = 3;
+    blocks[0][backendPacketsIndex(7)] = 6;
+    blocks[1][backendPacketsIndex(7)] = 1;
+    blocks[1][backendPacketsIndex(7) + 1] = 700;
+    blocks[0][eventIndex('lbsp_ignored_unknown_server')] = 4;
+    blocks[0][eventIndex('flow_table_hits')] = 11;
+    blocks[0][C_FLOW_TABLE_SIZE] = 20;
+    blocks[1][C_FLOW_TABLE_SIZE] = 22;
+    let t = await m.metrics();
+    expect(sample(t, 'mslb_rx_packets_total')).toBe(15);
+    expect(sample(t, 'mslb_rx_bytes_total')).toBe(1000);
+    expect(sample(t, 'mslb_tx_packets_total')).toBe(4);
+    expect(sample(t, 'mslb_tx_bytes_total')).toBe(0);
+    expect(sample(t, 'mslb_drops_total', 'reason="no_route"')).toBe(3);
+    expect(sample(t, 'mslb_decisions_total', 'reason="flow_label"')).toBe(9);
+    expect(sample(t, 'mslb_icmp_sent_total', 'type="packet_too_big"')).toBe(3);
+    expect(sample(t, 'mslb_backend_packets_total', 'backend="b2"')).toBe(7);
+    expect(sample(t, 'mslb_backend_bytes_total', 'backend="b2"')).toBe(700);
+    expect(sample(t, 'mslb_backend_packets_total', 'backend="b1"')).toBe(0);
+    expect(sample(t, 'mslb_backend_up', 'backend="b1"')).toBe(1);
+    expect(sample(t, 'mslb_backend_up', 'backend="b2"')).toBe(0);
+    expect(sample(t, 'mslb_lbsp_ignored_total', 'reason="unknown_server"')).toBe(4);
+    expect(sample(t, 'mslb_flow_table_hits_total')).toBe(11);
+    expect(sample(t, 'mslb_flow_table_entries')).toBe(42);
+    expect(sample(t, 'mslb_table_routes', 'family="ipv4"')).toBe(2);
+    expect(sample(t, 'mslb_table_routes', 'family="ipv6"')).toBe(3);
+    expect(sample(t, 'mslb_workers')).toBe(2);
+    expect(sample(t, 'mslb_offload_enabled')).toBe(1);
+    expect(sample(t, 'mslb_info', 'version="0.1.0",role="front"')).toBe(1);
+    expect(t).toContain('process_cpu_user_seconds_total');
+    expect(t).toMatch(/^# TYPE nodejs_active_handles gauge/m);
+    expect(t).not.toContain('nodejs_active_handles_total');
+    expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+
+    // A later scrape sees new values; a back that left the table leaves the backend series.
+    blocks[1][C_RX_PACKETS] += 100;
+    setBackends([{ name: 'b1', slot: 0, up: false }]);
+    t = await m.metrics();
+    expect(sample(t, 'mslb_rx_packets_total')).toBe(115);
+    expect(sample(t, 'mslb_backend_up', 'backend="b1"')).toBe(0);
+    expect(sample(t, 'mslb_backend_up', 'backend="b2"')).toBeUndefined();
+    expect(sample(t, 'mslb_backend_packets_total', 'backend="b2"')).toBeUndefined();
+  });
+
+  it('exports every drop and decision reason at 0 from start-up (front)', async () => {
+    const { m } = setup('front');
+    const t = await m.metrics();
+    for (const r of DROP_REASONS) expect(sample(t, 'mslb_drops_total', `reason="${r}"`), r).toBe(0);
+    for (const r of DECISION_REASONS) expect(sample(t, 'mslb_decisions_total', `reason="${r}"`), r).toBe(0);
+    for (const ty of ICMP_TYPES) expect(sample(t, 'mslb_icmp_sent_total', `type="${ty}"`), ty).toBe(0);
+    expect(sample(t, 'mslb_config_reloads_total', 'result="success"')).toBe(0);
+    expect(sample(t, 'mslb_config_reloads_total', 'result="failure"')).toBe(0);
+    expect(sample(t, 'mslb_config_last_reload_success_timestamp_seconds')).toBe(0);
+  });
+
+  it('the back exports only the reasons it can produce', async () => {
+    const { m } = setup('back');
+    const t = await m.metrics();
+    for (const r of ['malformed', 'not_service', 'hop_limit', 'too_big', 'unauthorized_source', 'write_error', 'not_ip']) {
+      expect(sample(t, 'mslb_drops_total', `reason="${r}"`), r).toBe(0);
+    }
+    expect(sample(t, 'mslb_drops_total', 'reason="no_route"')).toBeUndefined();
+    expect(sample(t, 'mslb_drops_total', 'reason="backend_down"')).toBeUndefined();
+    expect(t).not.toMatch(/^mslb_decisions_total\{/m);
+    expect(t).toContain('# TYPE mslb_decisions_total counter');
+    expect(sample(t, 'mslb_lbsp_stamped_total')).toBe(0);
+    expect(sample(t, 'mslb_mss_clamped_total')).toBe(0);
+    expect(t).not.toContain('mslb_flow_table_hits_total');
+    expect(sample(t, 'mslb_info', 'version="0.1.0",role="back"')).toBe(1);
+  });
+
+  it('counts reloads and keeps the last success time', async () => {
+    const { m } = setup('front');
+    m.markLoaded(1_700_000_000_000);
+    let t = await m.metrics();
+    expect(sample(t, 'mslb_config_last_reload_success_timestamp_seconds')).toBe(1_700_000_000);
+    expect(sample(t, 'mslb_config_reloads_total', 'result="success"')).toBe(0);
+    m.recordReload(false, 1_700_000_100_000);
+    m.recordReload(true, 1_700_000_200_500);
+    m.recordReload(false, 1_700_000_300_000);
+    t = await m.metrics();
+    expect(sample(t, 'mslb_config_reloads_total', 'result="success"')).toBe(1);
+    expect(sample(t, 'mslb_config_reloads_total', 'result="failure"')).toBe(2);
+    expect(sample(t, 'mslb_config_last_reload_success_timestamp_seconds')).toBe(1_700_000_200.5);
+  });
+
+  const tool = promtool();
+  it.skipIf(!tool)('passes `promtool check metrics` (front and back)', async () => {
+    for (const role of ['front', 'back'] as const) {
+      const { m, blocks } = setup(role);
+      blocks[0][C_RX_PACKETS] = 1;
+      const text = await m.metrics();
+      // promtool exits non-zero and names the problem on stdout/stderr when a lint fails.
+      const r = spawnSync(tool!, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      expect(`${r.status} ${r.stdout}${r.stderr}`.trim(), role).toBe('0');
+    }
+  });
+  if (!tool) console.warn('metrics-registry.test: promtool not installed (Debian package `prometheus`): skipping `promtool check metrics`');
+});
