@@ -1,0 +1,140 @@
+// mslb-back's config (SPEC 6a): convict schema (doc + default for every key, MSLB_* env
+// overrides), then cross-field checks.
+
+import { readDocument } from './read-document.js';
+import { runConvict } from './convict-load.js';
+import { Checker } from './check-values.js';
+import { ConfigLoadError, type ConfigError } from './config-errors.js';
+import { parseAddress } from '../table/addr.js';
+import { resolve } from 'node:path';
+
+export const backSchema = {
+  tun: {
+    name: { doc: 'TUN device the back creates', format: String, default: 'mslbb0', env: 'MSLB_TUN_NAME' },
+    mtu: { doc: 'MTU of the TUN device', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
+    queues: { doc: 'TUN queues (IFF_MULTI_QUEUE), one worker thread each', format: 'int-range', default: 1, env: 'MSLB_TUN_QUEUES' },
+    routes: { doc: 'Prefixes the back routes into its TUN (its B addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
+  },
+  addresses: {
+    doc: 'What this back owns: list of { address: B, service: S, mode: translate | encap | auto }',
+    format: 'object-list', default: [] as unknown[], env: 'MSLB_ADDRESSES',
+  },
+  allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
+  lbsp: {
+    stamp: { doc: 'Stamp the LBSP server segment on return traffic (needs returnPath)', format: Boolean, default: false, env: 'MSLB_LBSP_STAMP' },
+    serverId: { doc: 'Server segment value; "" = this back\'s own B address', format: String, default: '', env: 'MSLB_LBSP_SERVER_ID' },
+    optionType: { doc: 'LBSP option type (RFC 4727 experimental 0x1E by default)', format: 'int-range', default: 0x1e, env: 'MSLB_LBSP_OPTION_TYPE' },
+  },
+  returnPath: {
+    interface: { doc: 'Interface where return traffic from the services arrives, steered into the TUN by policy routing; "" = none', format: String, default: '', env: 'MSLB_RETURN_PATH_INTERFACE' },
+  },
+  returnEncap: {
+    gateway: { doc: 'Wrap return traffic toward this address (outer source = B); "" = off. Needs returnPath', format: String, default: '', env: 'MSLB_RETURN_ENCAP_GATEWAY' },
+  },
+  mssClamp: {
+    enabled: { doc: 'Clamp the TCP MSS of forwarded SYNs so stamped return packets fit the MTU (when stamping)', format: Boolean, default: true, env: 'MSLB_MSS_CLAMP_ENABLED' },
+  },
+  admin: {
+    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz)', format: String, default: '[::1]:9102', env: 'MSLB_ADMIN_LISTEN' },
+  },
+  log: {
+    level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info', env: 'MSLB_LOG_LEVEL' },
+  },
+};
+
+export interface BackAddress {
+  address: string; // canonical B
+  service: string; // canonical S
+  mode: 'translate' | 'encap' | 'auto';
+}
+
+export interface BackConfig {
+  file: string;
+  tun: { name: string; mtu: number; queues: number; routes: string[] };
+  addresses: BackAddress[];
+  allowedFronts: string[];
+  lbsp: { stamp: boolean; serverId: string; optionType: number };
+  returnPath: { interface: string };
+  returnEncap: { gateway: string };
+  mssClamp: { enabled: boolean };
+  admin: { listen: string };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+const ADDRESS_KEYS = new Set(['address', 'service', 'mode']);
+
+export function backConfigFromValue(value: unknown, file: string): { config?: BackConfig; errors: ConfigError[] } {
+  const { values, errors } = runConvict(backSchema as never, value, file);
+  const v = values as unknown as Omit<BackConfig, "addresses"> & { addresses: unknown[] };
+  const c = new Checker(file);
+  const bad = new Set(errors.map((e) => e.entry));
+  const ok = (k: string) => !bad.has(k);
+  if (ok('tun.mtu')) c.intRange('tun.mtu', v.tun.mtu, 576, 65535);
+  if (ok('tun.queues')) c.intRange('tun.queues', v.tun.queues, 1, 64);
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v.tun.name)) c.err('tun.name', `not an interface name: ${JSON.stringify(v.tun.name)}`);
+  const routes = ok('tun.routes') ? c.prefixList('tun.routes', v.tun.routes) : [];
+  const addresses: BackAddress[] = [];
+  if (ok('addresses')) {
+    if (v.addresses.length === 0) c.err('addresses', 'at least one { address, service } entry is needed');
+    const seen = new Map<string, number>();
+    v.addresses.forEach((raw, i) => {
+      const e = `addresses[${i}]`;
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) { c.err(e, 'must be { address, service, mode? }'); return; }
+      const o = raw as Record<string, unknown>;
+      for (const k of Object.keys(o)) if (!ADDRESS_KEYS.has(k)) c.err(`${e}.${k}`, 'unknown key (expected address, service, mode)');
+      const a = c.address(`${e}.address`, o.address);
+      const s = c.address(`${e}.service`, o.service);
+      const mode = o.mode ?? 'auto';
+      if (mode !== 'translate' && mode !== 'encap' && mode !== 'auto') c.err(`${e}.mode`, `must be translate | encap | auto, got ${JSON.stringify(mode)}`);
+      if (!a || !s) return;
+      const fa = parseAddress(a)!.family, fs = parseAddress(s)!.family;
+      if (mode === 'translate' && fa !== fs) c.err(`${e}.address`, `translate mode needs the same family as the service (${a} is IPv${fa}, ${s} is IPv${fs})`);
+      if (seen.has(a)) c.err(`${e}.address`, `${a} already listed in addresses[${seen.get(a)}]`);
+      seen.set(a, i);
+      addresses.push({ address: a, service: s, mode: mode as BackAddress['mode'] });
+    });
+  }
+  const allowed = ok('allowedFronts') ? c.prefixList('allowedFronts', v.allowedFronts) : [];
+  let serverId = '';
+  if (v.lbsp.serverId !== '') {
+    const a = parseAddress(v.lbsp.serverId);
+    if (!a || a.family !== 6) c.err('lbsp.serverId', `must be an IPv6 address (the LBSP server segment is 16 bytes), got ${JSON.stringify(v.lbsp.serverId)}`);
+    else serverId = c.address('lbsp.serverId', v.lbsp.serverId)!;
+  } else if (v.lbsp.stamp && addresses.length > 0 && !addresses.some((x) => parseAddress(x.address)!.family === 6)) {
+    c.err('lbsp.serverId', 'stamping needs an IPv6 serverId: this back has no IPv6 address to default to');
+  }
+  if (ok('lbsp.optionType')) c.intRange('lbsp.optionType', v.lbsp.optionType, 2, 255);
+  const needsReturn = v.lbsp.stamp || v.returnEncap.gateway !== '';
+  if (needsReturn && v.returnPath.interface === '') {
+    c.err(v.lbsp.stamp ? 'lbsp.stamp' : 'returnEncap.gateway', 'needs returnPath.interface (return traffic must be steered into the TUN)');
+  }
+  if (v.returnPath.interface !== '' && !/^[A-Za-z0-9_.-]{1,15}$/.test(v.returnPath.interface)) c.err('returnPath.interface', `not an interface name: ${JSON.stringify(v.returnPath.interface)}`);
+  const gateway = v.returnEncap.gateway !== '' ? (c.address('returnEncap.gateway', v.returnEncap.gateway) ?? '') : '';
+  c.listen('admin.listen', v.admin.listen);
+  const all = [...errors, ...c.errors];
+  if (all.length > 0) return { errors: all };
+  return {
+    errors: [],
+    config: {
+      ...v,
+      file: file ? resolve(file) : '',
+      tun: { ...v.tun, routes },
+      addresses,
+      allowedFronts: allowed,
+      lbsp: { ...v.lbsp, serverId: serverId || (addresses.find((x) => parseAddress(x.address)!.family === 6)?.address ?? '') },
+      returnEncap: { gateway },
+    },
+  };
+}
+
+export function loadBackConfig(file: string): { config?: BackConfig; errors: ConfigError[] } {
+  const doc = readDocument(file);
+  if (!doc.ok) return { errors: doc.errors };
+  return backConfigFromValue(doc.value, file);
+}
+
+export function loadBackConfigOrThrow(file: string): BackConfig {
+  const r = loadBackConfig(file);
+  if (!r.config) throw new ConfigLoadError(r.errors);
+  return r.config;
+}

@@ -1,0 +1,72 @@
+// Small checks shared by the front and back config loaders; each pushes { file, entry, reason }.
+
+import { parseAddress, parsePrefix, formatAddress, formatPrefix } from '../table/addr.js';
+import type { ConfigError } from './config-errors.js';
+
+export class Checker {
+  readonly errors: ConfigError[] = [];
+  constructor(readonly file: string) {}
+
+  err(entry: string, reason: string): void {
+    this.errors.push({ file: this.file, entry, reason });
+  }
+
+  /** Canonical address text, or null after recording an error. */
+  address(entry: string, v: unknown): string | null {
+    const a = parseAddress(v);
+    if (!a) { this.err(entry, `not an IPv4 or IPv6 address: ${JSON.stringify(v)}`); return null; }
+    return formatAddress(a.family, a.words);
+  }
+
+  /** Canonical prefix text, or null after recording an error (host bits set is an error). */
+  prefix(entry: string, v: unknown): string | null {
+    const p = parsePrefix(v);
+    if (!p) { this.err(entry, `not a prefix (ADDRESS/LENGTH): ${JSON.stringify(v)}`); return null; }
+    if (p.hostBitsSet) {
+      this.err(entry, `host bits set in ${String(v)} (did you mean ${suggestPrefix(String(v))}?)`);
+      return null;
+    }
+    return formatPrefix(p.family, p.words, p.len);
+  }
+
+  addressList(entry: string, v: unknown): string[] {
+    if (!Array.isArray(v)) { this.err(entry, 'must be a list of addresses'); return []; }
+    const out: string[] = [];
+    v.forEach((x, i) => { const a = this.address(`${entry}[${i}]`, x); if (a) out.push(a); });
+    return out;
+  }
+
+  prefixList(entry: string, v: unknown): string[] {
+    if (!Array.isArray(v)) { this.err(entry, 'must be a list of prefixes'); return []; }
+    const out: string[] = [];
+    v.forEach((x, i) => { const p = this.prefix(`${entry}[${i}]`, x); if (p) out.push(p); });
+    return out;
+  }
+
+  intRange(entry: string, v: unknown, lo: number, hi: number): void {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) this.err(entry, `must be an integer from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
+  }
+
+  /** "host:port" or "[v6]:port". */
+  listen(entry: string, v: unknown): void {
+    if (typeof v !== 'string' || v === '') { this.err(entry, 'must be "ADDRESS:PORT" or "[IPV6]:PORT"'); return; }
+    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
+    if (!m || Number(m[3]) > 65535 || (m[1] !== undefined && parseAddress(m[1])?.family !== 6)) {
+      this.err(entry, `must be "ADDRESS:PORT" or "[IPV6]:PORT", got ${JSON.stringify(v)}`);
+    }
+  }
+}
+
+/** Mask out host bits to suggest a fix: "did you mean …". */
+export function suggestPrefix(v: string): string | null {
+  const p = parsePrefix(v);
+  if (!p) return null;
+  const w = new Uint32Array(4);
+  const nw = p.family === 4 ? 1 : 4;
+  for (let i = 0; i < nw; i++) {
+    const bits = p.len - 32 * i;
+    const m = bits <= 0 ? 0 : bits >= 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
+    w[i] = (p.words[i]! & m) >>> 0;
+  }
+  return formatPrefix(p.family, w, p.len);
+}

@@ -1,0 +1,144 @@
+// mslb-front's config (SPEC 6a): convict schema (doc + default for every key, MSLB_* env
+// overrides), then cross-field checks. Relative paths resolve against the config file's directory.
+
+import { dirname, resolve } from 'node:path';
+import { readDocument } from './read-document.js';
+import { runConvict } from './convict-load.js';
+import { Checker } from './check-values.js';
+import { ConfigLoadError, type ConfigError } from './config-errors.js';
+import { parseAddress } from '../table/addr.js';
+
+export const frontSchema = {
+  tun: {
+    name: { doc: 'TUN device the front creates', format: String, default: 'mslbf0', env: 'MSLB_TUN_NAME' },
+    mtu: { doc: 'MTU of the TUN device', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
+    queues: { doc: 'TUN queues (IFF_MULTI_QUEUE), one worker thread each', format: 'int-range', default: 1, env: 'MSLB_TUN_QUEUES' },
+    routes: { doc: 'Prefixes the front routes into its TUN (service addresses, tunnel addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
+  },
+  services: { doc: 'Service addresses S this front balances', format: 'string-list', default: [] as string[], env: 'MSLB_SERVICES' },
+  table: { doc: 'Path of the translation table file (relative to this file)', format: String, default: './table.yaml', env: 'MSLB_TABLE' },
+  mode: { doc: 'Default mode for backs that do not say: translate | encap', format: ['translate', 'encap'], default: 'translate', env: 'MSLB_MODE' },
+  encap: {
+    source: { doc: 'Outer source address: "service" (the draft) or an address', format: String, default: 'service', env: 'MSLB_ENCAP_SOURCE' },
+    source4: { doc: 'Outer IPv4 source toward IPv4 backs of IPv6 services (6in4); "" = unset', format: String, default: '', env: 'MSLB_ENCAP_SOURCE4' },
+    source6: { doc: 'Outer IPv6 source toward IPv6 backs of IPv4 services (4in6); "" = unset', format: String, default: '', env: 'MSLB_ENCAP_SOURCE6' },
+    hopLimit: { doc: 'Outer hop limit / TTL', format: 'int-range', default: 64, env: 'MSLB_ENCAP_HOP_LIMIT' },
+    mtu: { doc: 'Tunnel path MTU toward the backs; 0 = MTU of the interface the route to each back uses', format: 'int-range', default: 0, env: 'MSLB_ENCAP_MTU' },
+  },
+  lbsp: {
+    enabled: { doc: 'Honour the LBSP destination option (sticky server, client key)', format: Boolean, default: true, env: 'MSLB_LBSP_ENABLED' },
+    optionType: { doc: 'LBSP option type (RFC 4727 experimental 0x1E by default)', format: 'int-range', default: 0x1e, env: 'MSLB_LBSP_OPTION_TYPE' },
+  },
+  flowLabel: {
+    enabled: { doc: 'Use the IPv6 flow label as pool hash key where a pool says key: label | source+label', format: Boolean, default: true, env: 'MSLB_FLOW_LABEL_ENABLED' },
+  },
+  admin: {
+    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz, /table)', format: String, default: '[::1]:9101', env: 'MSLB_ADMIN_LISTEN' },
+  },
+  acceptTunnelFrom: { doc: 'Outer source prefixes whose tunnel packets the front unwraps (multi-stage, return encapsulation)', format: 'string-list', default: [] as string[], env: 'MSLB_ACCEPT_TUNNEL_FROM' },
+  offload: {
+    enabled: { doc: 'TUN offloads (IFF_VNET_HDR, GSO/GRO); probed at start-up', format: Boolean, default: false, env: 'MSLB_OFFLOAD_ENABLED' },
+  },
+  flowTable: {
+    size: { doc: 'Flow table entries per worker (LRU eviction beyond)', format: 'int-range', default: 65536, env: 'MSLB_FLOW_TABLE_SIZE' },
+    tcpTimeout: { doc: 'Idle timeout of TCP flows, seconds', format: 'int-range', default: 300, env: 'MSLB_FLOW_TABLE_TCP_TIMEOUT' },
+    udpTimeout: { doc: 'Idle timeout of UDP flows, seconds', format: 'int-range', default: 30, env: 'MSLB_FLOW_TABLE_UDP_TIMEOUT' },
+    otherTimeout: { doc: 'Idle timeout of other flows, seconds', format: 'int-range', default: 30, env: 'MSLB_FLOW_TABLE_OTHER_TIMEOUT' },
+  },
+  icmp: {
+    ratePerSecond: { doc: 'ICMP errors the front sends per second (token bucket rate)', format: 'int-range', default: 100, env: 'MSLB_ICMP_RATE' },
+    burst: { doc: 'ICMP error token bucket size', format: 'int-range', default: 50, env: 'MSLB_ICMP_BURST' },
+  },
+  healthCheck: {
+    interval: { doc: 'Default seconds between health probes of a back', format: 'int-range', default: 2, env: 'MSLB_HEALTH_INTERVAL' },
+    timeout: { doc: 'Default probe timeout, seconds', format: 'int-range', default: 1, env: 'MSLB_HEALTH_TIMEOUT' },
+    rise: { doc: 'Default successes in a row to mark a back up', format: 'int-range', default: 2, env: 'MSLB_HEALTH_RISE' },
+    fall: { doc: 'Default failures in a row to mark a back down', format: 'int-range', default: 3, env: 'MSLB_HEALTH_FALL' },
+  },
+  log: {
+    level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info', env: 'MSLB_LOG_LEVEL' },
+  },
+};
+
+export interface FrontConfig {
+  /** Absolute path of the config file ("" when built from an object). */
+  file: string;
+  tun: { name: string; mtu: number; queues: number; routes: string[] };
+  /** Canonical address text, in config order. */
+  services: string[];
+  /** Absolute path of the table file. */
+  table: string;
+  mode: 'translate' | 'encap';
+  encap: { source: string; source4: string; source6: string; hopLimit: number; mtu: number };
+  lbsp: { enabled: boolean; optionType: number };
+  flowLabel: { enabled: boolean };
+  admin: { listen: string };
+  acceptTunnelFrom: string[];
+  offload: { enabled: boolean };
+  flowTable: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
+  icmp: { ratePerSecond: number; burst: number };
+  healthCheck: { interval: number; timeout: number; rise: number; fall: number };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+/** Validate a parsed document as a front config. `file` names it in errors and anchors relative paths. */
+export function frontConfigFromValue(value: unknown, file: string): { config?: FrontConfig; errors: ConfigError[] } {
+  const { values, errors } = runConvict(frontSchema as never, value, file);
+  const v = values as unknown as FrontConfig;
+  const c = new Checker(file);
+  const bad = new Set(errors.map((e) => e.entry));
+  const ok = (k: string) => !bad.has(k);
+  if (ok('tun.mtu')) c.intRange("tun.mtu", v.tun.mtu, 576, 65535);
+  if (ok('tun.queues')) c.intRange('tun.queues', v.tun.queues, 1, 64);
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v.tun.name)) c.err('tun.name', `not an interface name (1-15 of A-Z a-z 0-9 _ . -): ${JSON.stringify(v.tun.name)}`);
+  const routes = ok('tun.routes') ? c.prefixList('tun.routes', v.tun.routes) : [];
+  const services = ok('services') ? c.addressList('services', v.services) : [];
+  if (ok('services') && Array.isArray(v.services) && v.services.length === 0) c.err('services', 'at least one service address is needed');
+  const seen = new Set<string>();
+  services.forEach((s, i) => { if (seen.has(s)) c.err(`services[${i}]`, `duplicate service ${s}`); seen.add(s); });
+  if (v.encap.source !== 'service') c.address('encap.source', v.encap.source);
+  if (v.encap.source4 !== '') { const a = parseAddress(v.encap.source4); if (!a || a.family !== 4) c.err('encap.source4', `must be an IPv4 address, got ${JSON.stringify(v.encap.source4)}`); }
+  if (v.encap.source6 !== '') { const a = parseAddress(v.encap.source6); if (!a || a.family !== 6) c.err('encap.source6', `must be an IPv6 address, got ${JSON.stringify(v.encap.source6)}`); }
+  if (ok('encap.hopLimit')) c.intRange('encap.hopLimit', v.encap.hopLimit, 1, 255);
+  if (ok('encap.mtu') && v.encap.mtu !== 0) c.intRange('encap.mtu', v.encap.mtu, 576, 65535);
+  if (ok('lbsp.optionType')) c.intRange('lbsp.optionType', v.lbsp.optionType, 0, 255);
+  if (ok('lbsp.optionType') && (v.lbsp.optionType === 0 || v.lbsp.optionType === 1)) c.err('lbsp.optionType', `${v.lbsp.optionType} is Pad1/PadN, not usable for LBSP (use 0x1e)`);
+  c.listen('admin.listen', v.admin.listen);
+  const accept = ok('acceptTunnelFrom') ? c.prefixList('acceptTunnelFrom', v.acceptTunnelFrom) : [];
+  if (ok('flowTable.size')) c.intRange('flowTable.size', v.flowTable.size, 1, 1 << 24);
+  for (const k of ['tcpTimeout', 'udpTimeout', 'otherTimeout'] as const) if (ok(`flowTable.${k}`)) c.intRange(`flowTable.${k}`, v.flowTable[k], 1, 86400);
+  if (ok('icmp.ratePerSecond')) c.intRange('icmp.ratePerSecond', v.icmp.ratePerSecond, 0, 1_000_000);
+  if (ok('icmp.burst')) c.intRange('icmp.burst', v.icmp.burst, 1, 1_000_000);
+  for (const k of ['interval', 'timeout', 'rise', 'fall'] as const) if (ok(`healthCheck.${k}`)) c.intRange(`healthCheck.${k}`, v.healthCheck[k], 1, 3600);
+  if (typeof v.table !== 'string' || v.table === '') c.err('table', 'must be the path of the table file');
+  const all = [...errors, ...c.errors];
+  if (all.length > 0) return { errors: all };
+  const dir = file ? dirname(resolve(file)) : process.cwd();
+  return {
+    errors: [],
+    config: {
+      ...v,
+      file: file ? resolve(file) : '',
+      tun: { ...v.tun, routes },
+      services,
+      table: resolve(dir, v.table),
+      encap: {
+        ...v.encap,
+        source: v.encap.source === 'service' ? 'service' : (c.address('encap.source', v.encap.source) ?? ''),
+      },
+      acceptTunnelFrom: accept,
+    },
+  };
+}
+
+export function loadFrontConfig(file: string): { config?: FrontConfig; errors: ConfigError[] } {
+  const doc = readDocument(file);
+  if (!doc.ok) return { errors: doc.errors };
+  return frontConfigFromValue(doc.value, file);
+}
+
+export function loadFrontConfigOrThrow(file: string): FrontConfig {
+  const r = loadFrontConfig(file);
+  if (!r.config) throw new ConfigLoadError(r.errors);
+  return r.config;
+}
