@@ -1,0 +1,137 @@
+// Admin HTTP server on admin.listen: GET /metrics, /healthz, /readyz, /table. Main thread only.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log.js';
+
+export interface ListenAddress {
+  /** undefined: all addresses (dual-stack "::" when the host has IPv6). */
+  host: string | undefined;
+  port: number;
+}
+
+/** "[::1]:9101", "127.0.0.1:9101", "localhost:9101", ":9101" (all addresses). Throws on anything else. */
+export function parseListen(s: string): ListenAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]*)):(\d{1,5})$/.exec(s.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw new Error(`bad listen address ${JSON.stringify(s)}: expected HOST:PORT, [IPv6]:PORT or :PORT`);
+  const host = m[1] ?? (m[2] || undefined);
+  return { host, port };
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not ready ("tun down", "no table loaded"); shown in the 503 body. */
+  reason?: string;
+}
+
+export interface AdminHandlers {
+  /** Prometheus text exposition and its content type (ServiceMetrics fits). */
+  metrics: { metrics(): Promise<string>; readonly contentType: string };
+  /** Ready when the TUN is up and a table is loaded. */
+  ready: () => Readiness;
+  /** The table in force: { backs, pools, routes, loadedAt, source }; undefined when none is loaded. */
+  table: () => unknown;
+}
+
+export interface AdminServerOptions extends AdminHandlers {
+  listen: string;
+  log?: Logger;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+export class AdminServer {
+  private readonly server: Server;
+  private readonly addr: ListenAddress;
+
+  constructor(private readonly opts: AdminServerOptions) {
+    this.addr = parseListen(opts.listen);
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((e) => this.fail(res, e));
+    });
+    // Scrapers keep connections alive; a short idle timeout keeps close() quick even without closeAll.
+    this.server.keepAliveTimeout = 5000;
+  }
+
+  /** Start listening; resolves with the bound address (port 0 picks a free one). */
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      this.server.once('error', onError);
+      this.server.listen({ host: this.addr.host, port: this.addr.port }, () => {
+        this.server.off('error', onError);
+        const a = this.server.address() as AddressInfo;
+        this.opts.log?.info('admin_listening', { address: a.address, port: a.port });
+        resolve(a);
+      });
+    });
+  }
+
+  address(): AddressInfo | null {
+    return this.server.address() as AddressInfo | null;
+  }
+
+  /** Stop accepting and close every connection, keep-alive ones included. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const q = (req.url ?? '/').indexOf('?');
+    const path = q < 0 ? req.url ?? '/' : (req.url ?? '/').slice(0, q);
+    const known = path === '/metrics' || path === '/healthz' || path === '/readyz' || path === '/table';
+    if (!known) return this.send(res, 404, JSON_TYPE, JSON.stringify({ error: 'not found', path }));
+    if (method !== 'GET' && method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return this.send(res, 405, JSON_TYPE, JSON.stringify({ error: 'method not allowed', method }));
+    }
+    const head = method === 'HEAD';
+    switch (path) {
+      case '/metrics':
+        return this.send(res, 200, this.opts.metrics.contentType, await this.opts.metrics.metrics(), head);
+      case '/healthz':
+        return this.send(res, 200, JSON_TYPE, '{"status":"ok"}', head);
+      case '/readyz': {
+        const r = this.opts.ready();
+        return r.ready
+          ? this.send(res, 200, JSON_TYPE, '{"status":"ready"}', head)
+          : this.send(res, 503, JSON_TYPE, JSON.stringify({ status: 'not ready', reason: r.reason ?? 'not ready' }), head);
+      }
+      case '/table': {
+        const t = this.opts.table();
+        return t === undefined || t === null
+          ? this.send(res, 503, JSON_TYPE, JSON.stringify({ error: 'no table loaded' }), head)
+          : this.send(res, 200, JSON_TYPE, JSON.stringify(t), head);
+      }
+    }
+  }
+
+  private send(res: ServerResponse, status: number, type: string, body: string, headOnly = false): void {
+    res.statusCode = status;
+    res.setHeader('Content-Type', type);
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.setHeader('Cache-Control', 'no-store');
+    res.end(headOnly ? undefined : body);
+  }
+
+  private fail(res: ServerResponse, e: unknown): void {
+    this.opts.log?.error('admin_request_failed', { error: e });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.send(res, 500, JSON_TYPE, JSON.stringify({ error: 'internal error', message: e instanceof Error ? e.message : String(e) }));
+  }
+}
+
+/** Create and start an admin server. */
+export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
+  const s = new AdminServer(opts);
+  await s.listen();
+  return s;
+}
