@@ -39,6 +39,11 @@ export class NetnsSet {
     return this.names;
   }
 
+  /** Processes started by spawn() and not yet cleaned up. */
+  get processes(): readonly ChildProcess[] {
+    return this.procs;
+  }
+
   /** Run a command inside a namespace and return stdout. */
   exec(ns: string, cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
     return sh('ip', ['netns', 'exec', ns, cmd, ...args], opts);
