@@ -4,7 +4,10 @@
 // Single queue: NativeTun.open({ name }). Multi-queue: the main thread calls
 // openTunQueues(name, n, { vnetHdr }) and posts the fd numbers to one worker per queue; each
 // worker calls NativeTun.attach(fd, { vnetHdr }) (fds are process-wide, the poll handle lives on
-// the worker's own loop). An fd that is never attached must be given to closeTunFds().
+// the worker's own loop). An fd that is never attached must be given to closeTunFds(): until a
+// worker reports that attach() returned, the main thread still owns the fd (a worker that dies
+// while loading never took it). After attach, close() frees everything; if JS forgets, the
+// wrapper's finalizer (GC) or the worker's env teardown does.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

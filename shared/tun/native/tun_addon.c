@@ -50,6 +50,7 @@ typedef struct tunq {
   napi_ref on_readable, on_error;
   napi_async_context actx;
   double write_drops, read_drops;
+  int hooked; /* env cleanup hook registered: a worker torn down without close() still frees */
 } tunq;
 
 /* ---- small helpers (cold path) ---- */
@@ -244,8 +245,14 @@ static void stop_poll(tunq *q) {
   del_ref(q->env, &q->on_error);
 }
 
+static void queue_cleanup_hook(void *arg);
+
 /* Releases everything except the struct itself; safe to call more than once. */
 static void queue_release(tunq *q) {
+  if (q->hooked) {
+    q->hooked = 0;
+    napi_remove_env_cleanup_hook(q->env, queue_cleanup_hook, q);
+  }
   stop_poll(q);
   /* The poll handle is closed (epoll entry removed) before the fd goes. */
   if (q->fd >= 0) {
@@ -263,6 +270,14 @@ static void queue_release(tunq *q) {
   q->buf = NULL;
   q->offs = q->lens = NULL;
   q->vhdr = NULL;
+}
+
+/* Env teardown (worker exit/terminate) before close() and before GC: release now; the struct
+ * itself is freed by the wrap finalizer, which Node still runs for wrapped objects. */
+static void queue_cleanup_hook(void *arg) {
+  tunq *q = (tunq *)arg;
+  q->hooked = 0; /* do not remove the hook from inside itself */
+  queue_release(q);
 }
 
 static void queue_finalize(napi_env env, void *data, void *hint) {
@@ -363,6 +378,7 @@ static napi_value attach(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "attach: napi_wrap failed");
     return NULL;
   }
+  if (napi_add_env_cleanup_hook(env, queue_cleanup_hook, q) == napi_ok) q->hooked = 1;
   return obj;
 }
 
