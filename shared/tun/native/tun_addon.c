@@ -50,6 +50,7 @@ typedef struct tunq {
   napi_ref on_readable, on_error;
   napi_async_context actx;
   double write_drops, read_drops;
+  int in_cb;  /* inside a JS callback made with actx: close() then defers napi_async_destroy */
   int hooked; /* env cleanup hook registered: a worker torn down without close() still frees */
 } tunq;
 
@@ -263,7 +264,7 @@ static void queue_release(tunq *q) {
   del_ref(q->env, &q->offs_ref);
   del_ref(q->env, &q->lens_ref);
   del_ref(q->env, &q->vhdr_ref);
-  if (q->actx) {
+  if (q->actx && !q->in_cb) {
     napi_async_destroy(q->env, q->actx);
     q->actx = NULL;
   }
@@ -498,8 +499,15 @@ static void call_js(tunq *q, napi_ref fn_ref, int status) {
       napi_create_error(env, code, msg, &arg);
       argc = 1;
     }
-    /* make_callback so promise jobs and nextTicks queued by the handler run after it. */
+    /* make_callback so promise jobs and nextTicks queued by the handler run after it. The
+     * handler may close() the queue: the struct stays (only the finalizer frees it). */
+    q->in_cb++;
     napi_status st = napi_make_callback(env, q->actx, recv, fn, argc, argc ? &arg : NULL, &result);
+    q->in_cb--;
+    if (q->fd < 0 && q->actx && !q->in_cb) {
+      napi_async_destroy(env, q->actx);
+      q->actx = NULL;
+    }
     if (st == napi_pending_exception) {
       napi_value exc;
       napi_get_and_clear_last_exception(env, &exc);
@@ -514,12 +522,13 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (!q) return;
   if (status < 0) {
     /* Device deleted or fd broken: stop polling, then tell JS once. */
+    napi_env env = q->env;
     napi_ref err = q->on_error;
     q->on_error = NULL;
     uv_poll_stop(h);
     if (err) {
       call_js(q, err, status);
-      napi_delete_reference(q->env, err);
+      napi_delete_reference(env, err);
     }
     return;
   }
