@@ -1,0 +1,130 @@
+// MSLB-B per-packet logic: accept only what is addressed to our own B addresses; translate B -> S,
+// or unwrap a tunnel packet from an allowed front whose inner destination is one of our services.
+// Anything else is a counted drop (a decapsulator that forwards anything is an open relay).
+import type { AuxBatch } from '../shared/engine/packet-processor.js';
+import { VERDICT_DROP } from '../shared/engine/packet-processor.js';
+import type { RoleProcessor } from '../shared/engine/worker-runtime.js';
+import type { ToWorker } from '../shared/engine/worker-messages.js';
+import { PacketInfo } from '../shared/packet/packet-info.js';
+import { parsePacket, ParseError } from '../shared/packet/parse.js';
+import { rewriteDst } from '../shared/packet/translate.js';
+import { addrDelta } from '../shared/packet/checksum.js';
+import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
+import { Proto } from '../shared/packet/constants.js';
+import { AddressSet } from '../shared/table/address-set.js';
+import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import { dropIndex } from '../shared/metrics/counter-layout.js';
+import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
+
+const D_MALFORMED = dropIndex('malformed');
+const D_NOT_IP = dropIndex('not_ip');
+const D_NOT_SERVICE = dropIndex('not_service');
+const D_UNAUTHORIZED = dropIndex('unauthorized_source');
+
+export class BackProcessor implements RoleProcessor {
+  outLen = 0;
+  private readonly info = new PacketInfo();
+  private readonly inner = new PacketInfo();
+  private readonly decap = new DecapResult();
+  private readonly scratch = new Uint32Array(4);
+  private own!: AddressSet;
+  private services!: AddressSet;
+  private ownMode!: Uint8Array;
+  /** Per own address: its service S words and the checksum delta of B -> S. */
+  private ownService!: Uint32Array;
+  private ownDelta!: Int32Array;
+  private fronts!: PrefixTable;
+  private lbspType = 0x1e;
+
+  constructor(
+    role: BackRole,
+    private readonly counters: Float64Array,
+  ) {
+    this.configure(role);
+  }
+
+  private configure(role: BackRole): void {
+    this.lbspType = role.lbspType;
+    this.own = new AddressSet(role.own.map((o) => ({ family: o.family, words: o.b })));
+    this.services = new AddressSet(role.services);
+    this.ownMode = Uint8Array.from(role.own.map((o) => o.mode));
+    this.ownService = new Uint32Array(role.own.length * 4);
+    this.ownDelta = new Int32Array(role.own.length);
+    role.own.forEach((o, i) => {
+      const b = Uint32Array.from(o.b);
+      const s = Uint32Array.from(o.s);
+      this.ownService.set(s, i * 4);
+      this.ownDelta[i] = addrDelta(b, s, o.family === 4 ? 1 : 4);
+    });
+    const fb = new PrefixTableBuilder();
+    for (const p of role.allowedFronts) {
+      if (p.family === 4) fb.addV4(p.words[0], p.len, 0);
+      else fb.addV6(p.words[0], p.words[1], p.words[2], p.words[3], p.len, 0);
+    }
+    this.fronts = fb.build();
+  }
+
+  update(msg: ToWorker): void {
+    if (msg.type === 'role') this.configure(msg.role as BackRole);
+  }
+
+  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, _aux: AuxBatch): number {
+    const info = this.info;
+    const c = this.counters;
+    const err = parsePacket(buf, off, len, info, this.lbspType);
+    if (err !== ParseError.OK) {
+      c[err === ParseError.NOT_IP ? D_NOT_IP : D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    const idx = this.own.find(info.version, info.dst);
+    if (idx < 0) {
+      c[D_NOT_SERVICE]++;
+      return VERDICT_DROP;
+    }
+    const mode = this.ownMode[idx];
+    const tunnel = (info.proto === Proto.IPIP || info.proto === Proto.IPV6) && info.l4Off >= 0;
+    if (tunnel && mode !== MODE_TRANSLATE) return this.unwrap(buf, off, vnet, vnetOff);
+    if (mode === MODE_ENCAP) {
+      c[D_NOT_SERVICE]++;
+      return VERDICT_DROP;
+    }
+    const s = this.scratch;
+    for (let k = 0; k < 4; k++) s[k] = this.ownService[idx * 4 + k];
+    const partial = vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
+    rewriteDst(buf, off, info, s, this.ownDelta[idx], partial);
+    this.outLen = info.totalLen;
+    return off;
+  }
+
+  private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number): number {
+    const info = this.info;
+    const c = this.counters;
+    const src = info.src;
+    const allowed = info.version === 4 ? this.fronts.lookup4(src[0]) : this.fronts.lookup6(src[0], src[1], src[2], src[3]);
+    if (allowed < 0) {
+      c[D_UNAUTHORIZED]++;
+      return VERDICT_DROP;
+    }
+    const d = this.decap;
+    const v = decapsulate(buf, off, info, d);
+    if (v !== DecapVerdict.OK) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    const inner = this.inner;
+    const err = parsePacket(buf, d.off, d.len, inner, this.lbspType);
+    if (err !== ParseError.OK) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    if (this.services.find(inner.version, inner.dst) < 0) {
+      // Includes a tunnel nested toward ourselves: its inner destination is B, not a service.
+      c[D_NOT_SERVICE]++;
+      return VERDICT_DROP;
+    }
+    if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - d.off);
+    this.outLen = d.len;
+    return d.off;
+  }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// mslb-back: the MSLB-B service. Validates its config before touching any interface, then runs
+// one worker per TUN queue (see shared/engine/service-host.ts).
+import { loadBackConfig } from '../shared/config/back-config.js';
+import { formatErrors } from '../shared/config/config-errors.js';
+import { ServiceHost } from '../shared/engine/service-host.js';
+import { configPathFromArgs } from '../shared/engine/service-args.js';
+import { createLogger } from '../shared/log.js';
+import { backRoleFromConfig } from './back-role.js';
+
+async function main(): Promise<void> {
+  const file = configPathFromArgs(process.argv.slice(2), 'mslb-back');
+  const { config, errors } = loadBackConfig(file);
+  if (!config || errors.length > 0) {
+    process.stderr.write(`mslb-back: invalid config\n${formatErrors(errors)}\n`);
+    process.exit(1);
+  }
+  const log = createLogger({ level: config.log.level, base: { service: 'mslb-back' } });
+  const role = backRoleFromConfig(config);
+  const counts = { ipv4: role.own.filter((o) => o.family === 4).length, ipv6: role.own.filter((o) => o.family === 6).length };
+  const host = new ServiceHost({
+    role: 'back',
+    log,
+    workerEntry: new URL('./worker.js', import.meta.url),
+    tun: config.tun,
+    acceptLocal: false,
+    adminListen: config.admin.listen,
+    roleData: role,
+    tableRoutes: () => counts,
+    table: () => ({ addresses: config.addresses, allowedFronts: config.allowedFronts, loadedAt: null, source: config.file }),
+  });
+  host.handleSignals();
+  try {
+    await host.start();
+  } catch (e) {
+    log.error('start_failed', { error: (e as Error).message });
+    process.exitCode = 1;
+    await host.stop(1);
+  }
+}
+
+void main();

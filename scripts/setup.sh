@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything mslb's lab and tests need on a fresh Debian 12 machine (run as root), then
+# installs the npm packages, builds the TUN addon and compiles the TypeScript. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(iproute2 iputils-ping procps curl openssl ethtool nftables tshark tcpdump iperf3 python3 python3-scapy
+      make g++ prometheus psmisc util-linux libcap2-bin)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The prometheus package starts a server on :9090 at install; the lab and tests start their own.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+fi
+
+# npm ci runs the root install script (node-gyp rebuild: the TUN addon) and prepare (tsc -> dist/).
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+else
+  npm run --silent build:native >/dev/null
+  npm run --silent build
+fi
+echo "setup: ready"

@@ -1,0 +1,49 @@
+// Inside a worker thread: attach to the TUN queue fd the main thread opened, build the role's
+// processor, run the batch loop, and apply control messages (new table, stop) between batches.
+import { parentPort, workerData } from 'node:worker_threads';
+import { NativeTun } from '../tun/native-tun.js';
+import { BatchLoop } from './batch-loop.js';
+import type { PacketProcessor } from './packet-processor.js';
+import type { WorkerInit, ToWorker, FromWorker } from './worker-messages.js';
+
+export interface RoleProcessor extends PacketProcessor {
+  /** Apply a control message other than stop (e.g. a new compiled table). */
+  update(msg: ToWorker): void;
+}
+
+export function runWorker(make: (init: WorkerInit, counters: Float64Array) => RoleProcessor): void {
+  const port = parentPort;
+  if (port === null) throw new Error('runWorker must run inside a worker thread');
+  const init = workerData as WorkerInit;
+  const counters = new Float64Array(init.counters);
+  const post = (m: FromWorker): void => port.postMessage(m);
+  let loop: BatchLoop | undefined;
+  let dev: NativeTun | undefined;
+  try {
+    const processor = make(init, counters);
+    dev = NativeTun.attach(init.fd, init.tun);
+    loop = new BatchLoop(dev, processor, counters, (err) => {
+      post({ type: 'device-error', queue: init.queue, message: err.message });
+    });
+    port.on('message', (msg: ToWorker) => {
+      if (msg.type === 'stop') {
+        loop?.stop();
+        dev?.close();
+        post({ type: 'stopped', queue: init.queue });
+        port.close();
+        return;
+      }
+      try {
+        processor.update(msg);
+      } catch (err) {
+        post({ type: 'error', queue: init.queue, message: (err as Error).message });
+      }
+    });
+    loop.start();
+    post({ type: 'ready', queue: init.queue });
+  } catch (err) {
+    post({ type: 'error', queue: init.queue, message: (err as Error).stack ?? String(err) });
+    dev?.close();
+    port.close();
+  }
+}
