@@ -1,0 +1,33 @@
+// The front's per-worker settings derived from its config on the main thread (plain data).
+import type { FrontConfig } from '../shared/config/front-config.js';
+import { parseAddress } from '../shared/table/addr.js';
+
+export interface FrontRole {
+  lbspType: number;
+  /** Outer source per outer family for encap; `null` words = use the service address itself. */
+  encapSource4: number[] | null;
+  encapSource6: number[] | null;
+  hopLimit: number;
+}
+
+function wordsOf(text: string): { family: 4 | 6; words: number[] } | null {
+  const a = parseAddress(text);
+  return a === null ? null : { family: a.family, words: Array.from(a.words) };
+}
+
+/**
+ * encap.source is "service" (the draft: outer source = S, when S has the outer family) or an
+ * address; source4/source6 name the outer source for the other family (4in6, 6in4).
+ */
+export function frontRoleFromConfig(c: FrontConfig): FrontRole {
+  let s4: number[] | null = null;
+  let s6: number[] | null = null;
+  if (c.encap.source !== 'service') {
+    const a = wordsOf(c.encap.source);
+    if (a?.family === 4) s4 = a.words;
+    if (a?.family === 6) s6 = a.words;
+  }
+  if (c.encap.source4) s4 = wordsOf(c.encap.source4)?.words ?? s4;
+  if (c.encap.source6) s6 = wordsOf(c.encap.source6)?.words ?? s6;
+  return { lbspType: c.lbsp.optionType, encapSource4: s4, encapSource6: s6, hopLimit: c.encap.hopLimit };
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// mslb-front: the MSLB-F service. Validates config and table before touching any interface, then
+// runs one worker per TUN queue (shared/engine/service-host.ts) and keeps the table live.
+import { loadFrontConfig } from '../shared/config/front-config.js';
+import { formatErrors } from '../shared/config/config-errors.js';
+import { ServiceHost } from '../shared/engine/service-host.js';
+import { configPathFromArgs } from '../shared/engine/service-args.js';
+import { createLogger } from '../shared/log.js';
+import { frontRoleFromConfig } from './front-role.js';
+import { TableManager } from './table-manager.js';
+
+async function main(): Promise<void> {
+  const file = configPathFromArgs(process.argv.slice(2), 'mslb-front');
+  const { config, errors } = loadFrontConfig(file);
+  if (!config || errors.length > 0) {
+    process.stderr.write(`mslb-front: invalid config\n${formatErrors(errors)}\n`);
+    process.exit(1);
+  }
+  const log = createLogger({ level: config.log.level, base: { service: 'mslb-front' } });
+  let host: ServiceHost | undefined;
+  const tables = new TableManager(
+    config,
+    log,
+    (t, generation) => host?.broadcast({ type: 'table', table: t.toTransfer(), generation }),
+    (ok) => host?.metrics.recordReload(ok),
+  );
+  const first = tables.build();
+  if (!first.table) {
+    process.stderr.write(`mslb-front: invalid table\n${formatErrors(first.errors)}\n`);
+    process.exit(1);
+  }
+  host = new ServiceHost({
+    role: 'front',
+    log,
+    workerEntry: new URL('./worker.js', import.meta.url),
+    tun: config.tun,
+    acceptLocal: true,
+    adminListen: config.admin.listen,
+    roleData: frontRoleFromConfig(config),
+    backends: () => {
+      const t = tables.table;
+      if (!t) return [];
+      return t.meta.backNames.map((name, i) => ({ name, slot: t.a.backSlot[i]!, up: tables.up[t.a.backSlot[i]!] !== 0 }));
+    },
+    tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
+    table: () => tables.table?.meta.view,
+    ready: () => (tables.table ? { ready: true } : { ready: false, reason: 'no table loaded' }),
+  });
+  host.handleSignals(() => tables.reload('SIGHUP'));
+  try {
+    await host.start();
+    tables.install(first.table);
+    host.metrics.markLoaded();
+    tables.watch();
+    log.info('table_loaded', { trigger: 'start', file: config.table, routes4: first.table.meta.routes4, routes6: first.table.meta.routes6 });
+  } catch (e) {
+    log.error('start_failed', { error: (e as Error).message });
+    tables.close();
+    await host.stop(1);
+  }
+}
+
+void main();
