@@ -11,7 +11,7 @@ export function parseDocumentText(text: string, file: string): DocResult {
   if (doc.errors.length > 0) {
     return {
       ok: false,
-      errors: doc.errors.map((e) => {
+      errors: doc.errors.slice(0, 1).map((e) => { // the first one: later ones are usually its echoes
         const lp = e.linePos?.[0];
         const first = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
         return { file, entry: lp ? `line ${lp.line}, column ${lp.col}` : '', reason: `syntax error: ${first}` };

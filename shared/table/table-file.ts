@@ -8,7 +8,7 @@ export function parseTableText(text: string, file: string, ctx: TableContext): {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
-      errors: doc.errors.map((e) => {
+      errors: doc.errors.slice(0, 1).map((e) => { // the first one: later ones are usually its echoes
         const lp = e.linePos?.[0];
         const first = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
         return { file, entry: lp ? `line ${lp.line}, column ${lp.col}` : '', reason: `syntax error: ${first}` };

@@ -81,6 +81,7 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
   // Backs.
   const backs: TableBack[] = [];
   const backByName = new Map<string, TableBack>();
+  const badBacks = new Set<string>(); // already reported: no follow-on errors from routes
   const rawBacks = value.backs ?? {};
   if (!isMap(rawBacks)) err('backs', 'must be a mapping name -> { address | addresses, mode?, serverId?, healthCheck? }');
   else for (const [name, raw] of Object.entries(rawBacks)) {
@@ -175,8 +176,9 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
         }
       }
     }
-    if (ok) { backs.push(back); backByName.set(name, back); }
-    else backByName.set(name, back); // known name: routes naming it are not "unknown back" too
+    backByName.set(name, back); // known name even when broken: routes naming it are not "unknown back" too
+    if (ok) backs.push(back);
+    else badBacks.add(name);
   }
 
   // Pools.
@@ -248,7 +250,7 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
     const routeServices = service ? [service] : servicesOf(p.family);
     for (const m of memberNames) {
       const b = backByName.get(m)!;
-      if (b.mode !== 'translate') continue;
+      if (b.mode !== 'translate' || badBacks.has(m)) continue;
       for (const s of routeServices) {
         if (!b.addressFor[s] && (b.address !== undefined || b.addresses !== undefined)) {
           const has = b.address ?? Object.values(b.addresses ?? {}).join(', ');

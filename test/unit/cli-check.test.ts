@@ -1,0 +1,69 @@
+import { describe, it, expect } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../cli/mslb.js';
+
+const dir = fileURLToPath(new URL('./fixtures/broken/', import.meta.url));
+const examples = fileURLToPath(new URL('../../deploy/examples/', import.meta.url));
+
+async function run(...argv: string[]) {
+  const out: string[] = [], err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out, err };
+}
+
+describe('mslb check', () => {
+  it('accepts the deploy examples', async () => {
+    const f = await run('check', `${examples}front.yaml`);
+    expect(f.err).toEqual([]);
+    expect(f.code).toBe(0);
+    expect(f.out[0]).toMatch(/^OK front .*2 services.*2 backs, 1 pools, 6 routes \(3 IPv4, 3 IPv6\)/);
+    const b = await run('check', `${examples}back.yaml`);
+    expect(b.code).toBe(0);
+    expect(b.out[0]).toMatch(/^OK back .*2 addresses/);
+  });
+
+  // One broken file -> exactly one line naming the file, the entry and the reason.
+  const cases: [string, RegExp][] = [
+    ['front-table-bad-prefix.yaml', /table-bad-prefix\.yaml: routes\[1\]\.source: not a prefix .*2001:db8:c2::\/4x/],
+    ['front-table-host-bits.yaml', /table-host-bits\.yaml: routes\[3\]\.source: host bits set in 203\.0\.113\.65\/26 \(did you mean 203\.0\.113\.64\/26\?\)/],
+    ['front-table-unknown-back.yaml', /table-unknown-back\.yaml: routes\[1\]\.to: unknown back or pool "b3"/],
+    ['front-table-yaml-syntax.yaml', /table-yaml-syntax\.yaml: line 10, column \d+: syntax error: /],
+    ['front-table-duplicate-route.yaml', /table-duplicate-route\.yaml: routes\[6\]\.source: duplicate route: 2001:db8:c1::\/48 is already routes\[0\]/],
+    ['front-table-family.yaml', /table-family\.yaml: backs\.b1\.addresses\["192\.0\.2\.80"\]: translate mode needs the back address in the service's family/],
+    ['front-table-missing.yaml', /table-missing\.yaml: cannot read: ENOENT/],
+    ['front-unknown-key.yaml', /front-unknown-key\.yaml: tun\.mtuu: unknown key/],
+    ['front-bad-service.yaml', /front-bad-service\.yaml: services\[1\]: not an IPv4 or IPv6 address: "192\.0\.2\.800"/],
+    ['front-bad-mode.yaml', /front-bad-mode\.yaml: mode: must be one of .*"tunnel"/],
+    ['back-stamp-no-return-path.yaml', /back-stamp-no-return-path\.yaml: lbsp\.stamp: needs returnPath\.interface/],
+    ['back-allowed-host-bits.yaml', /back-allowed-host-bits\.yaml: allowedFronts\[0\]: host bits set in 2001:db8:e1::1\/64/],
+    ['back-translate-family.yaml', /back-translate-family\.yaml: addresses\[0\]\.address: translate mode needs the same family/],
+    ['table-alone.yaml', /table-alone\.yaml: a table file is checked against its front config/],
+  ];
+  for (const [file, re] of cases) {
+    it(`rejects ${file} with one clear error`, async () => {
+      const r = await run('check', `${dir}${file}`);
+      expect(r.code).toBe(1);
+      expect(r.out).toEqual([]);
+      expect(r.err).toHaveLength(1);
+      expect(r.err[0]).toMatch(re);
+    });
+  }
+
+  it('the fixtures differ from a good file only by their error (the good ones pass)', async () => {
+    expect((await run('check', `${dir}front-ok.yaml`)).code).toBe(0);
+    expect((await run('check', `${dir}back-ok.yaml`)).code).toBe(0);
+  });
+
+  it('checks a table against a front config with --config', async () => {
+    const ok = await run('check', '--config', `${dir}front-ok.yaml`, `${dir}table-ok.yaml`);
+    expect(ok.code).toBe(0);
+    const bad = await run('check', '--config', `${dir}front-ok.yaml`, `${dir}table-unknown-back.yaml`);
+    expect(bad.code).toBe(1);
+    expect(bad.err[0]).toMatch(/routes\[1\]\.to: unknown back or pool "b3"/);
+  });
+
+  it('prints usage for a bad command line', async () => {
+    expect((await run('frobnicate')).code).toBe(2);
+    expect((await run('check')).code).toBe(2);
+  });
+});
