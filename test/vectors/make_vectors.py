@@ -185,7 +185,7 @@ lbsp_cases = [
 for desc, body, status, dataoff in lbsp_cases:
     hdr = bytes([17, (len(body) + 2) // 8 - 1]) + body
     assert len(hdr) % 8 == 0, desc
-    p = IPv6(bytes(fresh(IPv6(src=C6, dst=S6, nh=60) / Raw(hdr + bytes(UDP(sport=3, dport=4) / b'hello')))))
+    p = fresh(IPv6(bytes(IPv6(src=C6, dst=S6, nh=60) / Raw(hdr + bytes(UDP(sport=3, dport=4) / b"hello")))))
     e = {'version': 6, 'proto': 17, 'l4Off': 40 + len(hdr), 'destOptsOff': 40, 'destOptsLen': len(hdr), 'lbspStatus': status,
          'lbspOff': 40 + dataoff if dataoff >= 0 else -1}
     parse_vectors.append({'desc': desc, 'hex': h(p), 'verdict': 'OK', 'expect': e})
@@ -465,12 +465,12 @@ lbsp_stamp.append({'desc': 'fill: canonical option', 'input': h(p), 'server': B6
                    'output': h(fresh(IPv6(src=S6, dst=C6) / dst_lbsp(client=C6B, server=B6) / UDP(sport=53, dport=5353) / b'x'))})
 body0 = lbsp_body(b'\x07\x02\xaa\xbb', b'')
 hdr0 = bytes([17, (len(body0) + 2) // 8 - 1]) + body0
-p = fresh(IPv6(src=S6, dst=C6, nh=60) / Raw(hdr0 + bytes(UDP(sport=53, dport=5353) / b'x')))
+p = fresh(IPv6(bytes(IPv6(src=S6, dst=C6, nh=60) / Raw(hdr0 + bytes(UDP(sport=53, dport=5353) / b"x")))))
 # the server segment there is B6 already; refill with another id
 sid = '2001:db8:5::2'
 hdr1 = hdr0[:2] + body0[:6 + 16] + a6(sid) + body0[6 + 32:]
 lbsp_stamp.append({'desc': 'fill: option after another option', 'input': h(p), 'server': sid, 'client': None,
-                   'output': h(fresh(IPv6(src=S6, dst=C6, nh=60) / Raw(hdr1 + bytes(UDP(sport=53, dport=5353) / b'x'))))})
+                   'output': h(fresh(IPv6(bytes(IPv6(src=S6, dst=C6, nh=60) / Raw(hdr1 + bytes(UDP(sport=53, dport=5353) / b'x'))))))})
 lbsp_stamp.append({'desc': 'refuse: IPv4', 'input': h(valid[6][1]), 'server': B6, 'client': None, 'error': 'NOT_IPV6'})
 lbsp_stamp.append({'desc': 'refuse: fragment', 'input': h(frags6[0]), 'server': B6, 'client': None, 'error': 'FRAGMENT'})
 lbsp_stamp.append({'desc': 'refuse: ESP', 'input': h(dict(valid)['v6 ESP random payload']), 'server': B6, 'client': None, 'error': 'NO_UPPER_LAYER'})

@@ -1,0 +1,87 @@
+import { describe, it, expect } from 'vitest';
+import { PacketInfo } from '../../shared/packet/packet-info.js';
+import { parsePacket } from '../../shared/packet/parse.js';
+import { LBSP_DEFAULT_TYPE } from '../../shared/packet/constants.js';
+import { insertOrFillServerSegment, LbspError, readLbspClient, readLbspServer, isV4Mapped, isZeroWords, buildLbspHeader } from '../../shared/packet/lbsp.js';
+import { clampMss } from '../../shared/packet/tcp-mss.js';
+import { computeL4Checksum } from '../../shared/packet/checksum.js';
+import { loadVectors, slab, hexOf, words } from '../vectors/load.js';
+
+interface StampVector { desc: string; input: string; server: string; client: string | null; output?: string; error?: keyof typeof LbspError }
+interface MssVector { desc: string; input: string; maxMss: number; result: number; output: string }
+
+const sv = loadVectors<StampVector[]>('lbsp.json');
+const mv = loadVectors<MssVector[]>('mss.json');
+
+describe('LBSP stamping (insert or fill) against scapy', () => {
+  it.each(sv.map((v) => [v.desc, v] as const))('%s', (_d, v) => {
+    const [buf, off, len] = slab(v.input);
+    const info = new PacketInfo();
+    expect(parsePacket(buf, off, len, info, LBSP_DEFAULT_TYPE)).toBe(0);
+    const before = hexOf(buf, off, len);
+    const r = insertOrFillServerSegment(buf, off, len, info, LBSP_DEFAULT_TYPE, words(v.server), v.client ? words(v.client) : null);
+    if (v.error) {
+      expect(r).toBe(LbspError[v.error]);
+      expect(hexOf(buf, off, len)).toBe(before);
+      return;
+    }
+    expect(r).toBeGreaterThanOrEqual(0);
+    const nl = r === off ? len : len + 40;
+    expect(hexOf(buf, r, nl)).toBe(v.output);
+    // info was updated to describe the new packet exactly as a fresh parse does
+    const again = new PacketInfo();
+    expect(parsePacket(buf, r, nl, again, LBSP_DEFAULT_TYPE)).toBe(0);
+    for (const k of ['l4Off', 'hdrLen', 'totalLen', 'destOptsOff', 'destOptsLen', 'lbspOff', 'lbspStatus', 'protoFieldOff', 'proto'] as const) {
+      expect(info[k], k).toBe(again[k]);
+    }
+    const s = new Uint32Array(4);
+    expect(readLbspServer(buf, r, again, s)).toBe(true);
+    expect(Array.from(s)).toEqual(Array.from(words(v.server)));
+    if (again.l4Off >= 0 && again.proto !== 59) expect(computeL4Checksum(buf, r, again)).toBe((buf[r + again.l4Off + (again.proto === 6 ? 16 : again.proto === 17 ? 6 : 2)] << 8) | buf[r + again.l4Off + (again.proto === 6 ? 16 : again.proto === 17 ? 6 : 2) + 1]);
+  });
+
+  it('no headroom is refused', () => {
+    const v = sv.find((x) => x.desc.startsWith('insert'))!;
+    const b = Buffer.from(v.input, 'hex');
+    const buf = new Uint8Array(b.length);
+    buf.set(b);
+    const info = new PacketInfo();
+    parsePacket(buf, 0, b.length, info, LBSP_DEFAULT_TYPE);
+    expect(insertOrFillServerSegment(buf, 0, b.length, info, LBSP_DEFAULT_TYPE, words('2001:db8::1'), null)).toBe(LbspError.NO_HEADROOM);
+  });
+});
+
+describe('LBSP segment helpers', () => {
+  it('reads the client and server segments as words and detects IPv4-mapped clients', () => {
+    const buf = new Uint8Array(128 + 40 + 40 + 8);
+    const off = 128;
+    buf[off] = 0x60; buf[off + 5] = 48; buf[off + 6] = 60; buf[off + 7] = 64;
+    const client = words('::ffff:0:0');
+    client[3] = 0xcb00710a; // ::ffff:203.0.113.10
+    buildLbspHeader(buf, off + 40, 17, LBSP_DEFAULT_TYPE, client, null);
+    buf[off + 80 + 5] = 8;
+    const info = new PacketInfo();
+    expect(parsePacket(buf, off, 88, info, LBSP_DEFAULT_TYPE)).toBe(0);
+    expect(info.lbspStatus).toBe(1);
+    expect(info.lbspOff).toBe(48);
+    const c = new Uint32Array(4);
+    const s = new Uint32Array(4);
+    expect(readLbspClient(buf, off, info, c)).toBe(true);
+    expect(readLbspServer(buf, off, info, s)).toBe(true);
+    expect(isV4Mapped(c)).toBe(true);
+    expect(c[3]).toBe(0xcb00710a);
+    expect(isZeroWords(s)).toBe(true);
+    expect(isV4Mapped(words('2001:db8:c1::10'))).toBe(false);
+    expect(hexOf(buf, off + 40, 8)).toBe('110401020000' + '1e20');
+  });
+});
+
+describe('clampMss against scapy', () => {
+  it.each(mv.map((v) => [v.desc, v] as const))('%s', (_d, v) => {
+    const [buf, off, len] = slab(v.input);
+    const info = new PacketInfo();
+    expect(parsePacket(buf, off, len, info, -1)).toBe(0);
+    expect(clampMss(buf, off, info, v.maxMss, false)).toBe(v.result);
+    expect(hexOf(buf, off, len)).toBe(v.output);
+  });
+});
