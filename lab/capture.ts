@@ -4,10 +4,11 @@
 // sum), so a capture judges nothing unless transmit checksum offload is off on the link's sending
 // side: then the kernel writes the real checksum before the packet crosses, and a wrong partial sum
 // (e.g. a bad incremental update by the front) becomes a wrong checksum tshark reports.
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { NetnsSet } from './netns.js';
-import { waitForOutput } from './netns.js';
+import { waitFor, waitForOutput } from './netns.js';
 import { PYTHON } from './paths.js';
 import type { Link, LinkEnd } from './topology.js';
 
@@ -51,15 +52,29 @@ const FIELDS = [
   ...CHECKSUM_LAYERS.map((l) => `${l}.checksum.status`),
 ];
 
-/** Run tshark over a pcap with checksum validation on and summarise it. */
+// tshark prints "Capturing on" before packets really reach its file (measured: the first 50+ ms of
+// traffic could be missing), so start() sends probes from the capturing namespace until one lands in
+// the file. Probes go to all-nodes multicast on UDP port 9 and are left out of every result.
+const PROBE_CAPTURE_FILTER = 'ip6 dst ff02::1 and udp dst port 9';
+const PROBE_DISPLAY_FILTER = '!(ipv6.dst == ff02::1 && udp.dstport == 9)';
+const PROBE_SENDER = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for i in range(200):
+    s.sendto(b'mslb-capture-probe', ('ff02::1%' + sys.argv[1], 9))
+    time.sleep(0.025)
+`;
+
+/** Run tshark over a pcap with checksum validation on and summarise it (capture probes excluded). */
 export function summarisePcap(set: NetnsSet, ns: string, file: string, displayFilter?: string): CaptureSummary {
+  const filter = displayFilter ? `(${displayFilter}) && ${PROBE_DISPLAY_FILTER}` : PROBE_DISPLAY_FILTER;
   const out = set.exec(
     ns,
     'tshark',
     [
       '-n', '-r', file,
       '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE',
-      ...(displayFilter ? ['-Y', displayFilter] : []),
+      '-Y', filter,
       '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=a', '-E', 'aggregator=,',
       ...FIELDS.flatMap((f) => ['-e', f]),
     ],
@@ -104,13 +119,15 @@ export function summarisePcap(set: NetnsSet, ns: string, file: string, displayFi
 
 const PCAP_BYTES = `
 import sys
-from scapy.all import rdpcap, Ether
+from scapy.all import rdpcap, Ether, IPv6, UDP
 for p in rdpcap(sys.argv[1]):
+    if IPv6 in p and UDP in p and p[IPv6].dst == 'ff02::1' and p[UDP].dport == 9:
+        continue  # capture-start probe
     l3 = p.payload if isinstance(p, Ether) else p
     print(bytes(l3).hex())
 `;
 
-/** Every captured packet's IP bytes (link header removed), read by scapy. */
+/** Every captured packet's IP bytes (link header removed, capture probes left out), read by scapy. */
 export function pcapPackets(set: NetnsSet, ns: string, file: string): Uint8Array[] {
   return set
     .exec(ns, PYTHON, ['-c', PCAP_BYTES, file], { timeoutMs: 60_000 })
@@ -142,6 +159,14 @@ export interface CaptureOptions {
 
 let seq = 0;
 
+function size(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
 export class Capture {
   private constructor(
     private readonly set: NetnsSet,
@@ -158,9 +183,19 @@ export class Capture {
     }
     const end = link.far;
     const file = join(opts.dir, `${name}-${++seq}.pcap`);
-    const p = set.spawn(end.ns, 'tshark', ['-n', '-i', end.iface, '-F', 'pcap', '-w', file, ...(opts.filter ? ['-f', opts.filter] : [])]);
-    await waitForOutput(p, /Capturing on/, opts.timeoutMs ?? 10_000, `tshark on ${end.ns}/${end.iface}`);
-    return new Capture(set, end, file, p);
+    const filter = opts.filter ? `(${opts.filter}) or (${PROBE_CAPTURE_FILTER})` : undefined;
+    const p = set.spawn(end.ns, 'tshark', ['-n', '-i', end.iface, '-F', 'pcap', '-w', file, ...(filter ? ['-f', filter] : [])]);
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    await waitForOutput(p, /Capturing on/, timeoutMs, `tshark on ${end.ns}/${end.iface}`);
+    const cap = new Capture(set, end, file, p);
+    const probe = set.spawn(end.ns, PYTHON, ['-c', PROBE_SENDER, end.iface]);
+    try {
+      // A pcap file is a 24-byte header until the first packet is written.
+      await waitFor(() => size(file) > 24, timeoutMs, `first packet in ${file}`);
+    } finally {
+      probe.kill('SIGKILL');
+    }
+    return cap;
   }
 
   /** Stop after `settleMs` (packets in flight land), wait for tshark to flush, and summarise. */

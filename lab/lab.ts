@@ -126,15 +126,18 @@ export class Lab {
     return this.mode === 'kernel-only' ? 'server1' : expectedServer(client);
   }
 
-  /** Start a service (`node dist/<front|back>/main.js --config FILE`) in its namespace; wait for /readyz. */
-  async startService(name: ServiceName, config: string): Promise<void> {
+  /**
+   * Start a service (`node dist/<front|back>/main.js --config FILE`) in its namespace; wait for /readyz.
+   * `main` replaces the entry script (tests of the harness use a stand-in).
+   */
+  async startService(name: ServiceName, config: string, main?: string): Promise<void> {
     if (this.services.has(name)) throw new Error(`${name} already running`);
     const path = config.startsWith('/') ? config : join(repoRoot(), config);
     const cfg = parseYaml(readFileSync(path, 'utf8')) as { admin?: { listen?: string } };
     const admin = parseListen(cfg.admin?.listen ?? '[::1]:9100');
     const ns = this.topo.ns[name];
-    const main = distFile(name === 'front' ? 'front/main.js' : 'back/main.js');
-    const proc = this.set.spawn(ns, process.execPath, [main, '--config', path]);
+    const entry = main ?? distFile(name === 'front' ? 'front/main.js' : 'back/main.js');
+    const proc = this.set.spawn(ns, process.execPath, [entry, '--config', path]);
     const log: string[] = [];
     const keep = (d: Buffer): void => {
       log.push(d.toString());

@@ -6,7 +6,8 @@
 // Needs root and `npm run build` (the lab servers run from dist/).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
 import {
   CLIENTS,
@@ -113,6 +114,38 @@ describe.skipIf(!isRoot())('lab topology, kernel-only', () => {
     for (const g of got) expect(g[0]! >> 4 === 6 ? g[7] : g[8]).toBe(62);
     const flipped = Uint8Array.from(sent[0]!, (b, i) => (i === sent[0]!.length - 1 ? b ^ 1 : b));
     expect(sameApartFromHopLimit(sent[0]!, flipped)).toBe(false);
+  }, 30_000);
+
+  it('service plumbing: start from a deploy/lab config, wait for /readyz, read /metrics, stop', async () => {
+    // A stand-in for mslb-front (the real one is tested in its own e2e files): admin on the config's
+    // admin.listen inside the front namespace, not ready for its first 300 ms.
+    const fake = join(lab.workDir, 'fake-service.mjs');
+    writeFileSync(
+      fake,
+      `import http from 'node:http'; import fs from 'node:fs';
+const cfg = fs.readFileSync(process.argv[process.argv.indexOf('--config') + 1], 'utf8');
+const m = /listen:\\s*"\\[([^\\]]+)\\]:(\\d+)"/.exec(cfg);
+const t0 = Date.now();
+http.createServer((q, r) => {
+  if (q.url === '/readyz') { r.statusCode = Date.now() - t0 > 300 ? 200 : 503; r.end(); }
+  else if (q.url === '/metrics') r.end('# TYPE mslb_drops_total counter\\nmslb_drops_total{reason="no_route"} 3\\nmslb_drops_total{reason="malformed"} 0\\nmslb_backend_packets_total{backend="b1"} 5\\nmslb_backend_packets_total{backend="b2"} 7\\n');
+  else { r.statusCode = 404; r.end(); }
+}).listen(Number(m[2]), m[1]);
+process.on('SIGTERM', () => process.exit(0));
+`,
+    );
+    const t0 = Date.now();
+    await lab.startService('front', 'deploy/lab/front-translate.yaml', fake);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    expect(await lab.metric('front', 'mslb_drops_total', { reason: 'no_route' })).toBe(3);
+    expect(await lab.metric('front', 'mslb_backend_packets_total')).toBe(12);
+    expect(await lab.metric('front', 'mslb_drops_total', { reason: 'hop_limit' })).toBeNaN();
+    expect((await lab.adminGet('front', '/table')).status).toBe(404);
+    expect(await lab.stopService('front')).toBe(0);
+    // A service that dies before it is ready is reported at once, with its exit.
+    writeFileSync(fake, 'process.exit(3);\n');
+    await expect(lab.startService('front', 'deploy/lab/front-translate.yaml', fake)).rejects.toThrow(/exited \(3\)/);
+    await lab.stopService('front');
   }, 30_000);
 
   it('stop() removes every namespace, process and file of the lab', async () => {
