@@ -210,6 +210,30 @@ describe('property: incremental update == full recomputation', () => {
     expect(buf[f] | buf[f + 1]).toBe(0);
   });
 
+  it('TCP edge case: a checksum that must come out 0x0000 does (RFC 1624 eqn 3, not eqn 2)', () => {
+    let zeros = 0;
+    for (let i = 0; i < 200; i++) {
+      const v6 = (i & 1) === 1;
+      const [buf, off, , info] = build(v6, 6, 2 + (i % 5), randAddr(v6), randAddr(v6));
+      const f = off + info.l4Off + 16;
+      const nw = randAddr(v6);
+      const last = v6 ? 3 : 0;
+      nw[last] = (nw[last] & 0xffff0000) >>> 0;
+      const copy = buf.slice();
+      const tmp = new PacketInfo();
+      parsePacket(copy, off, info.totalLen, tmp, -1);
+      rewriteDst(copy, off, tmp, nw, addrDelta(tmp.dst, nw, v6 ? 4 : 1), false);
+      const c = (copy[f] << 8) | copy[f + 1];
+      // low 16 bits x of the new address add x to the sum: choose x so the sum folds to 0xFFFF
+      nw[last] = (nw[last] | ((0xffff - (~c & 0xffff)) & 0xffff)) >>> 0;
+      rewriteDst(buf, off, info, nw, addrDelta(info.dst, nw, v6 ? 4 : 1), false);
+      const got = (buf[f] << 8) | buf[f + 1];
+      expect(got).toBe(computeL4Checksum(buf, off, info));
+      if (got === 0) zeros++;
+    }
+    expect(zeros).toBeGreaterThan(150);
+  });
+
   it('partial sums stay pseudo-header sums under random rewrites (1000 cases)', () => {
     for (let i = 0; i < 1000; i++) {
       const v6 = (i & 1) === 1;
