@@ -158,24 +158,6 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
         back.healthCheck = spec;
       }
     }
-    // Encap toward the other family needs an outer source of that family.
-    if (ok && mode === 'encap') {
-      for (const s of services) {
-        const b = back.addressFor[s];
-        if (!b) continue;
-        const bf = fam(b), sf = fam(s);
-        const src = ctx.encap.source;
-        const srcFam = src === 'service' ? sf : fam(src);
-        if (bf !== srcFam) {
-          const need = bf === 4 ? 'source4' : 'source6';
-          if ((bf === 4 ? ctx.encap.source4 : ctx.encap.source6) === '') {
-            err(`${e}.address`, `encap to IPv${bf} back ${b} for IPv${sf} service ${s} needs encap.${need} in the front config (the outer source of that family)`);
-            ok = false;
-            break;
-          }
-        }
-      }
-    }
     backByName.set(name, back); // known name even when broken: routes naming it are not "unknown back" too
     if (ok) backs.push(back);
     else badBacks.add(name);
@@ -216,6 +198,7 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
   const routes: TableRoute[] = [];
   const rawRoutes = value.routes ?? [];
   const seen = new Map<string, number>();
+  const encapReported = new Set<string>();
   if (!Array.isArray(rawRoutes)) err('routes', 'must be a list of { source: PREFIX, to: BACK_OR_POOL, service? }');
   else rawRoutes.forEach((raw, i) => {
     const e = `routes[${i}]`;
@@ -250,7 +233,23 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
     const routeServices = service ? [service] : servicesOf(p.family);
     for (const m of memberNames) {
       const b = backByName.get(m)!;
-      if (b.mode !== 'translate' || badBacks.has(m)) continue;
+      if (badBacks.has(m)) continue;
+      if (b.mode === 'encap') {
+        // Encap toward the other family needs an outer source of that family (only when a
+        // route actually sends that family's traffic to the back).
+        for (const s of routeServices) {
+          const ba = b.addressFor[s];
+          if (!ba || encapReported.has(m)) continue;
+          const bf = fam(ba), sf = fam(s);
+          const srcFam = ctx.encap.source === 'service' ? sf : fam(ctx.encap.source);
+          if (bf !== srcFam && (bf === 4 ? ctx.encap.source4 : ctx.encap.source6) === '') {
+            encapReported.add(m);
+            err(`${e}.to`, `encap to IPv${bf} back ${m} (${ba}) for IPv${sf} service ${s} needs encap.${bf === 4 ? 'source4' : 'source6'} in the front config (the outer source of that family)`);
+            ok = false;
+          }
+        }
+        continue;
+      }
       for (const s of routeServices) {
         if (!b.addressFor[s] && (b.address !== undefined || b.addresses !== undefined)) {
           const has = b.address ?? Object.values(b.addresses ?? {}).join(', ');
