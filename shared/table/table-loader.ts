@@ -259,7 +259,8 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
       }
     }
     const dupKey = `${source}|${service ?? '*'}`;
-    if (seen.has(dupKey)) { err(`${e}.source`, `duplicate route: ${source}${service ? ` for ${service}` : ''} is already routes[${seen.get(dupKey)}]`); ok = false; }
+    if (raw.service !== undefined && !service) { /* service already reported: no duplicate echo */ }
+    else if (seen.has(dupKey)) { err(`${e}.source`, `duplicate route: ${source}${service ? ` for ${service}` : ''} is already routes[${seen.get(dupKey)}]`); ok = false; }
     else seen.set(dupKey, i);
     if (ok) routes.push({ source, family: p.family, words: p.words, len: p.len, to: raw.to, service });
   });
