@@ -18,7 +18,6 @@ import { dropIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 
 const D_MALFORMED = dropIndex('malformed');
-const D_NOT_IP = dropIndex('not_ip');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 
@@ -74,7 +73,7 @@ export class BackProcessor implements RoleProcessor {
     const c = this.counters;
     const err = parsePacket(buf, off, len, info, this.lbspType);
     if (err !== ParseError.OK) {
-      c[err === ParseError.NOT_IP ? D_NOT_IP : D_MALFORMED]++;
+      c[D_MALFORMED]++; // SPEC 5: bad version and every other parse failure
       return VERDICT_DROP;
     }
     const idx = this.own.find(info.version, info.dst);

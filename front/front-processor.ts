@@ -28,7 +28,6 @@ import {
 import type { FrontRole } from './front-role.js';
 
 const D_MALFORMED = dropIndex('malformed');
-const D_NOT_IP = dropIndex('not_ip');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_NO_ROUTE = dropIndex('no_route');
 const D_BACKEND_DOWN = dropIndex('backend_down');
@@ -73,7 +72,7 @@ export class FrontProcessor implements RoleProcessor {
     const c = this.counters;
     const err = parsePacket(buf, off, len, info, this.role.lbspType);
     if (err !== ParseError.OK) {
-      c[err === ParseError.NOT_IP ? D_NOT_IP : D_MALFORMED]++;
+      c[D_MALFORMED]++; // SPEC 5: bad version and every other parse failure
       return VERDICT_DROP;
     }
     const t = this.table;

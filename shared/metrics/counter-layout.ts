@@ -11,7 +11,6 @@ export const DROP_REASONS = [
   'unauthorized_source',
   'backend_down',
   'write_error',
-  'not_ip',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
