@@ -30,6 +30,25 @@ export interface ServiceHostOptions {
   setupHost?: (host: HostSetup, tunName: string) => Promise<void>;
 }
 
+/**
+ * A start-up failure that is a missing privilege (EPERM/EACCES from the TUN device, rtnetlink or
+ * /proc/sys) becomes one plain sentence saying what the service needs, also written to stderr;
+ * any other error is returned unchanged.
+ */
+export function privilegeError(role: 'front' | 'back', step: string, e: unknown): unknown {
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: unknown } | null)?.code;
+  const perm = code === 'EPERM' || code === 'EACCES' || /\b(EPERM|EACCES)\b|Operation not permitted|Permission denied/i.test(msg);
+  if (!perm) return e;
+  const device = /open \/dev\/net\/tun/.test(msg) && /EACCES|Permission denied/i.test(msg);
+  const need = device
+    ? 'needs read-write access to /dev/net/tun (mode 0666, as Debian ships it, or a group that may open it) and CAP_NET_ADMIN'
+    : 'needs CAP_NET_ADMIN (run as root, or grant it: setpriv/capsh --ambient-caps, systemd AmbientCapabilities=CAP_NET_ADMIN, docker --cap-add NET_ADMIN)';
+  const text = `mslb-${role} ${need}: ${step} failed: ${msg}`;
+  process.stderr.write(`${text}\n`);
+  return new Error(text, { cause: e });
+}
+
 export class ServiceHost {
   readonly metrics: ServiceMetrics;
   private pool: WorkerPool | undefined;
@@ -59,7 +78,12 @@ export class ServiceHost {
 
   async start(): Promise<void> {
     const { log, tun } = this.o;
-    const set = openTunQueues(tun.name, tun.queues, { vnetHdr: false });
+    let set: ReturnType<typeof openTunQueues>;
+    try {
+      set = openTunQueues(tun.name, tun.queues, { vnetHdr: false });
+    } catch (e) {
+      throw privilegeError(this.o.role, 'opening the TUN device', e);
+    }
     this.tunName = set.name;
     log.info('tun_opened', { name: set.name, queues: set.fds.length });
     let handedOver = false;
@@ -98,7 +122,7 @@ export class ServiceHost {
     } catch (e) {
       if (!handedOver) closeTunFds(set.fds);
       await this.stop(-1);
-      throw e;
+      throw privilegeError(this.o.role, 'configuring the host (rtnetlink, /proc/sys)', e);
     }
   }
 
