@@ -44,6 +44,11 @@ export interface LabOptions {
   backs?: boolean;
   /** Bound for each service's /readyz (default 15 s). */
   readyTimeoutMs?: number;
+  /**
+   * Command every service is started through (e.g. setpriv dropping to an unprivileged user):
+   * `[...wrapper, node, entry, '--config', FILE]`. startService's own `wrapper` wins.
+   */
+  wrapper?: string[];
 }
 
 interface Service {
@@ -128,16 +133,19 @@ export class Lab {
 
   /**
    * Start a service (`node dist/<front|back>/main.js --config FILE`) in its namespace; wait for /readyz.
-   * `main` replaces the entry script (tests of the harness use a stand-in).
+   * `main` replaces the entry script (tests of the harness use a stand-in); `wrapper` is a command
+   * prefix the service runs through (default LabOptions.wrapper).
    */
-  async startService(name: ServiceName, config: string, main?: string): Promise<void> {
+  async startService(name: ServiceName, config: string, main?: string, wrapper?: string[]): Promise<void> {
     if (this.services.has(name)) throw new Error(`${name} already running`);
     const path = config.startsWith('/') ? config : join(repoRoot(), config);
     const cfg = parseYaml(readFileSync(path, 'utf8')) as { admin?: { listen?: string } };
     const admin = parseListen(cfg.admin?.listen ?? '[::1]:9100');
     const ns = this.topo.ns[name];
     const entry = main ?? distFile(name === 'front' ? 'front/main.js' : 'back/main.js');
-    const proc = this.set.spawn(ns, process.execPath, [entry, '--config', path]);
+    const wrap = wrapper ?? this.opts.wrapper ?? [];
+    const argv = [...wrap, process.execPath, entry, '--config', path];
+    const proc = this.set.spawn(ns, argv[0]!, argv.slice(1));
     const log: string[] = [];
     const keep = (d: Buffer): void => {
       log.push(d.toString());
