@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(iproute2 iputils-ping procps curl openssl ethtool nftables tshark tcpdump iperf3 python3 python3-scapy
-      make g++ prometheus psmisc util-linux libcap2-bin)
+      make g++ prometheus psmisc util-linux libcap2-bin bird2 docker-compose)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
