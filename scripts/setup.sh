@@ -18,6 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The prometheus package starts a server on :9090 at install; the lab and tests start their own.
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  # Likewise bird2's own daemon: the scale-out lab runs one BIRD per namespace with its own config.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now bird >/dev/null 2>&1 || true; fi
 fi
 
 # npm ci runs the root install script (node-gyp rebuild: the TUN addon) and prepare (tsc -> dist/).
