@@ -103,15 +103,15 @@ export async function udp(set: NetnsSet, ns: string, client: ClientName, opts: C
 const RAW_SENDER = `
 from scapy.all import *  # IP, IPv6, Raw and every name the optional upper-layer expression may use
 import os, socket, sys
-src, dst, proto, size, count, upper = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+src, dst, proto, size, count, upper, tos = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], int(sys.argv[7])
 v6 = ':' in dst
 s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 for i in range(count):
     payload = os.urandom(size)
     if upper:
-        p = (IPv6(src=src, dst=dst, hlim=64) if v6 else IP(src=src, dst=dst, ttl=64, flags='DF')) / eval(upper)
+        p = (IPv6(src=src, dst=dst, hlim=64, tc=tos) if v6 else IP(src=src, dst=dst, ttl=64, flags='DF', tos=tos)) / eval(upper)
     else:
-        p = (IPv6(src=src, dst=dst, nh=proto, hlim=64) if v6 else IP(src=src, dst=dst, proto=proto, ttl=64, flags='DF')) / Raw(payload)
+        p = (IPv6(src=src, dst=dst, nh=proto, hlim=64, tc=tos) if v6 else IP(src=src, dst=dst, proto=proto, ttl=64, flags='DF', tos=tos)) / Raw(payload)
     b = bytes(p)
     s.sendto(b, (dst, 0))
     print(b.hex())
@@ -121,20 +121,23 @@ for i in range(count):
  * Raw packets built by scapy (IP protocol / next header `proto`, random payload of `size`), sent whole
  * through an IPPROTO_RAW socket (the kernel adds nothing). Returns each packet's bytes as sent.
  * `upper` replaces the random payload with a scapy expression for everything after the IP header,
- * e.g. "UDP(sport=4000, dport=9, chksum=0x1234)/Raw(b'x'*20)" (a deliberately wrong checksum).
+ * e.g. "UDP(sport=4000, dport=9, chksum=0x1234)/Raw(b'x'*20)" (a deliberately wrong checksum), or an
+ * inner packet for a tunnel: "IPv6(src='2001:db8:c1::10', dst='2001:db8:5::80')/UDP(dport=9)".
+ * `src` replaces the client's address as the (outer) source, e.g. to send from another namespace;
+ * `tos` is the IPv4 TOS / IPv6 traffic class byte (DSCP << 2 | ECN), default 0.
  */
 export async function sendRaw(
   set: NetnsSet,
   ns: string,
   client: ClientName,
-  opts: { proto?: number; size?: number; count?: number; dst?: string; upper?: string; timeoutMs?: number } = {},
+  opts: { proto?: number; size?: number; count?: number; dst?: string; src?: string; upper?: string; tos?: number; timeoutMs?: number } = {},
 ): Promise<Uint8Array[]> {
   const c = CLIENTS[client];
   const dst = opts.dst ?? serviceFor(c.family);
   const r = await set.run(
     ns,
     PYTHON,
-    ['-c', RAW_SENDER, c.address, dst, String(opts.proto ?? 253), String(opts.size ?? 100), String(opts.count ?? 1), opts.upper ?? ''],
+    ['-c', RAW_SENDER, opts.src ?? c.address, dst, String(opts.proto ?? 253), String(opts.size ?? 100), String(opts.count ?? 1), opts.upper ?? '', String(opts.tos ?? 0)],
     { timeoutMs: opts.timeoutMs ?? 20_000 },
   );
   if (r.code !== 0) throw new Error(`raw sender failed (${r.code}): ${r.stderr.trim().slice(-400)}`);
