@@ -7,6 +7,7 @@ import type { RoleProcessor } from '../shared/engine/worker-runtime.js';
 import type { ToWorker } from '../shared/engine/worker-messages.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket, ParseError } from '../shared/packet/parse.js';
+import { isMulticastDst } from '../shared/packet/address-class.js';
 import { rewriteDst } from '../shared/packet/translate.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
@@ -14,10 +15,11 @@ import { Proto } from '../shared/packet/constants.js';
 import { AddressSet } from '../shared/table/address-set.js';
 import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader } from '../shared/tun/vnet-header.js';
-import { dropIndex } from '../shared/metrics/counter-layout.js';
+import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 
 const D_MALFORMED = dropIndex('malformed');
+const E_MULTICAST = eventIndex('multicast_ignored');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 
@@ -74,6 +76,10 @@ export class BackProcessor implements RoleProcessor {
     const err = parsePacket(buf, off, len, info, this.lbspType);
     if (err !== ParseError.OK) {
       c[D_MALFORMED]++; // SPEC 5: bad version and every other parse failure
+      return VERDICT_DROP;
+    }
+    if (isMulticastDst(info)) {
+      c[E_MULTICAST]++; // the host's own MLD reports: no service is multicast
       return VERDICT_DROP;
     }
     const idx = this.own.find(info.version, info.dst);

@@ -7,6 +7,7 @@ import type { RoleProcessor } from '../shared/engine/worker-runtime.js';
 import type { ToWorker } from '../shared/engine/worker-messages.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket, ParseError } from '../shared/packet/parse.js';
+import { isMulticastDst } from '../shared/packet/address-class.js';
 import { rewriteDst } from '../shared/packet/translate.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
@@ -28,6 +29,7 @@ import {
 import type { FrontRole } from './front-role.js';
 
 const D_MALFORMED = dropIndex('malformed');
+const E_MULTICAST = eventIndex('multicast_ignored');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_NO_ROUTE = dropIndex('no_route');
 const D_BACKEND_DOWN = dropIndex('backend_down');
@@ -73,6 +75,10 @@ export class FrontProcessor implements RoleProcessor {
     const err = parsePacket(buf, off, len, info, this.role.lbspType);
     if (err !== ParseError.OK) {
       c[D_MALFORMED]++; // SPEC 5: bad version and every other parse failure
+      return VERDICT_DROP;
+    }
+    if (isMulticastDst(info)) {
+      c[E_MULTICAST]++; // the host's own MLD reports: no service is multicast
       return VERDICT_DROP;
     }
     const t = this.table;

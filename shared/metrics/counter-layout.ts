@@ -32,6 +32,7 @@ export const EVENT_COUNTERS = [
   'flow_table_inserts',
   'read_batches',
   'icmp_rate_limited',
+  'multicast_ignored',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 

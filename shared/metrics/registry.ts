@@ -95,6 +95,7 @@ const BACK_EVENTS: readonly [EventCounter, string, string][] = [
 const COMMON_EVENTS: readonly [EventCounter, string, string][] = [
   ['read_batches', 'mslb_read_batches_total', 'TUN read batches processed (packets per batch = rx packets / this).'],
   ['icmp_rate_limited', 'mslb_icmp_rate_limited_total', 'ICMP errors not sent because of the rate limit.'],
+  ['multicast_ignored', 'mslb_multicast_ignored_total', 'Multicast packets read from the TUN (the kernel\'s own MLD reports) and ignored: never a service.'],
 ];
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];

@@ -287,6 +287,9 @@ export class HostSetup {
     await this.setSysctl(['net', 'ipv4', 'conf', 'default', 'rp_filter'], 0);
     await this.setSysctl(['net', 'ipv4', 'conf', dev, 'rp_filter'], 0);
     if (acceptLocal) await this.setSysctl(['net', 'ipv4', 'conf', dev, 'accept_local'], 1);
+    // No IPv6 link-local address on the TUN (addr_gen_mode 1 = none): the kernel then sends no
+    // router solicitations or DAD probes into it (MLD reports it still sends; the processors ignore them).
+    await this.setSysctl(['net', 'ipv6', 'conf', dev, 'addr_gen_mode'], 1);
   }
 
   /** The usual sequence for a service's TUN: MTU, sysctls, up, addresses, routes. */
