@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   host.handleSignals(() => tables.reload('SIGHUP'));
   try {
     await host.start();
-    tables.install(first.table);
+    tables.install(first.table, first.text);
     host.metrics.markLoaded();
     tables.watch();
     log.info('table_loaded', { trigger: 'start', file: config.table, routes4: first.table.meta.routes4, routes6: first.table.meta.routes6 });
