@@ -57,6 +57,7 @@ interface Addon {
 
 const OPEN_MULTI_QUEUE = 1;
 const OPEN_VNET_HDR = 2;
+const OPEN_BLOCKING = 4;
 
 let addon: Addon | undefined;
 
@@ -73,7 +74,8 @@ function addonPath(): string {
   throw new Error('mslb_tun.node not found: run `npm run build:native` (node-gyp rebuild)');
 }
 
-function loadAddon(): Addon {
+/** The addon module (cold path: loaded once per thread). gso.ts reads its GSO functions from it. */
+export function loadAddon(): Addon {
   if (!addon) addon = createRequire(import.meta.url)(addonPath()) as Addon;
   return addon;
 }
@@ -91,6 +93,8 @@ export interface OpenQueuesOptions {
   vnetHdr?: boolean;
   /** Exact TUN_F_* mask to require; default probes CSUM|TSO4|TSO6, then adds USO4|USO6. */
   offloads?: number;
+  /** Leave the fds blocking (for references that read them with fs.read; never with NativeTun). */
+  blocking?: boolean;
 }
 
 /**
@@ -117,7 +121,7 @@ export function setOffload(fd: number, mask: number): boolean {
 export function openTunQueues(name: string, n: number, o: OpenQueuesOptions = {}): TunQueueSet {
   const a = loadAddon();
   const vnetHdr = o.vnetHdr ?? false;
-  const flags = (n > 1 ? OPEN_MULTI_QUEUE : 0) | (vnetHdr ? OPEN_VNET_HDR : 0);
+  const flags = (n > 1 ? OPEN_MULTI_QUEUE : 0) | (vnetHdr ? OPEN_VNET_HDR : 0) | (o.blocking ? OPEN_BLOCKING : 0);
   const r = a.openQueues(name, n, flags);
   let offloads = 0;
   if (vnetHdr) {

@@ -1,7 +1,8 @@
 // virtio_net_hdr (12-byte form, TUNSETVNETHDRSZ 12) accessors over a header area such as rx.vnet:
 // header i starts at byte i * VNET_HDR_LEN. Multi-byte fields are little-endian (virtio 1.0 /
 // x86 host order). Layout: flags u8 @0, gso_type u8 @1, hdr_len u16 @2, gso_size u16 @4,
-// csum_start u16 @6, csum_offset u16 @8, num_buffers u16 @10 (unused by TUN, written 0).
+// csum_start u16 @6, csum_offset u16 @8, num_buffers u16 @10 (the kernel neither writes nor reads it
+// on a TUN device: the engine keeps the packet's wire segment count there, see prepareRxVnet).
 import { VNET_HDR_LEN } from './tun-device.js';
 
 /** csum_start/csum_offset are valid: the L4 checksum field holds only the pseudo-header sum. */
@@ -85,4 +86,41 @@ export function shiftVnetHeader(a: Uint8Array, i: number, delta: number): void {
   const p = i * VNET_HDR_LEN;
   if (a[p] & VIRTIO_NET_HDR_F_NEEDS_CSUM) setU16(a, p + 6, u16(a, p + 6) + delta);
   if (a[p + 1] !== VIRTIO_NET_HDR_GSO_NONE) setU16(a, p + 2, u16(a, p + 2) + delta);
+}
+
+/** num_buffers (bytes 10-11) is unused on a TUN device; the engine keeps a packet's wire segment count there. */
+export function vnetSegments(a: Uint8Array, i: number): number {
+  const n = u16(a, i * VNET_HDR_LEN + 10);
+  return n === 0 ? 1 : n;
+}
+
+/**
+ * For packet i just read at buf[off, off+len): on a GSO packet, recompute hdr_len from the packet
+ * (the kernel's value is only a hint, and on the forward path it can be the whole packet), and
+ * record in num_buffers how many packets it is on the wire. Returns that count (1 when not GSO or
+ * when the headers do not parse: the processor then drops or handles it on its own terms).
+ */
+export function prepareRxVnet(buf: Uint8Array, off: number, len: number, a: Uint8Array, i: number): number {
+  const p = i * VNET_HDR_LEN;
+  const type = a[p + 1] & 0x7f;
+  let segs = 1;
+  if (type !== VIRTIO_NET_HDR_GSO_NONE) {
+    let cs: number;
+    if ((a[p] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) cs = u16(a, p + 6);
+    else cs = buf[off] >> 4 === 4 ? (buf[off] & 15) * 4 : 40;
+    let hdrs = -1;
+    if (type === VIRTIO_NET_HDR_GSO_TCPV4 || type === VIRTIO_NET_HDR_GSO_TCPV6) {
+      if (cs + 13 < len) hdrs = cs + (buf[off + cs + 12] >> 4) * 4;
+    } else if (type === VIRTIO_NET_HDR_GSO_UDP_L4) {
+      hdrs = cs + 8;
+    }
+    const gso = u16(a, p + 4);
+    if (hdrs > 0 && hdrs <= len && gso > 0) {
+      setU16(a, p + 2, hdrs);
+      const payload = len - hdrs;
+      segs = payload > gso ? Math.ceil(payload / gso) : 1;
+    }
+  }
+  setU16(a, p + 10, segs);
+  return segs;
 }

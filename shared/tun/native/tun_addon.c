@@ -6,7 +6,9 @@
  * by several worker_threads at once; each queue polls on the loop of the thread that started it.
  *
  * Exports (see shared/tun/native-tun.ts for the typed view):
- *   openQueues(name, n, flags) -> { name, fds }   flags: 1 = multi-queue, 2 = vnet hdr
+ *   openQueues(name, n, flags) -> { name, fds }   flags: 1 = multi-queue, 2 = vnet hdr,
+ *                                                 4 = leave the fds blocking (bench references only)
+ *   gsoSplit / completeChecksum / writeProbe      GSO segmentation and probes (gso_napi.c)
  *   ifName(fd) -> string                          TUNGETIFF on an fd (attach-by-fd path)
  *   setVnetHdrSize(fd, size) -> boolean           TUNSETVNETHDRSZ
  *   setOffload(fd, mask) -> boolean               TUNSETOFFLOAD; false = kernel refused the mask
@@ -35,6 +37,9 @@
 #define VNET_HDR_LEN 12
 #define OPEN_MULTI_QUEUE 1
 #define OPEN_VNET_HDR 2
+#define OPEN_BLOCKING 4
+
+void mslb_gso_register(napi_env env, napi_value exports); /* gso_napi.c */
 
 typedef struct tunq {
   int fd; /* -1 once closed */
@@ -140,8 +145,8 @@ static napi_value open_queues(napi_env env, napi_callback_info info) {
       memcpy(kname, ifr.ifr_name, IFNAMSIZ);
       kname[IFNAMSIZ] = 0;
     }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int fl = (flags & OPEN_BLOCKING) ? 0 : fcntl(fd, F_GETFL);
+    if (!(flags & OPEN_BLOCKING) && (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
       int e = errno;
       close(fd);
       for (int j = 0; j < i; j++) close(fds[j]);
@@ -645,6 +650,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_value v;
   napi_create_int32(env, VNET_HDR_LEN, &v);
   napi_set_named_property(env, exports, "VNET_HDR_LEN", v);
+  mslb_gso_register(env, exports);
   return exports;
 }
 
