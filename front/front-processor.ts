@@ -27,6 +27,10 @@ import {
   REASON_SOURCE_PREFIX,
 } from './decision.js';
 import type { FrontRole } from './front-role.js';
+import { FlowPinning } from './flow-pinning.js';
+
+/** The config schema's defaults, for roles built without a flowTable section. */
+const DEFAULT_FLOW_TABLE = { size: 65536, tcpTimeout: 300, udpTimeout: 30, otherTimeout: 30 };
 
 const D_MALFORMED = dropIndex('malformed');
 const E_MULTICAST = eventIndex('multicast_ignored');
@@ -51,22 +55,32 @@ export class FrontProcessor implements RoleProcessor {
   private readonly src6: Uint32Array | null;
   private table: CompiledTable | null = null;
   private ipId = 1;
+  /** This worker's flow table (SPEC 2 step 5). */
+  readonly flows: FlowPinning;
 
   constructor(
     private readonly role: FrontRole,
     private readonly counters: Float64Array,
+    /** Flow-table clock in ms (tests pass a fake one). */
+    clock: () => number = Date.now,
   ) {
     this.src4 = role.encapSource4 ? Uint32Array.from(role.encapSource4) : null;
     this.src6 = role.encapSource6 ? Uint32Array.from(role.encapSource6) : null;
+    this.flows = new FlowPinning(role.flowTable ?? DEFAULT_FLOW_TABLE, counters, clock);
   }
 
   update(msg: ToWorker): void {
-    if (msg.type === 'table') this.table = CompiledTable.fromTransfer(msg.table as CompiledTableTransfer);
+    if (msg.type === 'table') this.setTable(CompiledTable.fromTransfer(msg.table as CompiledTableTransfer));
   }
 
   /** For tests and the in-process path: install a compiled table directly. */
   setTable(t: CompiledTable): void {
     this.table = t;
+    this.flows.setTable(t); // pinned flows re-resolve their back by slot (name) into this table
+  }
+
+  endBatch(nowMs: number): void {
+    this.flows.endBatch(nowMs);
   }
 
   process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, _aux: AuxBatch): number {
@@ -86,24 +100,32 @@ export class FrontProcessor implements RoleProcessor {
       c[D_NO_ROUTE]++;
       return VERDICT_DROP;
     }
-    const inp = this.input;
     const v = info.version;
-    inp.family = v === 4 ? 4 : 6;
-    inp.src.set(info.src);
-    inp.service.set(info.dst);
-    inp.flowLabel = info.flowLabel;
-    inp.hasLbsp = false;
-    if (info.lbspStatus === 1) {
-      inp.hasLbsp = readLbspClient(buf, off, info, inp.lbspClient) && readLbspServer(buf, off, info, inp.lbspServer);
-    } else if (info.lbspStatus === 2) c[E_LBSP_BAD_LEN]++;
     const r = this.result;
-    const reason = decide(t, inp, r);
-    if (r.lbspIgnored) c[E_LBSP_UNKNOWN]++;
-    if (r.back < 0) {
-      c[reason === REASON_NOT_SERVICE ? D_NOT_SERVICE : reason === REASON_BACKEND_DOWN ? D_BACKEND_DOWN : D_NO_ROUTE]++;
-      return VERDICT_DROP;
+    const flows = this.flows;
+    if (info.lbspStatus === 2) c[E_LBSP_BAD_LEN]++;
+    if (flows.lookup(info)) {
+      // SPEC 2 step 5: a pinned flow keeps its back (reason flow_table, counted by lookup)
+      r.back = flows.back; r.slot = flows.slot; r.service = flows.service;
+    } else {
+      const inp = this.input;
+      inp.family = v === 4 ? 4 : 6;
+      inp.src.set(info.src);
+      inp.service.set(info.dst);
+      inp.flowLabel = info.flowLabel;
+      inp.hasLbsp = false;
+      if (info.lbspStatus === 1) {
+        inp.hasLbsp = readLbspClient(buf, off, info, inp.lbspClient) && readLbspServer(buf, off, info, inp.lbspServer);
+      }
+      const reason = decide(t, inp, r);
+      if (r.lbspIgnored) c[E_LBSP_UNKNOWN]++;
+      if (r.back < 0) {
+        c[reason === REASON_NOT_SERVICE ? D_NOT_SERVICE : reason === REASON_BACKEND_DOWN ? D_BACKEND_DOWN : D_NO_ROUTE]++;
+        return VERDICT_DROP;
+      }
+      c[reason === REASON_LBSP_SERVER ? DEC_LBSP : reason === REASON_FLOW_LABEL ? DEC_LABEL : DEC_PREFIX]++;
+      flows.remember(info, r.back, r.slot);
     }
-    c[reason === REASON_LBSP_SERVER ? DEC_LBSP : reason === REASON_FLOW_LABEL ? DEC_LABEL : DEC_PREFIX]++;
     const b = this.backAddr;
     const fam = t.backAddress(r.back, r.service, b);
     c[backendPacketsIndex(r.slot)]++;

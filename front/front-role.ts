@@ -8,6 +8,8 @@ export interface FrontRole {
   encapSource4: number[] | null;
   encapSource6: number[] | null;
   hopLimit: number;
+  /** Flow table (SPEC 2 step 5): entries per worker, idle timeouts in seconds. */
+  flowTable?: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
 }
 
 function wordsOf(text: string): { family: 4 | 6; words: number[] } | null {
@@ -29,5 +31,5 @@ export function frontRoleFromConfig(c: FrontConfig): FrontRole {
   }
   if (c.encap.source4) s4 = wordsOf(c.encap.source4)?.words ?? s4;
   if (c.encap.source6) s6 = wordsOf(c.encap.source6)?.words ?? s6;
-  return { lbspType: c.lbsp.optionType, encapSource4: s4, encapSource6: s6, hopLimit: c.encap.hopLimit };
+  return { lbspType: c.lbsp.optionType, encapSource4: s4, encapSource6: s6, hopLimit: c.encap.hopLimit, flowTable: { ...c.flowTable } };
 }

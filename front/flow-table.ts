@@ -1,0 +1,223 @@
+// The front's flow table (SPEC section 2, step 5): pins a flow to the back its first packet was
+// sent to. One per worker, bounded and allocation-free:
+// - set-associative open addressing over typed arrays: an entry lives in one bucket of WAYS slots
+//   chosen by a seeded hash of its key; lookups compare a 32-bit hash first, then the key words;
+// - LRU per bucket: every entry carries its last-seen time; a full bucket evicts its least
+//   recently seen entry (bounded memory: capacity = buckets * ways, at most size + ways - 1);
+// - idle timeouts per entry (set by the caller per protocol, shortened on TCP FIN/RST); an expired
+//   entry is reclaimed when found, when its bucket needs room, or by the incremental sweep().
+// Keys are words: [kind|family|proto, src x4, dst x4, ports] where ports = sport << 16 | dport for
+// a flow, or the fragment Identification for a datagram's non-first fragments (kind FRAGMENT).
+// Values: back index, stable backend slot, table generation the index belongs to.
+
+export const KEY_WORDS = 10;
+export const KIND_FLOW = 0;
+export const KIND_FRAGMENT = 1;
+/** Entry flag: a FIN or RST was seen (timeout shortened; a new SYN replaces the entry). */
+export const FLAG_CLOSING = 1;
+const MAX_WAYS = 8;
+
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  h ^= Math.imul(k, 0x1b873593);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+export class FlowTable {
+  readonly size: number;
+  readonly ways: number;
+  readonly buckets: number;
+  readonly capacity: number;
+  /** Scratch key for find()/insert(): fill it with setFlowKey()/setFragmentKey(). */
+  readonly key = new Uint32Array(KEY_WORDS);
+  private keyHash = 0;
+  private readonly seed: number;
+  private readonly keys: Uint32Array;
+  private readonly hashes: Uint32Array;
+  private readonly used: Uint8Array;
+  readonly flags: Uint8Array;
+  readonly back: Int32Array;
+  readonly slot: Int32Array;
+  readonly gen: Uint32Array;
+  private readonly lastSeen: Float64Array;
+  private readonly timeout: Float64Array;
+  /** Entries in use. */
+  count = 0;
+  /** Monotonic totals, read by the caller to bump its counters. */
+  inserts = 0;
+  /** Entries removed for room (LRU) or because they had expired. */
+  evictions = 0;
+  private sweepAt = 0;
+
+  /** `size`: entries wanted (>= 1); `seed`: hash seed (random per worker by default). */
+  constructor(size: number, seed: number = (Math.random() * 0x100000000) >>> 0) {
+    if (!Number.isInteger(size) || size < 1) throw new Error(`flow table size must be a positive integer, got ${size}`);
+    this.size = size;
+    this.ways = Math.min(MAX_WAYS, size);
+    this.buckets = Math.ceil(size / this.ways);
+    this.capacity = this.buckets * this.ways;
+    this.seed = seed | 0;
+    const n = this.capacity;
+    this.keys = new Uint32Array(n * KEY_WORDS);
+    this.hashes = new Uint32Array(n);
+    this.used = new Uint8Array(n);
+    this.flags = new Uint8Array(n);
+    this.back = new Int32Array(n);
+    this.slot = new Int32Array(n);
+    this.gen = new Uint32Array(n);
+    this.lastSeen = new Float64Array(n);
+    this.timeout = new Float64Array(n);
+  }
+
+  /** Key of a flow: addresses (IPv4 in word 0), protocol, ports (0 when the protocol has none). */
+  setFlowKey(family: number, proto: number, src: Uint32Array, dst: Uint32Array, srcPort: number, dstPort: number): void {
+    this.fill(KIND_FLOW, family, proto, src, dst, ((srcPort << 16) | dstPort) >>> 0);
+  }
+
+  /** Key of a fragmented datagram: (src, dst, protocol, Identification). */
+  setFragmentKey(family: number, proto: number, src: Uint32Array, dst: Uint32Array, fragId: number): void {
+    this.fill(KIND_FRAGMENT, family, proto, src, dst, fragId >>> 0);
+  }
+
+  private fill(kind: number, family: number, proto: number, src: Uint32Array, dst: Uint32Array, ports: number): void {
+    const k = this.key;
+    k[0] = (kind << 16) | (family << 8) | proto;
+    k[1] = src[0]!; k[2] = src[1]!; k[3] = src[2]!; k[4] = src[3]!;
+    k[5] = dst[0]!; k[6] = dst[1]!; k[7] = dst[2]!; k[8] = dst[3]!;
+    k[9] = ports;
+    let h = this.seed;
+    for (let i = 0; i < KEY_WORDS; i++) h = mix(h, k[i]!);
+    this.keyHash = fmix(h ^ KEY_WORDS);
+  }
+
+  private bucketOf(h: number): number {
+    return (h % this.buckets) * this.ways;
+  }
+
+  private sameKey(i: number): boolean {
+    const k = this.key, ks = this.keys, b = i * KEY_WORDS;
+    for (let w = 0; w < KEY_WORDS; w++) if (ks[b + w] !== k[w]) return false;
+    return true;
+  }
+
+  private expired(i: number, now: number): boolean {
+    return now - this.lastSeen[i]! > this.timeout[i]!;
+  }
+
+  /**
+   * Entry of the scratch key, or -1. A live entry's last-seen time becomes `now`; an expired one
+   * is removed (counted as an eviction) and reported as absent.
+   */
+  find(now: number): number {
+    const h = this.keyHash;
+    const start = this.bucketOf(h);
+    for (let j = 0; j < this.ways; j++) {
+      const i = start + j;
+      if (this.used[i] === 0 || this.hashes[i] !== h || !this.sameKey(i)) continue;
+      if (this.expired(i, now)) {
+        this.drop(i);
+        this.evictions++;
+        return -1;
+      }
+      this.lastSeen[i] = now;
+      return i;
+    }
+    return -1;
+  }
+
+  /**
+   * Insert the scratch key (the caller checked with find() that it is absent). Takes a free way of
+   * its bucket, else an expired one, else evicts the least recently seen. Returns the entry.
+   */
+  insert(now: number, back: number, slot: number, gen: number, timeoutMs: number): number {
+    const h = this.keyHash;
+    const start = this.bucketOf(h);
+    let victim = -1;
+    let oldest = Infinity;
+    let free = -1;
+    for (let j = 0; j < this.ways; j++) {
+      const i = start + j;
+      if (this.used[i] === 0) { free = i; break; }
+      if (this.expired(i, now)) { free = i; this.drop(i); this.evictions++; break; }
+      const t = this.lastSeen[i]!;
+      if (t < oldest) { oldest = t; victim = i; }
+    }
+    let i = free;
+    if (i < 0) {
+      i = victim;
+      this.drop(i);
+      this.evictions++;
+    }
+    this.keys.set(this.key, i * KEY_WORDS);
+    this.hashes[i] = h;
+    this.used[i] = 1;
+    this.flags[i] = 0;
+    this.back[i] = back;
+    this.slot[i] = slot;
+    this.gen[i] = gen;
+    this.lastSeen[i] = now;
+    this.timeout[i] = timeoutMs;
+    this.count++;
+    this.inserts++;
+    return i;
+  }
+
+  /** Shorten an entry's idle timeout (never lengthens) and mark it closing. */
+  markClosing(i: number, timeoutMs: number): void {
+    if (timeoutMs < this.timeout[i]!) this.timeout[i] = timeoutMs;
+    this.flags[i] |= FLAG_CLOSING;
+  }
+
+  isClosing(i: number): boolean {
+    return (this.flags[i]! & FLAG_CLOSING) !== 0;
+  }
+
+  /** Remove an entry (released: its back went down, no longer exists, or a new SYN replaces it). */
+  remove(i: number): void {
+    if (this.used[i] !== 0) this.drop(i);
+  }
+
+  private drop(i: number): void {
+    this.used[i] = 0;
+    this.count--;
+  }
+
+  /**
+   * Reclaim expired entries in the next `maxBuckets` buckets (round robin), so memory held by idle
+   * flows and the size gauge follow the timeouts without a full scan. Returns entries removed.
+   */
+  sweep(now: number, maxBuckets: number): number {
+    let removed = 0;
+    const n = Math.min(maxBuckets, this.buckets);
+    for (let b = 0; b < n; b++) {
+      const start = this.sweepAt * this.ways;
+      for (let j = 0; j < this.ways; j++) {
+        const i = start + j;
+        if (this.used[i] !== 0 && this.expired(i, now)) {
+          this.drop(i);
+          this.evictions++;
+          removed++;
+        }
+      }
+      this.sweepAt = this.sweepAt + 1 === this.buckets ? 0 : this.sweepAt + 1;
+    }
+    return removed;
+  }
+
+  /** Drop every entry (not counted as evictions). */
+  clear(): void {
+    this.used.fill(0);
+    this.count = 0;
+  }
+}
