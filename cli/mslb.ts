@@ -12,6 +12,7 @@ import { loadTableFile } from '../shared/table/table-file.js';
 import { CompiledTable } from '../shared/table/compiled-table.js';
 import { parseAddress, formatAddress } from '../shared/table/addr.js';
 import { decide, DecisionInput, DecisionResult, REASON_NAMES } from '../front/decision.js';
+import { planHealthChecks } from '../front/health-checker.js';
 
 export interface CliIo {
   out(line: string): void;
@@ -62,6 +63,12 @@ function tableContext(c: FrontConfig) {
   return { services: c.services, mode: c.mode, encap: c.encap };
 }
 
+/** Table checks that need more of the front config than validation has (health-check probe sources). */
+function frontTableErrors(c: FrontConfig, t: Parameters<typeof planHealthChecks>[0]): ConfigError[] {
+  const slots = new Map<string, number>();
+  return planHealthChecks(t, c, (n) => { if (!slots.has(n)) slots.set(n, slots.size); return slots.get(n)!; }).errors;
+}
+
 function check(pos: string[], opts: Map<string, string>, io: CliIo): number {
   if (pos.length !== 1) { USAGE.forEach((l) => io.err(l)); return 2; }
   const file = pos[0]!;
@@ -72,6 +79,8 @@ function check(pos: string[], opts: Map<string, string>, io: CliIo): number {
     if (!fc.config) return printErrors(io, fc.errors);
     const t = loadTableFile(file, tableContext(fc.config));
     if (!t.table) return printErrors(io, t.errors);
+    const he = frontTableErrors(fc.config, t.table);
+    if (he.length > 0) return printErrors(io, he);
     io.out(`OK table ${file}: ${t.table.backs.length} backs, ${t.table.pools.length} pools, ${t.table.routes.length} routes (checked against ${cfgFile})`);
     return 0;
   }
@@ -83,6 +92,8 @@ function check(pos: string[], opts: Map<string, string>, io: CliIo): number {
     if (!fc.config) return printErrors(io, fc.errors);
     const t = loadTableFile(fc.config.table, tableContext(fc.config));
     if (!t.table) return printErrors(io, t.errors);
+    const he = frontTableErrors(fc.config, t.table);
+    if (he.length > 0) return printErrors(io, he);
     const r4 = t.table.routes.filter((r) => r.family === 4).length;
     io.out(`OK front ${file}: ${fc.config.services.length} services, mode ${fc.config.mode}; table ${fc.config.table}: ` +
       `${t.table.backs.length} backs, ${t.table.pools.length} pools, ${t.table.routes.length} routes (${r4} IPv4, ${t.table.routes.length - r4} IPv6)`);

@@ -8,6 +8,8 @@ import { configPathFromArgs } from '../shared/engine/service-args.js';
 import { createLogger } from '../shared/log.js';
 import { frontRoleFromConfig } from './front-role.js';
 import { TableManager } from './table-manager.js';
+import { HealthChecker, planHealthChecks, type HealthPlan } from './health-checker.js';
+import type { HostSetup } from '../shared/netlink/host-setup.js';
 
 async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-front');
@@ -18,17 +20,40 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ level: config.log.level, base: { service: 'mslb-front' } });
   let host: ServiceHost | undefined;
+  let health: HealthChecker | undefined;
+  let hostSetup: HostSetup | undefined;
+  let started = false;
   const tables = new TableManager(
     config,
     log,
-    (t, generation) => host?.broadcast({ type: 'table', table: t.toTransfer(), generation }),
+    (t, generation, plan) => {
+      host?.broadcast({ type: 'table', table: t.toTransfer(), generation });
+      health?.update((plan as HealthPlan | undefined)?.backs ?? []);
+    },
     (ok) => host?.metrics.recordReload(ok),
+    {
+      // Health checks: plan per back, plus the internal probe-source routes (front/health-checker.ts).
+      augment: (t, slotOf) => {
+        const p = planHealthChecks(t, config, slotOf);
+        return { routes: p.routes, errors: p.errors, data: p };
+      },
+    },
   );
   const first = tables.build();
   if (!first.table) {
     process.stderr.write(`mslb-front: invalid table\n${formatErrors(first.errors)}\n`);
     process.exit(1);
   }
+  health = new HealthChecker({
+    log,
+    up: tables.up,
+    refresh: () => void tables.table?.refreshUp(),
+    // Probe sources go on lo through the service's own HostSetup (undone at stop).
+    addSource: async (cidr) => {
+      if (!hostSetup) throw new Error('host not set up');
+      await hostSetup.addAddress('lo', cidr);
+    },
+  });
   host = new ServiceHost({
     role: 'front',
     log,
@@ -45,16 +70,25 @@ async function main(): Promise<void> {
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
     table: () => tables.table?.meta.view,
     ready: () => (tables.table ? { ready: true } : { ready: false, reason: 'no table loaded' }),
+    setupHost: async (h) => {
+      hostSetup = h;
+    },
   });
-  host.handleSignals(() => tables.reload('SIGHUP'));
+  // Stop probing before the workers stop (no backend_down noise while draining).
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => health?.stop());
+  host.handleSignals(() => {
+    if (started) tables.reload('SIGHUP');
+  });
   try {
     await host.start();
     tables.install(first.table, first.text);
+    started = true;
     host.metrics.markLoaded();
     tables.watch();
     log.info('table_loaded', { trigger: 'start', file: config.table, routes4: first.table.meta.routes4, routes6: first.table.meta.routes6 });
   } catch (e) {
     log.error('start_failed', { error: (e as Error).message });
+    health.stop();
     tables.close();
     await host.stop(1);
   }

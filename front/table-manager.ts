@@ -34,6 +34,8 @@ const MAX_SETTLE_ROUNDS = 20;
 export interface TableAugment {
   routes: TableRoute[];
   errors: TableError[];
+  /** Handed to `publish` with the table it was computed for (e.g. the health-check plan). */
+  data?: unknown;
 }
 
 export interface TableManagerOptions {
@@ -66,6 +68,7 @@ export class TableManager {
   private rejectedText: string | undefined;
   private generation = 0;
   private readonly slots = new Map<string, number>();
+  private readonly augmentData = new WeakMap<CompiledTable, unknown>();
   /** up[slot]: shared with every worker; health checks flip it. */
   readonly up = new Uint8Array(new SharedArrayBuffer(MAX_BACKEND_SLOTS));
   private watcher: FSWatcher | undefined;
@@ -85,7 +88,7 @@ export class TableManager {
   constructor(
     private readonly config: FrontConfig,
     private readonly log: Logger,
-    private readonly publish: (t: CompiledTable, generation: number) => void,
+    private readonly publish: (t: CompiledTable, generation: number, augmentData: unknown) => void,
     private readonly onReloadResult: (ok: boolean) => void,
     private readonly opts: TableManagerOptions = {},
   ) {
@@ -155,6 +158,7 @@ export class TableManager {
         m.routes6 = own.length - m.routes4;
         m.view.routes = m.view.routes.slice(0, own.length);
       }
+      if (extra.data !== undefined) this.augmentData.set(table, extra.data);
       return { table, errors: [], text };
     } catch (e) {
       return { errors: [{ file: c.table, entry: '', reason: (e as Error).message }], text };
@@ -167,7 +171,7 @@ export class TableManager {
     this.currentText = text;
     this.rejectedText = undefined;
     this.generation++;
-    this.publish(t, this.generation);
+    this.publish(t, this.generation, this.augmentData.get(t));
   }
 
   private reject(trigger: string, errors: TableError[]): void {

@@ -54,6 +54,8 @@ export const frontSchema = {
     timeout: { doc: 'Default probe timeout, seconds', format: 'int-range', default: 1, env: 'MSLB_HEALTH_TIMEOUT' },
     rise: { doc: 'Default successes in a row to mark a back up', format: 'int-range', default: 2, env: 'MSLB_HEALTH_RISE' },
     fall: { doc: 'Default failures in a row to mark a back down', format: 'int-range', default: 3, env: 'MSLB_HEALTH_FALL' },
+    probePrefix6: { doc: 'IPv6 prefix the front takes service-probe sources from (prefix + backend slot + 1, added to lo; the fabric routes it back to the front); "" = no IPv6 service probes', format: String, default: '', env: 'MSLB_HEALTH_PROBE_PREFIX6' },
+    probePrefix4: { doc: 'IPv4 prefix the front takes service-probe sources from (as probePrefix6); "" = no IPv4 service probes', format: String, default: '', env: 'MSLB_HEALTH_PROBE_PREFIX4' },
   },
   log: {
     level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info', env: 'MSLB_LOG_LEVEL' },
@@ -77,7 +79,7 @@ export interface FrontConfig {
   offload: { enabled: boolean };
   flowTable: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
   icmp: { ratePerSecond: number; burst: number };
-  healthCheck: { interval: number; timeout: number; rise: number; fall: number };
+  healthCheck: { interval: number; timeout: number; rise: number; fall: number; probePrefix6: string; probePrefix4: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }
 
@@ -110,6 +112,13 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   if (ok('icmp.ratePerSecond')) c.intRange('icmp.ratePerSecond', v.icmp.ratePerSecond, 0, 1_000_000);
   if (ok('icmp.burst')) c.intRange('icmp.burst', v.icmp.burst, 1, 1_000_000);
   for (const k of ['interval', 'timeout', 'rise', 'fall'] as const) if (ok(`healthCheck.${k}`)) c.intRange(`healthCheck.${k}`, v.healthCheck[k], 1, 3600);
+  const probe = { probePrefix6: '', probePrefix4: '' };
+  for (const [k, f] of [['probePrefix6', 6], ['probePrefix4', 4]] as const) {
+    if (v.healthCheck[k] === '') continue;
+    const p = c.prefix(`healthCheck.${k}`, v.healthCheck[k]);
+    if (p && parseAddress(p.split('/')[0]!)?.family !== f) c.err(`healthCheck.${k}`, `must be an IPv${f} prefix, got ${JSON.stringify(v.healthCheck[k])}`);
+    else if (p) probe[k] = p;
+  }
   if (typeof v.table !== 'string' || v.table === '') c.err('table', 'must be the path of the table file');
   const all = [...errors, ...c.errors];
   if (all.length > 0) return { errors: all };
@@ -127,6 +136,7 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
         source: v.encap.source === 'service' ? 'service' : (c.address('encap.source', v.encap.source) ?? ''),
       },
       acceptTunnelFrom: accept,
+      healthCheck: { ...v.healthCheck, ...probe },
     },
   };
 }

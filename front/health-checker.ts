@@ -1,0 +1,396 @@
+// Health checks of the backs (SPEC 6a: `healthCheck` per back in the table; defaults from the front
+// config's `healthCheck`). Main thread only. A back with a health check gets, every `interval`:
+//   - an HTTP probe of `url` (the back's /readyz: the mslb-back process, its TUN and table are up);
+//   - a probe of the service *through the back*, when `servicePort` is set: a TCP connect to S:port
+//     for every service the back carries, from a probe source address that the front's own table
+//     routes to that back. How: the front owns a probe prefix per family (config
+//     `healthCheck.probePrefix6/4`); back slot k gets source prefix+k+1, added to `lo`, and the
+//     compiled table gets an internal route source/128 (/32) -> that back (the TableManager augment
+//     hook; these routes are not in /table or mslb_table_routes). The kernel routes S into the TUN,
+//     so the SYN goes through a worker exactly like a client's (decision, translate or encap, the
+//     fabric, the back's unwrap/translate, the back host's route to the server) and the server's
+//     SYN-ACK comes back by plain routing to the probe source, which the fabric must route to the
+//     front host (as it routes client prefixes). A dead server behind a live back is seen: the
+//     connect is refused or times out. A single-back target is fail-open (SPEC 2), so probes keep
+//     reaching a back marked down and see it come back. The probe connection is reset at once.
+// A back is up after `rise` good rounds in a row and down after `fall` bad ones (a round is good when
+// every probe of it succeeds within `timeout`). It starts up (a front restart moves nothing). Going
+// down sets up[slot]=0 and rebuilds the pools' alive tables (CompiledTable.refreshUp): only that
+// back's keys move; coming back restores them. State changes are logged (backend_down, backend_up).
+import { request as httpRequest, type ClientRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
+import type { Logger } from '../shared/log.js';
+import { formatAddress, parseAddress, parsePrefix, type Family } from '../shared/table/addr.js';
+import type { TableError, TableRoute, ValidatedTable } from '../shared/table/table-loader.js';
+
+export interface HealthDefaults {
+  interval: number; // seconds
+  timeout: number;
+  rise: number;
+  fall: number;
+  probePrefix6: string; // "" = none
+  probePrefix4: string;
+}
+
+export interface ServiceProbe {
+  service: string;
+  family: Family;
+  port: number;
+  /** Probe source address (text) that the internal route sends to this back. */
+  source: string;
+}
+
+export interface BackHealthPlan {
+  name: string;
+  slot: number;
+  url?: string;
+  services: ServiceProbe[];
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+}
+
+export interface HealthPlan {
+  backs: BackHealthPlan[];
+  /** Internal routes probe source -> back, compiled into the table. */
+  routes: TableRoute[];
+  errors: TableError[];
+}
+
+/** prefix + offset (offset < 2^32), or null when it does not fit in the prefix. */
+export function addressInPrefix(prefix: string, offset: number): string | null {
+  const p = parsePrefix(prefix);
+  if (!p) return null;
+  const bits = (p.family === 4 ? 32 : 128) - p.len;
+  if (bits < 32 && offset >= 2 ** bits) return null;
+  const w = Uint32Array.from(p.words);
+  const last = p.family === 4 ? 0 : 3;
+  let carry = offset;
+  for (let i = last; i >= 0 && carry > 0; i--) {
+    const sum = w[i]! + carry;
+    w[i] = sum >>> 0;
+    carry = sum > 0xffffffff ? 1 : 0;
+  }
+  return formatAddress(p.family, w);
+}
+
+/**
+ * Which backs are checked and how, and the internal probe routes. Errors name the table entry:
+ * a servicePort that no probe prefix can serve, or a probe prefix too small for the back's slot.
+ */
+export function planHealthChecks(
+  t: ValidatedTable,
+  cfg: { services: string[]; healthCheck: HealthDefaults },
+  slotOf: (name: string) => number,
+): HealthPlan {
+  const d = cfg.healthCheck;
+  const backs: BackHealthPlan[] = [];
+  const routes: TableRoute[] = [];
+  const errors: TableError[] = [];
+  for (const b of t.backs) {
+    const hc = b.healthCheck;
+    if (!hc) continue;
+    const e = `backs.${b.name}.healthCheck`;
+    const slot = slotOf(b.name);
+    const plan: BackHealthPlan = {
+      name: b.name,
+      slot,
+      ...(hc.url ? { url: hc.url } : {}),
+      services: [],
+      intervalMs: (hc.interval ?? d.interval) * 1000,
+      timeoutMs: (hc.timeout ?? d.timeout) * 1000,
+      rise: hc.rise ?? d.rise,
+      fall: hc.fall ?? d.fall,
+    };
+    if (hc.servicePort !== undefined) {
+      const carried = cfg.services.filter((s) => b.addressFor[s] !== undefined);
+      const sources: Partial<Record<Family, string>> = {};
+      const missing: string[] = [];
+      for (const s of carried) {
+        const f = parseAddress(s)!.family;
+        const prefix = f === 6 ? d.probePrefix6 : d.probePrefix4;
+        if (prefix === '') { missing.push(`IPv${f} service ${s}`); continue; }
+        let src = sources[f];
+        if (src === undefined) {
+          const a = addressInPrefix(prefix, slot + 1);
+          if (a === null) {
+            errors.push({ file: t.file, entry: `${e}.servicePort`, reason: `healthCheck.probePrefix${f} ${prefix} has no room for back ${b.name} (backend slot ${slot} needs address +${slot + 1})` });
+            continue;
+          }
+          src = sources[f] = a;
+          const p = parseAddress(a)!;
+          routes.push({ source: `${a}/${f === 4 ? 32 : 128}`, family: f, words: p.words, len: f === 4 ? 32 : 128, to: b.name });
+        }
+        plan.services.push({ service: s, family: f, port: hc.servicePort, source: src });
+      }
+      if (plan.services.length === 0 && missing.length > 0) {
+        errors.push({
+          file: t.file,
+          entry: `${e}.servicePort`,
+          reason: `probing the service through the back needs a probe source: set healthCheck.probePrefix${missing[0]!.includes('IPv6') ? '6' : '4'} in the front config (for ${missing.join(', ')})`,
+        });
+      }
+    }
+    if (!plan.url && plan.services.length === 0 && hc.servicePort === undefined) {
+      errors.push({ file: t.file, entry: e, reason: 'a health check needs url (the back\'s /readyz) or servicePort (the service through the back), or both' });
+      continue;
+    }
+    backs.push(plan);
+  }
+  return { backs, routes, errors };
+}
+
+// ---- probes ------------------------------------------------------------------------------------
+
+export interface ProbeResult {
+  ok: boolean;
+  detail: string;
+}
+
+export interface Probes {
+  http(url: string, timeoutMs: number): Promise<ProbeResult>;
+  tcp(host: string, port: number, localAddress: string, timeoutMs: number): Promise<ProbeResult>;
+}
+
+/** GET url; 2xx within the timeout is good. No keep-alive: each probe is a new connection. */
+function httpProbe(url: string, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let done = false;
+    let req: ClientRequest | undefined;
+    const finish = (r: ProbeResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req?.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish({ ok: false, detail: `timeout after ${timeoutMs} ms` }), timeoutMs);
+    try {
+      const u = new URL(url);
+      req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', agent: false, headers: { 'user-agent': 'mslb-front-health' } }, (res) => {
+        const code = res.statusCode ?? 0;
+        res.resume();
+        res.on('end', () => finish({ ok: code >= 200 && code < 300, detail: `HTTP ${code}` }));
+        res.on('error', (e) => finish({ ok: false, detail: e.message }));
+      });
+      req.on('error', (e) => finish({ ok: false, detail: e.message }));
+      req.end();
+    } catch (e) {
+      finish({ ok: false, detail: (e as Error).message });
+    }
+  });
+}
+
+/** TCP connect from localAddress; established within the timeout is good; then reset (no TIME_WAIT). */
+function tcpProbe(host: string, port: number, localAddress: string, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let done = false;
+    const sock = connect({ host, port, localAddress, family: host.includes(':') ? 6 : 4 });
+    const finish = (r: ProbeResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (r.ok) sock.resetAndDestroy();
+      else sock.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish({ ok: false, detail: `connect timeout after ${timeoutMs} ms` }), timeoutMs);
+    sock.once('connect', () => finish({ ok: true, detail: 'connected' }));
+    sock.once('error', (e) => finish({ ok: false, detail: e.message }));
+  });
+}
+
+export const realProbes: Probes = { http: httpProbe, tcp: tcpProbe };
+
+// ---- state -------------------------------------------------------------------------------------
+
+/** rise/fall over consecutive results. Starts up. */
+export class HealthState {
+  up = true;
+  successes = 0;
+  failures = 0;
+  constructor(
+    public rise: number,
+    public fall: number,
+  ) {}
+
+  /** Returns 'down' | 'up' when this result changes the state, else null. */
+  record(ok: boolean): 'up' | 'down' | null {
+    if (ok) {
+      this.failures = 0;
+      this.successes++;
+      if (!this.up && this.successes >= this.rise) {
+        this.up = true;
+        return 'up';
+      }
+    } else {
+      this.successes = 0;
+      this.failures++;
+      if (this.up && this.failures >= this.fall) {
+        this.up = false;
+        return 'down';
+      }
+    }
+    return null;
+  }
+}
+
+export interface HealthCheckerOptions {
+  log: Logger;
+  /** Shared up[slot] (TableManager.up). */
+  up: Uint8Array;
+  /** Rebuild the pools' alive tables of the table in force after up[] changed. */
+  refresh: () => void;
+  probes?: Probes;
+  /** Add a probe source address (cidr) to the host; default: none (unit tests). */
+  addSource?: (cidr: string) => Promise<void>;
+  /** Schedule rounds with timers (default true); false: tests call checkNow(). */
+  schedule?: boolean;
+}
+
+interface BackEntry {
+  plan: BackHealthPlan;
+  state: HealthState;
+  timer: NodeJS.Timeout | undefined;
+  running: boolean;
+  lastDetail: string;
+  changedAt: number;
+}
+
+export interface BackHealthStatus {
+  name: string;
+  slot: number;
+  up: boolean;
+  successes: number;
+  failures: number;
+  lastDetail: string;
+}
+
+export class HealthChecker {
+  private readonly backs = new Map<string, BackEntry>();
+  private readonly sources = new Map<string, Promise<void>>();
+  private readonly probes: Probes;
+  private stopped = false;
+
+  constructor(private readonly o: HealthCheckerOptions) {
+    this.probes = o.probes ?? realProbes;
+  }
+
+  /** The plan of a newly installed table: start, re-plan or stop checks per back (by name). */
+  update(plans: readonly BackHealthPlan[]): void {
+    if (this.stopped) return;
+    const seen = new Set<string>();
+    let changed = false;
+    for (const plan of plans) {
+      seen.add(plan.name);
+      for (const s of plan.services) this.ensureSource(s);
+      const cur = this.backs.get(plan.name);
+      if (cur) {
+        const same = JSON.stringify(cur.plan) === JSON.stringify(plan);
+        cur.plan = plan;
+        cur.state.rise = plan.rise;
+        cur.state.fall = plan.fall;
+        if (this.o.up[plan.slot] !== (cur.state.up ? 1 : 0)) { this.o.up[plan.slot] = cur.state.up ? 1 : 0; changed = true; }
+        if (!same) {
+          this.o.log.info('health_check_updated', { backend: plan.name, url: plan.url, services: plan.services.map((s) => `${s.service}:${s.port} from ${s.source}`), intervalMs: plan.intervalMs, timeoutMs: plan.timeoutMs, rise: plan.rise, fall: plan.fall });
+          this.reschedule(cur, Math.min(plan.intervalMs, 100));
+        }
+        continue;
+      }
+      const e: BackEntry = { plan, state: new HealthState(plan.rise, plan.fall), timer: undefined, running: false, lastDetail: '', changedAt: Date.now() };
+      this.backs.set(plan.name, e);
+      if (this.o.up[plan.slot] !== 1) { this.o.up[plan.slot] = 1; changed = true; }
+      this.o.log.info('health_check_started', { backend: plan.name, url: plan.url, services: plan.services.map((s) => `${s.service}:${s.port} from ${s.source}`), intervalMs: plan.intervalMs, timeoutMs: plan.timeoutMs, rise: plan.rise, fall: plan.fall });
+      // First round soon, spread so that many backs are not probed in one burst.
+      this.reschedule(e, 50 + Math.floor(Math.random() * Math.min(plan.intervalMs, 1000)));
+    }
+    for (const [name, e] of this.backs) {
+      if (seen.has(name)) continue;
+      if (e.timer) clearTimeout(e.timer);
+      this.backs.delete(name);
+      // No health check any more: the back counts as up (SPEC 6a).
+      if (this.o.up[e.plan.slot] !== 1) { this.o.up[e.plan.slot] = 1; changed = true; }
+      this.o.log.info('health_check_stopped', { backend: name, up: true });
+    }
+    if (changed) this.o.refresh();
+  }
+
+  private ensureSource(s: ServiceProbe): void {
+    if (!this.o.addSource || this.sources.has(s.source)) return;
+    const cidr = `${s.source}/${s.family === 4 ? 32 : 128}`;
+    const p = this.o.addSource(cidr).catch((e: unknown) => {
+      this.o.log.error('health_probe_source_failed', { source: cidr, error: (e as Error).message });
+    });
+    this.sources.set(s.source, p);
+  }
+
+  private reschedule(e: BackEntry, delayMs: number): void {
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = undefined;
+    if (this.stopped || this.o.schedule === false) return;
+    e.timer = setTimeout(() => {
+      e.timer = undefined;
+      const started = Date.now();
+      void this.round(e).finally(() => {
+        if (this.backs.get(e.plan.name) === e && !e.timer) this.reschedule(e, Math.max(0, e.plan.intervalMs - (Date.now() - started)));
+      });
+    }, delayMs);
+    e.timer.unref();
+  }
+
+  /** One round of every probe of a back; applies the result. */
+  private async round(e: BackEntry): Promise<void> {
+    if (e.running || this.stopped) return;
+    e.running = true;
+    try {
+      const p = e.plan;
+      const jobs: Promise<ProbeResult & { what: string }>[] = [];
+      if (p.url) jobs.push(this.probes.http(p.url, p.timeoutMs).then((r) => ({ ...r, what: `GET ${p.url}` })));
+      for (const s of p.services) {
+        const src = this.sources.get(s.source);
+        jobs.push(
+          (src ?? Promise.resolve()).then(() => this.probes.tcp(s.service, s.port, s.source, p.timeoutMs)).then((r) => ({ ...r, what: `tcp ${s.family === 6 ? `[${s.service}]` : s.service}:${s.port} from ${s.source}` })),
+        );
+      }
+      const results = await Promise.all(jobs);
+      if (this.stopped || this.backs.get(p.name) !== e) return;
+      const bad = results.filter((r) => !r.ok);
+      const ok = bad.length === 0;
+      e.lastDetail = ok ? 'ok' : bad.map((r) => `${r.what}: ${r.detail}`).join('; ');
+      if (!ok) this.o.log.debug('health_probe_failed', { backend: p.name, detail: e.lastDetail, failures: e.state.failures + 1 });
+      const change = e.state.record(ok);
+      if (change) {
+        const now = Date.now();
+        this.o.up[p.slot] = change === 'up' ? 1 : 0;
+        this.o.refresh();
+        const fields = { backend: p.name, slot: p.slot, rise: p.rise, fall: p.fall, intervalMs: p.intervalMs, wasForMs: now - e.changedAt };
+        e.changedAt = now;
+        if (change === 'down') this.o.log.warn('backend_down', { ...fields, reason: e.lastDetail });
+        else this.o.log.info('backend_up', fields);
+      }
+    } finally {
+      e.running = false;
+    }
+  }
+
+  /** Run one round of `name` now (tests; schedule: false). */
+  async checkNow(name: string): Promise<void> {
+    const e = this.backs.get(name);
+    if (!e) throw new Error(`no health check for ${name}`);
+    for (const s of e.plan.services) await this.sources.get(s.source);
+    await this.round(e);
+  }
+
+  status(): BackHealthStatus[] {
+    return [...this.backs.values()].map((e) => ({
+      name: e.plan.name, slot: e.plan.slot, up: e.state.up, successes: e.state.successes, failures: e.state.failures, lastDetail: e.lastDetail,
+    }));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const e of this.backs.values()) if (e.timer) clearTimeout(e.timer);
+  }
+}
