@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     log,
     workerEntry: new URL('./worker.js', import.meta.url),
     tun: config.tun,
+    offload: config.offload.enabled,
     acceptLocal: false,
     adminListen: config.admin.listen,
     roleData: role,

@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     log,
     workerEntry: new URL('./worker.js', import.meta.url),
     tun: config.tun,
+    offload: config.offload.enabled,
     acceptLocal: true,
     adminListen: config.admin.listen,
     roleData: frontRoleFromConfig(config),

@@ -34,6 +34,9 @@ export const backSchema = {
   mssClamp: {
     enabled: { doc: 'Clamp the TCP MSS of forwarded SYNs so stamped return packets fit the MTU (when stamping)', format: Boolean, default: true, env: 'MSLB_MSS_CLAMP_ENABLED' },
   },
+  offload: {
+    enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
+  },
   admin: {
     listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz)', format: String, default: '[::1]:9102', env: 'MSLB_ADMIN_LISTEN' },
   },
@@ -57,6 +60,7 @@ export interface BackConfig {
   returnPath: { interface: string };
   returnEncap: { gateway: string };
   mssClamp: { enabled: boolean };
+  offload: { enabled: boolean };
   admin: { listen: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }

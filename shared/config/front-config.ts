@@ -37,7 +37,7 @@ export const frontSchema = {
   },
   acceptTunnelFrom: { doc: 'Outer source prefixes whose tunnel packets the front unwraps (multi-stage, return encapsulation)', format: 'string-list', default: [] as string[], env: 'MSLB_ACCEPT_TUNNEL_FROM' },
   offload: {
-    enabled: { doc: 'TUN offloads (IFF_VNET_HDR, GSO/GRO); probed at start-up', format: Boolean, default: false, env: 'MSLB_OFFLOAD_ENABLED' },
+    enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
   },
   flowTable: {
     size: { doc: 'Flow table entries per worker (LRU eviction beyond)', format: 'int-range', default: 65536, env: 'MSLB_FLOW_TABLE_SIZE' },

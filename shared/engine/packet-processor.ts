@@ -3,7 +3,11 @@
 // send now starts and how long it is (it may have prepended a header into the headroom).
 // It may also emit extra packets (ICMP errors) into an aux batch owned by the loop.
 
+import type { SegmentBatch } from './segment-batch.js';
+
 export const VERDICT_DROP = -1;
+/** The packet was replaced by segments the processor put in aux.seg (GSO split for a tunnel). */
+export const VERDICT_SEGMENTS = -2;
 
 export interface AuxBatch {
   /** Slab for generated packets (ICMP errors, fragments); slot i at i * slotSize. */
@@ -14,6 +18,8 @@ export interface AuxBatch {
   /** Packets queued so far in this batch. */
   count: number;
   readonly capacity: number;
+  /** Segment slab for GSO splits (only when the queue has vnet headers; see segment-batch.ts). */
+  readonly seg?: SegmentBatch;
 }
 
 export interface PacketProcessor {

@@ -2,8 +2,9 @@
 // rtnetlink, starts one worker per queue, the admin server and the metrics, and on SIGTERM/SIGINT
 // stops the workers and undoes every host change. Config errors are the caller's to report before
 // this runs, so a bad file never touches an interface.
-import { openTunQueues, closeTunFds } from '../tun/native-tun.js';
-import { HEADROOM, DEFAULT_BATCH } from '../tun/tun-device.js';
+import { openTunQueues, closeTunFds, setOffload } from '../tun/native-tun.js';
+import { gsoWriteProbe } from '../tun/gso.js';
+import { HEADROOM, DEFAULT_BATCH, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } from '../tun/tun-device.js';
 import { HostSetup } from '../netlink/host-setup.js';
 import { ServiceMetrics, type BackendState, type TableRouteCounts } from '../metrics/registry.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
@@ -16,6 +17,11 @@ export interface ServiceHostOptions {
   log: Logger;
   workerEntry: URL;
   tun: { name: string; mtu: number; queues: number; routes: string[] };
+  /**
+   * TUN offloads (config offload.enabled, default true): IFF_VNET_HDR with checksum and TCP/UDP
+   * segmentation offloads, probed at start-up (TUNSETOFFLOAD, then a GSO write); off when refused.
+   */
+  offload?: boolean;
   /** accept_local on the TUN (the front's IPv4 encap source may be a local address). */
   acceptLocal: boolean;
   adminListen: string;
@@ -57,6 +63,7 @@ export class ServiceHost {
   private running = false;
   private stopping: Promise<void> | undefined;
   private tunName = '';
+  private offloads = 0;
   /** Counter blocks of every worker ever started: totals never go down. */
   private readonly blocks: Float64Array[] = [];
 
@@ -67,7 +74,7 @@ export class ServiceHost {
         blocks: () => this.blocks,
         backends: o.backends,
         tableRoutes: o.tableRoutes,
-        offloadEnabled: () => false,
+        offloadEnabled: () => this.offloads !== 0,
       },
     });
   }
@@ -78,23 +85,27 @@ export class ServiceHost {
 
   async start(): Promise<void> {
     const { log, tun } = this.o;
+    const offload = this.o.offload ?? true;
     let set: ReturnType<typeof openTunQueues>;
     try {
-      set = openTunQueues(tun.name, tun.queues, { vnetHdr: false });
+      set = openTunQueues(tun.name, tun.queues, { vnetHdr: offload });
     } catch (e) {
       throw privilegeError(this.o.role, 'opening the TUN device', e);
     }
     this.tunName = set.name;
+    this.offloads = set.offloads;
     log.info('tun_opened', { name: set.name, queues: set.fds.length });
     let handedOver = false;
     try {
       this.host = HostSetup.open({ log });
       await this.host.configureTun({ name: set.name, mtu: tun.mtu, routes: tun.routes, acceptLocal: this.o.acceptLocal });
+      if (offload) this.probeOffloads(set.fds[0]);
+      else log.info('tun_offload', { enabled: false, reason: 'config offload.enabled: false' });
       if (this.o.setupHost) await this.o.setupHost(this.host, set.name);
       this.pool = new WorkerPool({
         entry: this.o.workerEntry,
         fds: set.fds,
-        tun: { batchSize: DEFAULT_BATCH, headroom: HEADROOM, vnetHdr: false },
+        tun: { batchSize: DEFAULT_BATCH, headroom: HEADROOM, vnetHdr: set.vnetHdr, mtu: tun.mtu },
         role: this.o.roleData,
         onEvent: (m) => {
           if (m.type === 'error') log.error('worker_error', { queue: m.queue, message: m.message });
@@ -124,6 +135,40 @@ export class ServiceHost {
       await this.stop(-1);
       throw privilegeError(this.o.role, 'configuring the host (rtnetlink, /proc/sys)', e);
     }
+  }
+
+  /**
+   * The device is up: check that the kernel accepts a GSO write (Linux 6.6.44 refused them with
+   * EINVAL, tailscale/tailscale#13041) for TCP, then UDP when USO is on. A refusal turns that
+   * offload off (TUNSETOFFLOAD is per device), so the kernel segments before the TUN instead.
+   * The queues keep their virtio headers either way.
+   */
+  private probeOffloads(fd: number): void {
+    const { log } = this.o;
+    const asked = this.offloads;
+    let mask = asked;
+    let tcpErr = 0;
+    let udpErr = 0;
+    if (mask !== 0) {
+      tcpErr = gsoWriteProbe(fd, false);
+      if (tcpErr !== 0) mask = 0;
+      else if ((mask & (TUN_F_USO4 | TUN_F_USO6)) !== 0) {
+        udpErr = gsoWriteProbe(fd, true);
+        if (udpErr !== 0) mask &= ~(TUN_F_USO4 | TUN_F_USO6);
+      }
+      if (mask !== asked && !setOffload(fd, mask)) mask = setOffload(fd, 0) ? 0 : mask;
+    }
+    this.offloads = mask;
+    const names: string[] = [];
+    for (const [bit, name] of [[TUN_F_CSUM, 'csum'], [TUN_F_TSO4, 'tso4'], [TUN_F_TSO6, 'tso6'], [TUN_F_USO4, 'uso4'], [TUN_F_USO6, 'uso6']] as const) {
+      if ((mask & bit) !== 0) names.push(name);
+    }
+    const fields: Record<string, unknown> = { enabled: mask !== 0, offloads: names, mask };
+    if (asked === 0) fields.reason = 'TUNSETOFFLOAD refused';
+    if (tcpErr !== 0) fields.reason = `GSO write probe refused (errno ${tcpErr})`;
+    if (udpErr !== 0) fields.udpProbeErrno = udpErr;
+    if (mask === 0) log.warn('tun_offload', fields);
+    else log.info('tun_offload', fields);
   }
 
   broadcast(msg: ToWorker): void {

@@ -5,6 +5,8 @@ export interface TunQueueOptions {
   batchSize: number;
   headroom: number;
   vnetHdr: boolean;
+  /** TUN MTU (sizes the GSO segment slots); default 1500. */
+  mtu?: number;
 }
 
 export interface WorkerInit {

@@ -22,9 +22,15 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
   try {
     const processor = make(init, counters);
     dev = NativeTun.attach(init.fd, init.tun);
-    loop = new BatchLoop(dev, processor, counters, (err) => {
-      post({ type: 'device-error', queue: init.queue, message: err.message });
-    });
+    loop = new BatchLoop(
+      dev,
+      processor,
+      counters,
+      (err) => {
+        post({ type: 'device-error', queue: init.queue, message: err.message });
+      },
+      { mtu: init.tun.mtu },
+    );
     port.on('message', (msg: ToWorker) => {
       if (msg.type === 'stop') {
         loop?.stop();
