@@ -13,7 +13,8 @@ import { addrDelta } from '../shared/packet/checksum.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
 import { CompiledTable, MODE_ENCAP, type CompiledTableTransfer } from '../shared/table/compiled-table.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
+import { TunnelOffload, TUNNEL_DROP_TOO_BIG } from '../shared/engine/tunnel-offload.js';
 import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import {
   decide,
@@ -55,6 +56,14 @@ export class FrontProcessor implements RoleProcessor {
   private readonly src6: Uint32Array | null;
   private table: CompiledTable | null = null;
   private ipId = 1;
+  /** GSO split + checksum completion before the outer header (offloads on). */
+  private readonly tunnel = new TunnelOffload();
+  /**
+   * Outer hop limit written into the TUN: the kernel forwards what the front writes and decrements
+   * it once on the way out, so write encap.hopLimit + 1 and the wire carries the configured value,
+   * as for a packet the front originated (RFC 2473 6.3). 255 configured leaves as 254.
+   */
+  private readonly outerHopLimit: number;
   /** This worker's flow table (SPEC 2 step 5). */
   readonly flows: FlowPinning;
 
@@ -66,6 +75,7 @@ export class FrontProcessor implements RoleProcessor {
   ) {
     this.src4 = role.encapSource4 ? Uint32Array.from(role.encapSource4) : null;
     this.src6 = role.encapSource6 ? Uint32Array.from(role.encapSource6) : null;
+    this.outerHopLimit = Math.min(255, role.hopLimit + 1);
     this.flows = new FlowPinning(role.flowTable ?? DEFAULT_FLOW_TABLE, counters, clock);
   }
 
@@ -128,9 +138,9 @@ export class FrontProcessor implements RoleProcessor {
     }
     const b = this.backAddr;
     const fam = t.backAddress(r.back, r.service, b);
-    c[backendPacketsIndex(r.slot)]++;
+    c[backendPacketsIndex(r.slot)] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets (SPEC 8)
     c[backendPacketsIndex(r.slot) + 1] += info.totalLen;
-    if (t.a.backMode[r.back] === MODE_ENCAP) return this.encap(buf, off, fam, vnet, vnetOff);
+    if (t.a.backMode[r.back] === MODE_ENCAP) return this.encap(buf, off, fam, vnet, vnetOff, _aux);
     // translate: same family is guaranteed by table validation
     const partial = vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
     rewriteDst(buf, off, info, b, addrDelta(info.dst, b, v === 4 ? 1 : 4), partial);
@@ -138,7 +148,7 @@ export class FrontProcessor implements RoleProcessor {
     return off;
   }
 
-  private encap(buf: Uint8Array, off: number, fam: number, vnet: Uint8Array, vnetOff: number): number {
+  private encap(buf: Uint8Array, off: number, fam: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
     const info = this.info;
     const s = this.outerSrc;
     const configured = fam === 4 ? this.src4 : this.src6;
@@ -150,15 +160,29 @@ export class FrontProcessor implements RoleProcessor {
       return VERDICT_DROP;
     }
     const hdr = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+    if (TunnelOffload.isGso(vnet, vnetOff)) return this.encapGso(buf, off, fam, vnet, vnetOff, aux);
     if (info.totalLen + hdr > 65535) {
       this.counters[D_TOO_BIG]++;
       return VERDICT_DROP;
     }
+    if (!this.tunnel.finish(aux, buf, off, info.totalLen, vnet, vnetOff)) {
+      this.counters[D_MALFORMED]++; // csum_start/offset outside the packet
+      return VERDICT_DROP;
+    }
     this.ipId = (this.ipId + 1) & 0xffff;
-    const o = encapsulate(buf, off, info, fam, s, this.backAddr, this.role.hopLimit, this.ipId);
+    const o = encapsulate(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, this.ipId);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - o);
     this.outLen = info.totalLen + hdr;
     return o;
+  }
+
+  /** GSO super-packet into a tunnel: cut into wire segments natively, wrap each (tunnel-offload.ts). */
+  private encapGso(buf: Uint8Array, off: number, fam: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+    const tun = this.tunnel;
+    const v = tun.wrapSegments(aux, buf, off, this.info.totalLen, vnet, vnetOff, fam, this.outerSrc, this.backAddr, this.outerHopLimit, this.ipId, this.role.lbspType);
+    if (v === VERDICT_DROP) this.counters[tun.dropReason === TUNNEL_DROP_TOO_BIG ? D_TOO_BIG : D_MALFORMED]++;
+    else this.ipId = tun.ipId;
+    return v;
   }
 }
 
