@@ -1,0 +1,142 @@
+// Helpers of the data-path e2e tests (test/e2e/datapath-*.test.ts): per-packet header fields of a
+// capture as tshark reads them (outer and inner header of tunnel packets), counter deltas that wait
+// for the services' start-up noise to settle, and the address each client should be wrapped toward.
+import type { Capture } from '../../lab/capture.js';
+import { BACKS, CLIENTS, S4, S6, expectedServer, type ClientName } from '../../lab/address-plan.js';
+import type { Lab, ServiceName } from '../../lab/lab.js';
+import { DROP_REASONS } from '../../shared/metrics/counter-layout.js';
+
+export interface IpHeader {
+  version: 4 | 6;
+  src: string;
+  dst: string;
+  /** IPv4 protocol / IPv6 next header. */
+  proto: number;
+  /** TTL / hop limit. */
+  hop: number;
+  /** IPv4 TOS / IPv6 traffic class byte (DSCP << 2 | ECN). */
+  tos: number;
+  /** IPv6 flow label (0 for IPv4). */
+  flow: number;
+}
+
+export interface PacketFields {
+  frame: number;
+  protocols: string;
+  /** IP headers outermost first (two for a tunnel packet). */
+  ip: IpHeader[];
+  /** Ports of the innermost TCP or UDP header (0 when none). */
+  sport: number;
+  dport: number;
+}
+
+// tshark's capture-start probes (lab/capture.ts) are left out of every result.
+const NOT_PROBE = '!(ipv6.dst == ff02::1 && udp.dstport == 9)';
+const V4 = ['ip.src', 'ip.dst', 'ip.proto', 'ip.ttl', 'ip.dsfield'] as const;
+const V6 = ['ipv6.src', 'ipv6.dst', 'ipv6.nxt', 'ipv6.hlim', 'ipv6.tclass', 'ipv6.flow'] as const;
+const FIELDS = ['frame.number', 'frame.protocols', ...V4, ...V6, 'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport'];
+
+/** Every packet of a stopped capture matching `displayFilter`, with all its IP headers in order. */
+export function captureFields(lab: Lab, cap: Capture, displayFilter?: string): PacketFields[] {
+  const filter = displayFilter ? `(${displayFilter}) && ${NOT_PROBE}` : NOT_PROBE;
+  const out = lab.set.exec(
+    cap.end.ns,
+    'tshark',
+    ['-n', '-r', cap.file, '-Y', filter, '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=a', '-E', 'aggregator=,', ...FIELDS.flatMap((f) => ['-e', f])],
+    { timeoutMs: 60_000 },
+  );
+  const rows: PacketFields[] = [];
+  for (const line of out.split('\n')) {
+    if (!line.trim()) continue;
+    const col = line.split('\t');
+    const get = (name: string): string[] => {
+      const v = col[FIELDS.indexOf(name)] ?? '';
+      return v ? v.split(',') : [];
+    };
+    const num = (s: string | undefined): number => (s === undefined || s === '' ? 0 : Number(s));
+    const protocols = col[1] ?? '';
+    const order = protocols.split(':').filter((p) => p === 'ip' || p === 'ipv6');
+    const seen = { ip: 0, ipv6: 0 };
+    const ip: IpHeader[] = order.map((p) => {
+      const i = seen[p as 'ip' | 'ipv6']++;
+      if (p === 'ip') {
+        return {
+          version: 4, src: get('ip.src')[i]!, dst: get('ip.dst')[i]!, proto: num(get('ip.proto')[i]),
+          hop: num(get('ip.ttl')[i]), tos: num(get('ip.dsfield')[i]), flow: 0,
+        };
+      }
+      return {
+        version: 6, src: get('ipv6.src')[i]!, dst: get('ipv6.dst')[i]!, proto: num(get('ipv6.nxt')[i]),
+        hop: num(get('ipv6.hlim')[i]), tos: num(get('ipv6.tclass')[i]), flow: num(get('ipv6.flow')[i]),
+      };
+    });
+    const tcp = get('tcp.srcport').length > 0;
+    rows.push({
+      frame: Number(col[0]),
+      protocols,
+      ip,
+      sport: num((tcp ? get('tcp.srcport') : get('udp.srcport')).at(-1)),
+      dport: num((tcp ? get('tcp.dstport') : get('udp.dstport')).at(-1)),
+    });
+  }
+  return rows;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Every drop reason's value at one service (reason -> count). */
+export async function drops(lab: Lab, svc: ServiceName): Promise<Record<string, number>> {
+  const text = await lab.metrics(svc);
+  const out: Record<string, number> = {};
+  for (const r of DROP_REASONS) {
+    const m = new RegExp(`^mslb_drops_total\\{[^}]*reason="${r}"[^}]*\\}\\s+(\\S+)`, 'm').exec(text);
+    out[r] = m ? Number(m[1]) : NaN;
+  }
+  return out;
+}
+
+/**
+ * Wait (bounded) until the services' drop counters stop moving: a freshly created TUN receives the
+ * kernel's own MLD reports for about 1.5 s (counted drops, not_service), which must not be mistaken
+ * for the test's packets. Returns the settled counters per service.
+ */
+export async function settledDrops(lab: Lab, svcs: ServiceName[], timeoutMs = 8000): Promise<Record<string, Record<string, number>>> {
+  const read = async (): Promise<Record<string, Record<string, number>>> =>
+    Object.fromEntries(await Promise.all(svcs.map(async (s) => [s, await drops(lab, s)] as const)));
+  const t0 = Date.now();
+  let prev = await read();
+  for (;;) {
+    await sleep(1000);
+    const now = await read();
+    if (JSON.stringify(now) === JSON.stringify(prev)) return now;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`drop counters still moving after ${timeoutMs} ms: ${JSON.stringify(now)}`);
+    prev = now;
+  }
+}
+
+/** Counter changes between two readings of drops() (reasons that did not change are left out). */
+export function dropDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const d: Record<string, number> = {};
+  for (const k of Object.keys(after)) if (!Object.is(after[k], before[k])) d[k] = after[k]! - (before[k] ?? 0);
+  return d;
+}
+
+/** The back (by the deploy/lab table) a client's packets go to. */
+export function backOf(client: ClientName): 'back1' | 'back2' {
+  return expectedServer(client) === 'server1' ? 'back1' : 'back2';
+}
+
+export function serviceOf(client: ClientName): string {
+  return CLIENTS[client].family === 'ipv6' ? S6 : S4;
+}
+
+/**
+ * Where the front wraps a client's packets in the lab's encap modes: same family (table-encap.yaml,
+ * encap.source: service) or the other family (table-mixed.yaml, source4/source6 = S of that family).
+ */
+export function expectedOuter(client: ClientName, mixed: boolean): { version: 4 | 6; src: string; dst: string; proto: number } {
+  const inner6 = CLIENTS[client].family === 'ipv6';
+  const outer6 = mixed ? !inner6 : inner6;
+  const b = BACKS[backOf(client)];
+  return { version: outer6 ? 6 : 4, src: outer6 ? S6 : S4, dst: outer6 ? b.v6 : b.v4, proto: inner6 ? 41 : 4 };
+}
