@@ -17,6 +17,12 @@ export const CLIENTS = {
 export type ClientName = keyof typeof CLIENTS;
 export const CLIENT_NAMES = Object.keys(CLIENTS) as ClientName[];
 
+/**
+ * Source prefixes of the front's health probes of the service through a back (front config
+ * healthCheck.probePrefix6/4): the front puts prefix+slot+1 on its lo; the backs route them to the front.
+ */
+export const PROBE = { v6: '2001:db8:f::/112', v4: '192.0.2.192/27' } as const;
+
 /** The backs' own translation/tunnel addresses B. */
 export const BACKS = {
   back1: { v6: '2001:db8:b::1', v4: '198.51.100.1', server: 'server1' },

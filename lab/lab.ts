@@ -60,11 +60,12 @@ interface Service {
   log: string[];
 }
 
-/** `[::1]:9101` or `127.0.0.1:9101` or `:9101` -> host and port. */
+/** `[::1]:9101` or `127.0.0.1:9101` or `:9101` -> host and port (all addresses -> the loopback to reach it). */
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(listen.trim());
   if (!m) throw new Error(`cannot parse admin.listen "${listen}"`);
-  return { host: m[1] || '::1', port: Number(m[2]) };
+  const host = m[1] === '::' ? '::1' : m[1] === '0.0.0.0' ? '127.0.0.1' : m[1];
+  return { host: host || '::1', port: Number(m[2]) };
 }
 
 /** Sum of the samples of `name` whose labels include `labels` (Prometheus text format). */

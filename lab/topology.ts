@@ -10,6 +10,7 @@ import {
   CLIENT_NAMES,
   LINKS,
   LINK_PREFIX_LEN,
+  PROBE,
   S4,
   S6,
   type BackName,
@@ -157,6 +158,9 @@ export class Topology {
         if (!this.has(c.family)) continue;
         this.route(ns, c.prefix, c.family === 'ipv6' ? LINKS[b].v6[0] : LINKS[b].v4[0]);
       }
+      // The front's health-probe sources (answers of the servers to probes through this back).
+      if (this.has('ipv6')) this.route(ns, PROBE.v6, LINKS[b].v6[0]);
+      if (this.has('ipv4')) this.route(ns, PROBE.v4, LINKS[b].v4[0]);
       if (this.has('ipv6')) this.route(ns, `${S6}/128`, LINKS[srv].v6[1]);
       if (this.has('ipv4')) this.route(ns, `${S4}/32`, LINKS[srv].v4[1]);
     }
