@@ -17,6 +17,7 @@ import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader } from '../shared/tun/vnet-header.js';
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
+import { ReturnStamper } from './return-stamp.js';
 
 const D_MALFORMED = dropIndex('malformed');
 const E_MULTICAST = eventIndex('multicast_ignored');
@@ -37,6 +38,8 @@ export class BackProcessor implements RoleProcessor {
   private ownDelta!: Int32Array;
   private fronts!: PrefixTable;
   private lbspType = 0x1e;
+  /** Return traffic from the services (returnPath) and LBSP stamping / MSS clamp (SPEC 4). */
+  private stamper!: ReturnStamper;
 
   constructor(
     role: BackRole,
@@ -47,6 +50,7 @@ export class BackProcessor implements RoleProcessor {
 
   private configure(role: BackRole): void {
     this.lbspType = role.lbspType;
+    this.stamper = new ReturnStamper(role, this.counters);
     this.own = new AddressSet(role.own.map((o) => ({ family: o.family, words: o.b })));
     this.services = new AddressSet(role.services);
     this.ownMode = Uint8Array.from(role.own.map((o) => o.mode));
@@ -83,6 +87,12 @@ export class BackProcessor implements RoleProcessor {
       return VERDICT_DROP;
     }
     const idx = this.own.find(info.version, info.dst);
+    if (idx < 0 && this.stamper.returnPath && this.services.find(info.version, info.src) >= 0) {
+      // return traffic from S, steered into the TUN by the returnPath rules: stamp, hand back
+      const o = this.stamper.returnPacket(buf, off, len, info, vnet, vnetOff);
+      this.outLen = this.stamper.outLen;
+      return o;
+    }
     if (idx < 0) {
       c[D_NOT_SERVICE]++;
       return VERDICT_DROP;
@@ -98,6 +108,7 @@ export class BackProcessor implements RoleProcessor {
     for (let k = 0; k < 4; k++) s[k] = this.ownService[idx * 4 + k];
     const partial = vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
     rewriteDst(buf, off, info, s, this.ownDelta[idx], partial);
+    this.stamper.request(buf, off, info, partial);
     this.outLen = info.totalLen;
     return off;
   }
@@ -128,6 +139,7 @@ export class BackProcessor implements RoleProcessor {
       c[D_NOT_SERVICE]++;
       return VERDICT_DROP;
     }
+    this.stamper.request(buf, d.off, inner, vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - d.off);
     this.outLen = d.len;
     return d.off;

@@ -23,7 +23,22 @@ export interface BackRole {
   /** Distinct service addresses (an unwrapped packet may go to any of them). */
   services: { family: 4 | 6; words: number[] }[];
   allowedFronts: { family: 4 | 6; words: number[]; len: number }[];
+  /**
+   * Return traffic (SPEC 4): packets from a service S steered into the TUN by the returnPath policy
+   * routing are forwarded back to the kernel (stamped when `stamp`). False: no returnPath.
+   */
+  returnPath?: boolean;
+  /** Stamp the LBSP server segment on IPv6 return packets with serverId (words). */
+  stamp?: boolean;
+  serverId?: number[];
+  /** Largest MSS left in the IPv6 TCP SYNs forwarded toward S (0 = no clamp). */
+  mssClamp?: number;
+  /** Largest packet the back writes when it inserts the LBSP header (its TUN MTU). */
+  mtu?: number;
 }
+
+/** IPv6 header + TCP header + the inserted LBSP Destination Options header. */
+export const STAMP_OVERHEAD = 40 + 20 + 40;
 
 function words(text: string): { family: 4 | 6; words: number[] } {
   const a = parseAddress(text);
@@ -50,5 +65,10 @@ export function backRoleFromConfig(c: BackConfig): BackRole {
     own,
     services: [...services.values()],
     allowedFronts,
+    returnPath: c.returnPath.interface !== '',
+    stamp: c.lbsp.stamp,
+    serverId: c.lbsp.serverId !== '' ? words(c.lbsp.serverId).words : [0, 0, 0, 0],
+    mssClamp: c.lbsp.stamp && c.mssClamp.enabled ? c.tun.mtu - STAMP_OVERHEAD : 0,
+    mtu: c.tun.mtu,
   };
 }

@@ -8,6 +8,9 @@ import { configPathFromArgs } from '../shared/engine/service-args.js';
 import { createLogger } from '../shared/log.js';
 import { backRoleFromConfig } from './back-role.js';
 
+/** Routing table of the returnPath rules ("MS"). */
+const RETURN_PATH_TABLE = 0x4d53;
+
 async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-back');
   const { config, errors } = loadBackConfig(file);
@@ -29,6 +32,16 @@ async function main(): Promise<void> {
     roleData: role,
     tableRoutes: () => counts,
     table: () => ({ addresses: config.addresses, allowedFronts: config.allowedFronts, loadedAt: null, source: config.file }),
+    // SPEC 6a returnPath: packets from the services arriving on that interface enter the TUN
+    // (policy rule per service address, default route into the TUN in a table of their own).
+    setupHost: config.returnPath.interface === ''
+      ? undefined
+      : (h, tun) => h.addReturnPath({
+          iif: config.returnPath.interface,
+          dev: tun,
+          table: RETURN_PATH_TABLE,
+          from: [...new Set(config.addresses.map((a) => a.service))].map((sv) => (sv.includes(':') ? `${sv}/128` : `${sv}/32`)),
+        }),
   });
   host.handleSignals();
   try {

@@ -33,6 +33,7 @@ export const EVENT_COUNTERS = [
   'read_batches',
   'icmp_rate_limited',
   'multicast_ignored',
+  'lbsp_stamp_skipped',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 

@@ -91,6 +91,7 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
 const BACK_EVENTS: readonly [EventCounter, string, string][] = [
   ['lbsp_stamped', 'mslb_lbsp_stamped_total', 'Return packets stamped with the LBSP server segment.'],
   ['mss_clamped', 'mslb_mss_clamped_total', 'TCP SYNs whose MSS was clamped to leave room for the LBSP option.'],
+  ['lbsp_stamp_skipped', 'mslb_lbsp_stamp_skipped_total', 'IPv6 return packets forwarded without the LBSP option: it would not fit the MTU, a fragment, or a Destination Options header without LBSP already there.'],
 ];
 const COMMON_EVENTS: readonly [EventCounter, string, string][] = [
   ['read_batches', 'mslb_read_batches_total', 'TUN read batches processed (packets per batch = rx packets / this).'],

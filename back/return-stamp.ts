@@ -1,0 +1,86 @@
+// The back's side of session persistence (SPEC section 4):
+// - request direction (client -> S, after translate or unwrap): remember the flow's LBSP client
+//   segment, and clamp the MSS of IPv6 TCP SYNs so the server's segments, once the back has
+//   inserted the 40-byte LBSP header into them, still fit the MTU;
+// - return direction (S -> client, steered into the TUN by the returnPath policy routing): insert
+//   the LBSP option (or fill its server segment) with this back's serverId, keeping the client
+//   segment learned from the request direction, and hand the packet back to the kernel, which routes
+//   it to the client. IPv4 return packets, and everything when stamping is off, pass unchanged.
+// A return packet that cannot carry the option (it would exceed the MTU, a fragment, a Destination
+// Options header without LBSP already there) is forwarded unstamped and counted.
+import { PacketInfo } from '../shared/packet/packet-info.js';
+import { Proto, LBSP_HDR_LEN } from '../shared/packet/constants.js';
+import { insertOrFillServerSegment, readLbspClient } from '../shared/packet/lbsp.js';
+import { clampMss } from '../shared/packet/tcp-mss.js';
+import { shiftVnetHeader, vnetGsoSize, vnetGsoType, vnetHdrLen, VIRTIO_NET_HDR_GSO_NONE } from '../shared/tun/vnet-header.js';
+import { VNET_HDR_LEN } from '../shared/tun/tun-device.js';
+import { eventIndex } from '../shared/metrics/counter-layout.js';
+import { ClientSegments } from './client-segments.js';
+import type { BackRole } from './back-role.js';
+
+const E_STAMPED = eventIndex('lbsp_stamped');
+const E_SKIPPED = eventIndex('lbsp_stamp_skipped');
+const E_MSS = eventIndex('mss_clamped');
+
+export class ReturnStamper {
+  /** Return traffic is accepted at all (returnPath configured). */
+  readonly returnPath: boolean;
+  readonly stamp: boolean;
+  /** Length of the packet returned by returnPacket(). */
+  outLen = 0;
+  private readonly serverId = new Uint32Array(4);
+  private readonly mss: number;
+  private readonly mtu: number;
+  private readonly type: number;
+  private readonly segs: ClientSegments | null;
+  private readonly seg = new Uint32Array(4);
+
+  constructor(role: BackRole, private readonly counters: Float64Array) {
+    this.returnPath = role.returnPath === true;
+    this.stamp = this.returnPath && role.stamp === true;
+    if (role.serverId) this.serverId.set(role.serverId);
+    this.mss = this.stamp ? (role.mssClamp ?? 0) : 0;
+    this.mtu = role.mtu ?? 1500;
+    this.type = role.lbspType;
+    this.segs = this.stamp ? new ClientSegments() : null;
+  }
+
+  /** A request toward S (info describes the packet as it now is: dst = S). */
+  request(buf: Uint8Array, off: number, info: PacketInfo, partial: boolean): void {
+    if (!this.stamp || info.version !== 6) return;
+    if (info.lbspStatus === 1 && this.segs !== null && readLbspClient(buf, off, info, this.seg)) {
+      const s = this.seg;
+      if ((s[0]! | s[1]! | s[2]! | s[3]!) !== 0) this.segs.record(info.proto, info.src, info.srcPort, info.dst, info.dstPort, s);
+    }
+    if (this.mss > 0 && info.proto === Proto.TCP && (info.tcpFlags & 0x02) !== 0) {
+      if (clampMss(buf, off, info, this.mss, partial) === this.mss) this.counters[E_MSS]++;
+    }
+  }
+
+  /**
+   * A return packet from a service (info.src = S). Returns the offset of the packet to forward (its
+   * length in outLen): stamped when possible, else as it is.
+   */
+  returnPacket(buf: Uint8Array, off: number, len: number, info: PacketInfo, vnet: Uint8Array, vnetOff: number): number {
+    this.outLen = info.totalLen;
+    if (!this.stamp || info.version !== 6) return off;
+    const c = this.counters;
+    // The size on the wire: a GSO super-packet (offloads) leaves as segments of hdr_len + gso_size.
+    const i = vnetOff / VNET_HDR_LEN;
+    const wire = vnet.length > 0 && vnetGsoType(vnet, i) !== VIRTIO_NET_HDR_GSO_NONE ? vnetHdrLen(vnet, i) + vnetGsoSize(vnet, i) : info.totalLen;
+    if (info.lbspStatus !== 1 && wire + LBSP_HDR_LEN > this.mtu) {
+      c[E_SKIPPED]++;
+      return off;
+    }
+    const known = this.segs !== null && this.segs.find(info.proto, info.src, info.srcPort, info.dst, info.dstPort, this.seg);
+    const o = insertOrFillServerSegment(buf, off, len, info, this.type, this.serverId, known ? this.seg : null);
+    if (o < 0) {
+      c[E_SKIPPED]++;
+      return off;
+    }
+    if (o !== off && vnet.length > 0) shiftVnetHeader(vnet, i, off - o); // csum_start, hdr_len + 40
+    c[E_STAMPED]++;
+    this.outLen = info.totalLen;
+    return o;
+  }
+}
