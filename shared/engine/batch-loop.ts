@@ -36,6 +36,8 @@ export class BatchLoop implements SegmentSink {
   private readonly txLens: Int32Array;
   private readonly txVnet: Uint8Array;
   private readonly aux: AuxBatch;
+  /** All-zero virtio headers for the aux packets (a vnet-hdr queue needs one per packet written). */
+  private readonly auxVnet: Uint8Array | undefined;
   private readonly seg: SegmentBatch | undefined;
   private readonly emptyVnet = new Uint8Array(0);
   private stopped = false;
@@ -69,6 +71,7 @@ export class BatchLoop implements SegmentSink {
       capacity: n,
       seg: this.seg,
     };
+    this.auxVnet = dev.vnetHdr ? new Uint8Array(n * 12) : undefined;
   }
 
   /** Swap the processor (e.g. after a config change); takes effect at the next batch. */
@@ -150,7 +153,7 @@ export class BatchLoop implements SegmentSink {
     if (p.endBatch !== undefined) p.endBatch(Date.now());
     this.writePending();
     if (seg !== undefined && seg.count > 0) this.writeSegments();
-    if (aux.count > 0) this.send(aux.buf, aux.offs, aux.lens, aux.count, undefined, aux.count, -1);
+    if (aux.count > 0) this.send(aux.buf, aux.offs, aux.lens, aux.count, this.auxVnet, aux.count, -1);
   }
 
   /** SegmentSink: write the forwarded packets queued so far. */
