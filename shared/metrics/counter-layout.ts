@@ -26,6 +26,12 @@ export const EVENT_COUNTERS = [
   'lbsp_ignored_unknown_server',
   'lbsp_stamped',
   'mss_clamped',
+  // issue 6 (tunnel MTU, fragments, tunnels a front accepts, return encapsulation)
+  'fragmented',
+  'pmtu_learned',
+  'tunnel_reassembled',
+  'tunnel_unwrapped',
+  'return_encapsulated',
   'flow_table_hits',
   'flow_table_misses_nonsyn',
   'flow_table_evictions',

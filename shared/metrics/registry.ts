@@ -87,16 +87,21 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['flow_table_misses_nonsyn', 'mslb_flow_table_misses_nonsyn_total', 'Non-first packets of a TCP flow with no flow-table entry (flows reshuffled).'],
   ['flow_table_evictions', 'mslb_flow_table_evictions_total', 'Flow-table entries evicted (LRU pressure or idle timeout).'],
   ['flow_table_inserts', 'mslb_flow_table_inserts_total', 'Flow-table entries created.'],
+  ['fragmented', 'mslb_fragmented_total', 'Packets fragmented to fit a tunnel (IPv4 without DF before wrapping; the outer packet of an IPv6 packet of at most 1280 bytes).'],
+  ['pmtu_learned', 'mslb_pmtu_learned_total', 'ICMP errors from the fabric that lowered the path MTU toward a back.'],
+  ['tunnel_unwrapped', 'mslb_tunnel_unwrapped_total', 'Tunnel packets from acceptTunnelFrom sources unwrapped (multi-stage, return encapsulation).'],
 ];
 const BACK_EVENTS: readonly [EventCounter, string, string][] = [
   ['lbsp_stamped', 'mslb_lbsp_stamped_total', 'Return packets stamped with the LBSP server segment.'],
   ['mss_clamped', 'mslb_mss_clamped_total', 'TCP SYNs whose MSS was clamped to leave room for the LBSP option.'],
+  ['return_encapsulated', 'mslb_return_encapsulated_total', 'Return packets from the services wrapped toward returnEncap.gateway.'],
   ['lbsp_stamp_skipped', 'mslb_lbsp_stamp_skipped_total', 'IPv6 return packets forwarded without the LBSP option: it would not fit the MTU, a fragment, or a Destination Options header without LBSP already there.'],
 ];
 const COMMON_EVENTS: readonly [EventCounter, string, string][] = [
   ['read_batches', 'mslb_read_batches_total', 'TUN read batches processed (packets per batch = rx packets / this).'],
   ['icmp_rate_limited', 'mslb_icmp_rate_limited_total', 'ICMP errors not sent because of the rate limit.'],
   ['multicast_ignored', 'mslb_multicast_ignored_total', 'Multicast packets read from the TUN (the kernel\'s own MLD reports) and ignored: never a service.'],
+  ['tunnel_reassembled', 'mslb_tunnel_reassembled_total', 'Tunnel packets reassembled from outer fragments (bounded reassembly at the tunnel exit).'],
 ];
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
