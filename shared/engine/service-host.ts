@@ -44,6 +44,17 @@ export interface ServiceHostOptions {
 export function privilegeError(role: 'front' | 'back', step: string, e: unknown): unknown {
   const msg = e instanceof Error ? e.message : String(e);
   const code = (e as { code?: unknown } | null)?.code;
+  if (code === 'EROFS' || /setSysctl .*\bEROFS\b/.test(msg)) {
+    // Containers mount /proc/sys read-only: the runtime must set the sysctls beforehand (a value
+    // already in place is not written). Device keys come from `default` when the TUN is created.
+    const text =
+      `mslb-${role} cannot write /proc/sys (read-only, as in a container): preset net.ipv4.ip_forward=1, ` +
+      'net.ipv6.conf.all.forwarding=1, net.ipv4.conf.all.rp_filter=0, net.ipv4.conf.default.rp_filter=0, ' +
+      `${role === 'front' ? 'net.ipv4.conf.default.accept_local=1, ' : ''}net.ipv6.conf.default.addr_gen_mode=1 ` +
+      `(docker run --sysctl, compose sysctls, Kubernetes pod sysctls; see deploy/README.md): ${step} failed: ${msg}`;
+    process.stderr.write(`${text}\n`);
+    return new Error(text, { cause: e });
+  }
   const perm = code === 'EPERM' || code === 'EACCES' || /\b(EPERM|EACCES)\b|Operation not permitted|Permission denied/i.test(msg);
   if (!perm) return e;
   const device = /open \/dev\/net\/tun/.test(msg) && /EACCES|Permission denied/i.test(msg);
