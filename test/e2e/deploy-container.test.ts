@@ -107,6 +107,32 @@ describe.skipIf(!isRoot())('container runtime conditions (deploy/Dockerfile, ent
     expect(await stopped(s)).toBe(0);
   }, 60_000);
 
+  it('hostNetwork (Kubernetes DaemonSet): a persistent TUN an init container prepared keeps host-wide presets to forwarding and rp_filter', async () => {
+    // deploy/kubernetes/front.yaml's init container: `ip tuntap add` owned by the image user, its own
+    // sysctls set, so the service (read-only /proc/sys) writes nothing and touches no `default` key
+    // that would change every interface created later on the node (addr_gen_mode, accept_local).
+    const ns = netns('ctr-hostnet', {
+      'net.ipv4.ip_forward': 1,
+      'net.ipv6.conf.all.forwarding': 1,
+      'net.ipv4.conf.all.rp_filter': 0,
+      'net.ipv4.conf.default.rp_filter': 0,
+    });
+    set.exec(ns, 'ip', ['tuntap', 'add', 'dev', 'mslbf0', 'mode', 'tun', 'user', 'nobody']);
+    for (const [k, v] of Object.entries({ 'net.ipv4.conf.mslbf0.rp_filter': 0, 'net.ipv4.conf.mslbf0.accept_local': 1, 'net.ipv6.conf.mslbf0.addr_gen_mode': 1 })) {
+      set.sysctl(ns, k, v);
+    }
+    const s = start(ns, { role: 'front', config: FRONT });
+    await untilHealthy(ns, FRONT, s);
+    expect(set.exec(ns, 'sysctl', ['-n', 'net.ipv6.conf.default.addr_gen_mode']).trim()).toBe('0');
+    expect(set.exec(ns, 'ip', ['-6', 'route', 'show', '2001:db8:5::80'])).toContain('mslbf0');
+    expect(await stopped(s)).toBe(0);
+    // The persistent device outlives the service (the next pod attaches to it again).
+    expect(set.exec(ns, 'ip', ['-o', 'link', 'show'])).toContain('mslbf0');
+    const again = start(ns, { role: 'front', config: FRONT });
+    await untilHealthy(ns, FRONT, again);
+    expect(await stopped(again)).toBe(0);
+  }, 60_000);
+
   it('without --cap-add NET_ADMIN the entrypoint says so and exits 1', async () => {
     const ns = netns('ctr-nocap', containerSysctls('back'));
     const s = start(ns, { role: 'back', config: BACK, caps: [] });
