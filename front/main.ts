@@ -10,6 +10,9 @@ import { frontRoleFromConfig } from './front-role.js';
 import { TableManager } from './table-manager.js';
 import { HealthChecker, planHealthChecks, type HealthPlan } from './health-checker.js';
 import type { HostSetup } from '../shared/netlink/host-setup.js';
+import { PmtuCache } from './pmtu-cache.js';
+import { refreshBaseMtus } from './path-mtu.js';
+import type { CompiledTable } from '../shared/table/compiled-table.js';
 
 async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-front');
@@ -23,12 +26,18 @@ async function main(): Promise<void> {
   let health: HealthChecker | undefined;
   let hostSetup: HostSetup | undefined;
   let started = false;
+  // Path MTU toward each encap back, shared with the workers (issue 6: tunnel MTU).
+  const pmtu = PmtuCache.create(config.encap.mtu > 0 ? config.encap.mtu : config.tun.mtu);
+  const refreshMtus = (t: CompiledTable): void => {
+    refreshBaseMtus(t, pmtu, hostSetup, config.encap.mtu, log).catch((e: Error) => log.warn('path_mtu_failed', { error: e.message }));
+  };
   const tables = new TableManager(
     config,
     log,
     (t, generation, plan) => {
       host?.broadcast({ type: 'table', table: t.toTransfer(), generation });
       health?.update((plan as HealthPlan | undefined)?.backs ?? []);
+      refreshMtus(t);
     },
     (ok) => host?.metrics.recordReload(ok),
     {
@@ -62,11 +71,21 @@ async function main(): Promise<void> {
     offload: config.offload.enabled,
     acceptLocal: true,
     adminListen: config.admin.listen,
-    roleData: frontRoleFromConfig(config),
+    roleData: { ...frontRoleFromConfig(config), pmtu: pmtu.toShared() },
     backends: () => {
       const t = tables.table;
       if (!t) return [];
       return t.meta.backNames.map((name, i) => ({ name, slot: t.a.backSlot[i]!, up: tables.up[t.a.backSlot[i]!] !== 0 }));
+    },
+    pools: () => {
+      const t = tables.table;
+      if (!t) return [];
+      const slotOf = new Map(t.meta.backNames.map((name, i) => [name, t.a.backSlot[i]!]));
+      return Object.entries(t.meta.view.pools as Record<string, { members: string[] }>).map(([name, p]) => ({
+        name,
+        members: p.members.length,
+        up: p.members.filter((m) => tables.up[slotOf.get(m) ?? -1] !== 0 && slotOf.has(m)).length,
+      }));
     },
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
     table: () => tables.table?.meta.view,

@@ -6,7 +6,7 @@ import { openTunQueues, closeTunFds, setOffload } from '../tun/native-tun.js';
 import { gsoWriteProbe } from '../tun/gso.js';
 import { HEADROOM, DEFAULT_BATCH, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } from '../tun/tun-device.js';
 import { HostSetup } from '../netlink/host-setup.js';
-import { ServiceMetrics, type BackendState, type TableRouteCounts } from '../metrics/registry.js';
+import { ServiceMetrics, type BackendState, type PoolState, type TableRouteCounts } from '../metrics/registry.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import { WorkerPool } from './worker-pool.js';
 import type { ToWorker } from './worker-messages.js';
@@ -28,6 +28,8 @@ export interface ServiceHostOptions {
   /** Plain data every worker gets at start (role settings). */
   roleData: unknown;
   backends?: () => readonly BackendState[];
+  /** Pools of the table in force (front): mslb_pool_members{,_up}. */
+  pools?: () => readonly PoolState[];
   tableRoutes?: () => TableRouteCounts;
   table: () => unknown;
   /** Ready beyond "TUN up and workers running" (e.g. a table is loaded). */
@@ -84,6 +86,7 @@ export class ServiceHost {
       sources: {
         blocks: () => this.blocks,
         backends: o.backends,
+        pools: o.pools,
         tableRoutes: o.tableRoutes,
         offloadEnabled: () => this.offloads !== 0,
       },

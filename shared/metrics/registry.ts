@@ -33,6 +33,13 @@ export interface BackendState {
   up: boolean;
 }
 
+/** A pool of the table in force (front): configured members and how many are up now. */
+export interface PoolState {
+  name: string;
+  members: number;
+  up: number;
+}
+
 export interface TableRouteCounts {
   ipv4: number;
   ipv6: number;
@@ -44,6 +51,8 @@ export interface MetricsSources {
   blocks: () => readonly Float64Array[];
   /** Backs of the table in force (front). Default: none. */
   backends?: () => readonly BackendState[];
+  /** Pools of the table in force (front). Default: none. */
+  pools?: () => readonly PoolState[];
   /** Routes of the table in force (front), or the back's address entries per family. Default 0/0. */
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
@@ -219,6 +228,31 @@ export class ServiceMetrics {
         for (const be of backends()) this.set({ backend: be.name }, be.up ? 1 : 0);
       },
     });
+    if (this.role === 'front') {
+      // Per pool, for alerts like "a pool with no member up" (it then fails open or, with
+      // failClosed, drops as backend_down) without joining against the table.
+      const pools = src.pools ?? (() => []);
+      new Gauge({
+        name: 'mslb_pool_members',
+        help: 'Members configured in each pool of the table in force.',
+        labelNames: ['pool'],
+        registers: reg,
+        collect() {
+          this.reset();
+          for (const p of pools()) this.set({ pool: p.name }, p.members);
+        },
+      });
+      new Gauge({
+        name: 'mslb_pool_members_up',
+        help: 'Members of each pool of the table in force that are up now.',
+        labelNames: ['pool'],
+        registers: reg,
+        collect() {
+          this.reset();
+          for (const p of pools()) this.set({ pool: p.name }, p.up);
+        },
+      });
+    }
 
     new Gauge({
       name: 'mslb_table_routes',
