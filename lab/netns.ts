@@ -15,6 +15,7 @@ export function sh(cmd: string, args: string[], opts: { input?: string; timeoutM
     encoding: 'utf8',
     input: opts.input,
     timeout: opts.timeoutMs ?? 30_000,
+    maxBuffer: 256 << 20, // tshark over a multi-MB capture prints more than the 1 MB default
     stdio: ['pipe', 'pipe', 'pipe'],
   });
 }
