@@ -126,10 +126,11 @@ export function planHealthChecks(
         plan.services.push({ service: s, family: f, port: hc.servicePort, source: src });
       }
       if (plan.services.length === 0 && missing.length > 0) {
+        const fams = [...new Set(missing.map((m) => (m.startsWith('IPv6') ? 'healthCheck.probePrefix6' : 'healthCheck.probePrefix4')))];
         errors.push({
           file: t.file,
           entry: `${e}.servicePort`,
-          reason: `probing the service through the back needs a probe source: set healthCheck.probePrefix${missing[0]!.includes('IPv6') ? '6' : '4'} in the front config (for ${missing.join(', ')})`,
+          reason: `probing the service through the back needs a probe source: set ${fams.join(' or ')} in the front config (the back carries ${missing.join(' and ')})`,
         });
       }
     }

@@ -53,7 +53,7 @@ const CASES: Case[] = [
     header: /^mslb-front: invalid table$/m, line: /table\.yaml: line \d+, column \d+: syntax error: / },
   { name: 'front: service health probe without a probe prefix', role: 'front',
     files: { 'main.yaml': FRONT, 'table.yaml': TABLE.replace('b1: { addresses: { "2001:db8:5::80": 2001:db8:b::1, "192.0.2.80": 198.51.100.1 } }', 'b1: { addresses: { "2001:db8:5::80": 2001:db8:b::1, "192.0.2.80": 198.51.100.1 }, healthCheck: { servicePort: 80 } }') },
-    header: /^mslb-front: invalid table$/m, line: /table\.yaml: backs\.b1\.healthCheck\.servicePort: .*set healthCheck\.probePrefix6 in the front config/ },
+    header: /^mslb-front: invalid table$/m, line: /table\.yaml: backs\.b1\.healthCheck\.servicePort: .*set healthCheck\.probePrefix6 or healthCheck\.probePrefix4 in the front config/ },
   { name: 'back: address that is not an address', role: 'back', files: { 'main.yaml': BACK.replace('address: 2001:db8:b::1', 'address: 2001:db8:b::g') },
     header: /^mslb-back: invalid config$/m, line: /main\.yaml: addresses\[0\]\.address: not an IPv4 or IPv6 address/ },
   { name: 'back: stamping without a return path', role: 'back', files: { 'main.yaml': `${BACK}lbsp: { stamp: true }\n` },

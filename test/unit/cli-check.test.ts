@@ -38,6 +38,16 @@ describe('mslb check', () => {
     ['back-allowed-host-bits.yaml', /back-allowed-host-bits\.yaml: allowedFronts\[0\]: host bits set in 2001:db8:e1::1\/64/],
     ['back-translate-family.yaml', /back-translate-family\.yaml: addresses\[0\]\.address: translate mode needs the same family/],
     ['table-alone.yaml', /table-alone\.yaml: a table file is checked against its front config/],
+    ['front-table-pool-member.yaml', /table-pool-member\.yaml: pools\.web\.members\[1\]: unknown back "b5"/],
+    ['front-table-health-url.yaml', /table-health-url\.yaml: backs\.b2\.healthCheck\.url: must be an http\(s\) URL, got "ftp:/],
+    ['front-table-health-probe.yaml', /table-health-probe\.yaml: backs\.b2\.healthCheck\.servicePort: probing the service through the back needs a probe source: set healthCheck\.probePrefix6 or healthCheck\.probePrefix4 in the front config/],
+    ['front-bad-probe-prefix.yaml', /front-bad-probe-prefix\.yaml: healthCheck\.probePrefix6: must be an IPv6 prefix, got "192\.0\.2\.192\/27"/],
+    ['front-yaml-syntax.yaml', /front-yaml-syntax\.yaml: line \d+, column \d+: syntax error: /],
+    ['back-yaml-syntax.yaml', /back-yaml-syntax\.yaml: line \d+, column \d+: syntax error: /],
+    ['back-bad-address.yaml', /back-bad-address\.yaml: addresses\[0\]\.address: not an IPv4 or IPv6 address: "2001:db8:b::1::1"/],
+    ['back-unknown-key.yaml', /back-unknown-key\.yaml: allowedFront: unknown key/],
+    ['back-bad-listen.yaml', /back-bad-listen\.yaml: admin\.listen: must be "ADDRESS:PORT" or "\[IPV6\]:PORT", got "\[::1\]"/],
+    ['does-not-exist.yaml', /does-not-exist\.yaml: cannot read: ENOENT/],
   ];
   for (const [file, re] of cases) {
     it(`rejects ${file} with one clear error`, async () => {

@@ -82,7 +82,8 @@ describe('planHealthChecks', () => {
     const noPrefix = { ...DEFAULTS, probePrefix6: '', probePrefix4: '' };
     const p = planHealthChecks(table(TABLE), { services: SERVICES, healthCheck: noPrefix }, slots());
     expect(p.errors).toHaveLength(2);
-    expect(p.errors[0]).toEqual({ file: '/t/table.yaml', entry: 'backs.b1.healthCheck.servicePort', reason: expect.stringMatching(/set healthCheck\.probePrefix6 in the front config \(for IPv6 service 2001:db8:5::80, IPv4 service 192\.0\.2\.80\)/) });
+    expect(p.errors[0]).toEqual({ file: '/t/table.yaml', entry: 'backs.b1.healthCheck.servicePort', reason: expect.stringMatching(/set healthCheck\.probePrefix6 or healthCheck\.probePrefix4 in the front config \(the back carries IPv6 service 2001:db8:5::80 and IPv4 service 192\.0\.2\.80\)/) });
+    expect(p.errors[1]!.reason).toMatch(/set healthCheck\.probePrefix6 in the front config \(the back carries IPv6 service 2001:db8:5::80\)$/);
     // Only the IPv4 prefix missing: b1 is probed over IPv6 only, no error.
     const only6 = planHealthChecks(table(TABLE), { services: SERVICES, healthCheck: { ...DEFAULTS, probePrefix4: '' } }, slots());
     expect(only6.errors).toEqual([]);
