@@ -15,11 +15,12 @@ import {
   Lab,
   sameApartFromHopLimit,
   setTxChecksumOffload,
+  type Capture,
   type CaptureSummary,
   type ClientName,
   type ServerName,
 } from '../helpers/lab.js';
-import { backOf, captureFields, dropDelta, serviceOf, settledDrops } from '../helpers/datapath.js';
+import { CLIENT_TRAFFIC, addrOf, backOf, captureFields, clientPacket, dropDelta, sendScapy, serviceOf, settledDrops } from '../helpers/datapath.js';
 
 const SERVICES = ['front', 'back1', 'back2'] as const;
 
@@ -68,10 +69,8 @@ describe.skipIf(!isRoot())('data path, translate mode', () => {
   it('partial-checksum path (tx offload on up to the server link): the servers see client -> S with valid checksums', async () => {
     // Offload stays on at the client and back links, so the kernel hands the front and the backs
     // CHECKSUM_PARTIAL packets (virtio NEEDS_CSUM); the server link is the first where sums are final.
-    const caps = {
-      server1: await lab.capture('server1-link', { filter: 'tcp or udp' }),
-      server2: await lab.capture('server2-link', { filter: 'tcp or udp' }),
-    };
+    const [s1, s2] = await Promise.all([lab.capture('server1-link', { filter: CLIENT_TRAFFIC }), lab.capture('server2-link', { filter: CLIENT_TRAFFIC })]);
+    const caps = { server1: s1, server2: s2 };
     for (const c of CLIENT_NAMES) {
       expect((await lab.curl(c)).ok, `${c} http`).toBe(true);
       expect((await lab.https(c)).ok, `${c} https`).toBe(true);
@@ -100,12 +99,9 @@ describe.skipIf(!isRoot())('data path, translate mode', () => {
     const cl = lab.topo.linkOf('client-link');
     setTxChecksumOffload(lab.set, cl.near, false);
     setTxChecksumOffload(lab.set, cl.far, false);
-    const caps = {
-      back1: await lab.capture('back1-link', { filter: 'tcp or udp' }),
-      back2: await lab.capture('back2-link', { filter: 'tcp or udp' }),
-      server1: await lab.capture('server1-link', { filter: 'tcp or udp' }),
-      server2: await lab.capture('server2-link', { filter: 'tcp or udp' }),
-    };
+    const links = ['back1', 'back2', 'server1', 'server2'] as const;
+    const started = await Promise.all(links.map((l) => lab.capture(`${l}-link`, { filter: CLIENT_TRAFFIC })));
+    const caps = Object.fromEntries(links.map((l, i) => [l, started[i]!])) as Record<(typeof links)[number], Capture>;
     for (const c of CLIENT_NAMES) {
       expect((await lab.curl(c)).ok, `${c} http`).toBe(true);
       expect((await lab.tls(c)).ok, `${c} openssl`).toBe(true);
@@ -149,18 +145,26 @@ describe.skipIf(!isRoot())('data path, translate mode', () => {
 
   it('protocols 253 and 50 (ESP, random payload) and scapy UDP/TCP arrive byte-identical apart from the hop limit', async () => {
     const filter = 'ip proto 253 or ip6 proto 253 or ip proto 50 or ip6 proto 50 or udp dst port 9999 or tcp dst port 9999';
-    const caps = { server1: await lab.capture('server1-link', { filter }), server2: await lab.capture('server2-link', { filter }) };
-    const sent: Record<ServerName, Uint8Array[]> = { server1: [], server2: [] };
+    const [c1, c2] = await Promise.all([lab.capture('server1-link', { filter }), lab.capture('server2-link', { filter })]);
+    const caps = { server1: c1, server2: c2 };
+    // One scapy process sends everything (fresh random payload per packet) through raw sockets.
+    const exprs: string[] = [];
     for (const c of CLIENT_NAMES) {
-      const to = sent[lab.expectedServer(c)];
-      to.push(...(await lab.sendRaw(c, { proto: 253, count: 2, size: 200 })));
-      to.push(...(await lab.sendRaw(c, { proto: 50, count: 2, size: CLIENTS[c].family === 'ipv6' ? 1200 : 333 })));
+      for (let i = 0; i < 2; i++) {
+        exprs.push(clientPacket(c, { proto: 253, size: 200 }));
+        exprs.push(clientPacket(c, { proto: 50, size: CLIENTS[c].family === 'ipv6' ? 1200 : 333 }));
+      }
     }
     for (const c of ['c1v6', 'c2v4'] as ClientName[]) {
-      const to = sent[lab.expectedServer(c)];
-      to.push(...(await lab.sendRaw(c, { upper: "UDP(sport=40001, dport=9999)/Raw(bytes(range(256))*2)" })));
-      to.push(...(await lab.sendRaw(c, { upper: "TCP(sport=40002, dport=9999, flags='S', seq=12345, options=[('MSS', 1400)])" })));
+      exprs.push(clientPacket(c, { upper: 'UDP(sport=40001, dport=9999)/Raw(bytes(range(256))*2)' }));
+      exprs.push(clientPacket(c, { upper: "TCP(sport=40002, dport=9999, flags='S', seq=12345, options=[('MSS', 1400)])" }));
     }
+    const sent: Record<ServerName, Uint8Array[]> = { server1: [], server2: [] };
+    for (const p of await sendScapy(lab, lab.ns.client, exprs)) {
+      const src = p[0]! >> 4 === 6 ? addrOf(p, 8, 16) : addrOf(p, 12, 4);
+      sent[lab.expectedServer(CLIENT_NAMES.find((n) => CLIENTS[n].address === src)!)].push(p);
+    }
+    expect(sent.server1.length + sent.server2.length).toBe(exprs.length);
     for (const srv of ['server1', 'server2'] as ServerName[]) {
       const got = await caps[srv].stopPackets();
       expect(got.length, `${srv}: packets`).toBe(sent[srv].length);

@@ -4,6 +4,7 @@
 import type { Capture } from '../../lab/capture.js';
 import { BACKS, CLIENTS, S4, S6, expectedServer, type ClientName } from '../../lab/address-plan.js';
 import type { Lab, ServiceName } from '../../lab/lab.js';
+import { PYTHON } from '../../lab/paths.js';
 import { DROP_REASONS } from '../../shared/metrics/counter-layout.js';
 
 export interface IpHeader {
@@ -82,6 +83,52 @@ export function captureFields(lab: Lab, cap: Capture, displayFilter?: string): P
   return rows;
 }
 
+const SCAPY_SENDER = `
+from scapy.all import *  # IP, IPv6, UDP, TCP, Raw, ... for the expressions
+import json, os, socket, sys
+exprs, count = json.loads(sys.argv[1]), int(sys.argv[2])
+socks = {}
+for e in exprs:
+    p = eval(e)
+    b = bytes(p)
+    v6 = (b[0] >> 4) == 6
+    if v6 not in socks:
+        socks[v6] = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    dst = p[IPv6].dst if v6 else p[IP].dst
+    for i in range(count):
+        socks[v6].sendto(b, (dst, 0))
+        print(b.hex())
+`;
+
+/**
+ * Send whole packets given as scapy expressions (e.g. "IPv6(src=..., dst=B)/IPv6(...)/UDP(dport=9)"),
+ * each \`count\` times, from namespace \`ns\` through IPPROTO_RAW sockets (the kernel adds nothing),
+ * in one Python process. Returns the bytes sent, in order.
+ */
+export async function sendScapy(lab: Lab, ns: string, exprs: string[], count = 1): Promise<Uint8Array[]> {
+  const r = await lab.set.run(ns, PYTHON, ['-c', SCAPY_SENDER, JSON.stringify(exprs), String(count)], { timeoutMs: 20_000 });
+  if (r.code !== 0) throw new Error(`scapy sender failed (${r.code}): ${r.stderr.trim().slice(-400)}`);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
+}
+
+/**
+ * Scapy expression of a packet from a client to S (or `dst`): IP header with hop limit 64 and the
+ * DSCP/ECN byte `tos`, then `upper` (a scapy expression) or, with `proto`, `size` random bytes.
+ */
+export function clientPacket(client: ClientName, o: { upper?: string; proto?: number; size?: number; tos?: number; dst?: string }): string {
+  const src = CLIENTS[client].address;
+  const dst = o.dst ?? serviceOf(client);
+  const tos = o.tos ?? 0;
+  const proto = o.upper === undefined ? `, ${CLIENTS[client].family === 'ipv6' ? 'nh' : 'proto'}=${o.proto ?? 253}` : '';
+  const ip = CLIENTS[client].family === 'ipv6'
+    ? `IPv6(src='${src}', dst='${dst}', hlim=64, tc=${tos}${proto})`
+    : `IP(src='${src}', dst='${dst}', ttl=64, flags='DF', tos=${tos}${proto})`;
+  return `${ip}/${o.upper ?? `Raw(os.urandom(${o.size ?? 100}))`}`;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Every drop reason's value at one service (reason -> count). */
@@ -121,6 +168,12 @@ export function dropDelta(before: Record<string, number>, after: Record<string, 
   return d;
 }
 
+/**
+ * BPF filter for TCP/UDP to or from the lab's client prefixes: captures at the servers see only the
+ * clients' traffic, not the front's health probes or anything else the lab may add.
+ */
+export const CLIENT_TRAFFIC = `(tcp or udp) and (${[...new Set(Object.values(CLIENTS).map((c) => `net ${c.prefix}`))].join(' or ')})`;
+
 /** The back (by the deploy/lab table) a client's packets go to. */
 export function backOf(client: ClientName): 'back1' | 'back2' {
   return expectedServer(client) === 'server1' ? 'back1' : 'back2';
@@ -139,4 +192,16 @@ export function expectedOuter(client: ClientName, mixed: boolean): { version: 4 
   const outer6 = mixed ? !inner6 : inner6;
   const b = BACKS[backOf(client)];
   return { version: outer6 ? 6 : 4, src: outer6 ? S6 : S4, dst: outer6 ? b.v6 : b.v4, proto: inner6 ? 41 : 4 };
+}
+
+/** An address field of a raw packet as text (IPv4 dotted, IPv6 in the kernel's compressed form). */
+export function addrOf(p: Uint8Array, off: number, len: 4 | 16): string {
+  if (len === 4) return Array.from(p.subarray(off, off + 4)).join('.');
+  const words: string[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(((p[off + i]! << 8) | p[off + i + 1]!).toString(16));
+  // Compress the longest run of zero words (RFC 5952), enough for the lab's addresses.
+  const text = words.join(':');
+  let best = '';
+  for (const m of text.matchAll(/(?:^|:)(0(?::0)+)(?=:|$)/g)) if (m[1]!.length > best.length) best = m[1]!;
+  return best ? text.replace(new RegExp(`(^|:)${best}(:|$)`), '::').replace(/^:::/, '::').replace(/:::$/, '::') : text;
 }
