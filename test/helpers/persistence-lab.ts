@@ -137,16 +137,20 @@ export async function startPersistenceLab(table: unknown): Promise<PersistenceLa
   }
   const l = lab;
   let current = table;
+  let compiled: CompiledTable | undefined;
+  let compiledFor: unknown;
   return {
     lab: l, dir, tablePath,
     async editTable(next: unknown) {
+      if (yamlOf(next) === yamlOf(current)) return; // an unchanged file installs (and counts) nothing
       const before = await l.metric('front', 'mslb_config_reloads_total', { result: 'success' });
       writeFileSync(tablePath, yamlOf(next));
       current = next;
       await waitFor(async () => (await l.metric('front', 'mslb_config_reloads_total', { result: 'success' })) > before, 10_000, 'table reload');
     },
     predict(p) {
-      return predictWith(compileForPrediction(current), p);
+      if (compiledFor !== current) { compiled = compileForPrediction(current); compiledFor = current; }
+      return predictWith(compiled!, p);
     },
     async stop() {
       await l.stop();
