@@ -8,7 +8,11 @@ import type { ToWorker } from '../shared/engine/worker-messages.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket, ParseError } from '../shared/packet/parse.js';
 import { isMulticastDst } from '../shared/packet/address-class.js';
-import { rewriteDst } from '../shared/packet/translate.js';
+import { decrementHopLimit, rewriteDst } from '../shared/packet/translate.js';
+import { incrementHopLimit } from '../shared/packet/hop-limit.js';
+import { Proto } from '../shared/packet/constants.js';
+import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
+import { Reassembler, REASM_DROP, REASM_STORED } from '../shared/packet/reassembly.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
@@ -29,6 +33,11 @@ import {
 } from './decision.js';
 import type { FrontRole } from './front-role.js';
 import { FlowPinning } from './flow-pinning.js';
+import { PmtuCache } from './pmtu-cache.js';
+import { FrontIcmp, ICMP_TIME_EXCEEDED } from './front-icmp.js';
+import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from './tunnel-mtu.js';
+import { FabricIcmp, FABRIC_HANDLED } from './fabric-icmp.js';
+import { TunnelAccept } from './tunnel-accept.js';
 
 /** The config schema's defaults, for roles built without a flowTable section. */
 const DEFAULT_FLOW_TABLE = { size: 65536, tcpTimeout: 300, udpTimeout: 30, otherTimeout: 30 };
@@ -44,6 +53,14 @@ const DEC_PREFIX = decisionIndex('source_prefix');
 const DEC_LABEL = decisionIndex('flow_label');
 const E_LBSP_BAD_LEN = eventIndex('lbsp_ignored_bad_length');
 const E_LBSP_UNKNOWN = eventIndex('lbsp_ignored_unknown_server');
+const D_HOP_LIMIT = dropIndex('hop_limit');
+const D_UNAUTHORIZED = dropIndex('unauthorized_source');
+const E_UNWRAPPED = eventIndex('tunnel_unwrapped');
+const E_REASSEMBLED = eventIndex('tunnel_reassembled');
+/** The config schema's icmp defaults, for roles built without them. */
+const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50 };
+/** Bytes free before a reassembled tunnel packet in its aux slot (room for a new outer header). */
+const AUX_HEADROOM = 64;
 
 export class FrontProcessor implements RoleProcessor {
   outLen = 0;
@@ -55,7 +72,16 @@ export class FrontProcessor implements RoleProcessor {
   private readonly src4: Uint32Array | null;
   private readonly src6: Uint32Array | null;
   private table: CompiledTable | null = null;
-  private ipId = 1;
+  /** Tunnel MTU (issue 6): fits / ICMP / fragments; owns the outer IPv4 ID sequence. */
+  readonly tmtu: TunnelMtu;
+  private readonly icmp: FrontIcmp;
+  private readonly fabric: FabricIcmp;
+  private readonly accept: TunnelAccept;
+  private readonly reasm: Reassembler;
+  private readonly decap = new DecapResult();
+  private readonly outerDst = new Uint32Array(4);
+  private readonly noVnet = new Uint8Array(0);
+  private now: number;
   /** GSO split + checksum completion before the outer header (offloads on). */
   private readonly tunnel = new TunnelOffload();
   /**
@@ -77,6 +103,15 @@ export class FrontProcessor implements RoleProcessor {
     this.src6 = role.encapSource6 ? Uint32Array.from(role.encapSource6) : null;
     this.outerHopLimit = Math.min(255, role.hopLimit + 1);
     this.flows = new FlowPinning(role.flowTable ?? DEFAULT_FLOW_TABLE, counters, clock);
+    this.now = clock();
+    const ic = role.icmp ?? DEFAULT_ICMP;
+    this.icmp = new FrontIcmp(counters, ic.ratePerSecond, ic.burst, this.now);
+    const cache = role.pmtu ? PmtuCache.fromShared(role.pmtu) : PmtuCache.create(role.tunMtu ?? 1500);
+    this.tmtu = new TunnelMtu(cache, this.icmp, counters, (this.now & 0xffff) + 1);
+    this.tmtu.nowMs = this.now;
+    this.fabric = new FabricIcmp(counters, this.tmtu, this.icmp, this.src4, this.src6);
+    this.accept = new TunnelAccept(role.acceptTunnelFrom ?? []);
+    this.reasm = new Reassembler({ maxDatagram: 2048 - AUX_HEADROOM });
   }
 
   update(msg: ToWorker): void {
@@ -91,9 +126,11 @@ export class FrontProcessor implements RoleProcessor {
 
   endBatch(nowMs: number): void {
     this.flows.endBatch(nowMs);
+    this.now = nowMs;
+    this.tmtu.nowMs = nowMs;
   }
 
-  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, _aux: AuxBatch): number {
+  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
     const info = this.info;
     const c = this.counters;
     const err = parsePacket(buf, off, len, info, this.role.lbspType);
@@ -110,6 +147,121 @@ export class FrontProcessor implements RoleProcessor {
       c[D_NO_ROUTE]++;
       return VERDICT_DROP;
     }
+    const v = info.version;
+    const proto = info.proto;
+    if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
+      // ICMP errors from the fabric about our tunnel packets (fabric-icmp.ts)
+      if (this.fabric.handle(buf, off, info, t, aux) === FABRIC_HANDLED) return VERDICT_DROP;
+      const ty = info.icmpType;
+      const isError = v === 4 ? ty === 3 || ty === 4 || ty === 5 || ty === 11 || ty === 12 : ty >= 0 && ty < 128;
+      if (isError && t.serviceIndex(v, info.dst) < 0) {
+        c[D_MALFORMED]++; // SPEC 5: an error to our outer source quoting something we never sent
+        return VERDICT_DROP;
+      }
+    } else if (proto === Proto.IPIP || proto === Proto.IPV6) {
+      // SPEC 3 "Tunnel packets a front accepts" (tunnel-accept.ts)
+      if (this.accept.accepts(info)) return this.unwrap(buf, off, vnet, vnetOff, aux);
+      if (t.serviceIndex(v, info.dst) < 0) {
+        c[D_UNAUTHORIZED]++;
+        return VERDICT_DROP;
+      }
+    }
+    return this.balance(buf, off, info, t, true, vnet, vnetOff, aux);
+  }
+
+  /**
+   * The unwrapped tunnel packet at buf[off] (outer parsed into this.info) from an accepted source:
+   * reassemble outer fragments, unwrap, then balance the inner packet (inner destination a service:
+   * multi-stage) or forward it as it is (inner source a service: return traffic from a back).
+   */
+  private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+    const info = this.info;
+    const c = this.counters;
+    if (info.isFragment) return this.reassemble(buf, off, aux);
+    const d = this.decap;
+    const dv = decapsulate(buf, off, info, d);
+    if (dv !== DecapVerdict.OK) {
+      c[dv === DecapVerdict.NOT_TUNNEL ? D_UNAUTHORIZED : D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    const od = this.outerDst;
+    od[0] = info.dst[0]; od[1] = info.dst[1]; od[2] = info.dst[2]; od[3] = info.dst[3];
+    const ov = info.version;
+    if (parsePacket(buf, d.off, d.len, info, this.role.lbspType) !== ParseError.OK) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    // SPEC 5: a tunnel packet whose inner packet is a tunnel packet to the same node
+    if ((info.proto === Proto.IPIP || info.proto === Proto.IPV6) && info.version === ov && info.dst[0] === od[0] && info.dst[1] === od[1] && info.dst[2] === od[2] && info.dst[3] === od[3]) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    const t = this.table!;
+    c[E_UNWRAPPED]++;
+    if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - d.off);
+    if (!isMulticastDst(info) && t.serviceIndex(info.version, info.dst) >= 0) return this.balance(buf, d.off, info, t, false, vnet, vnetOff, aux);
+    if (t.serviceIndex(info.version, info.src) >= 0) {
+      // return traffic from a back (draft section 6): forwarded as it is; the kernel's forwarding
+      // of what we write is this hop for the inner packet
+      this.outLen = d.len;
+      return d.off;
+    }
+    c[D_NOT_SERVICE]++;
+    return VERDICT_DROP;
+  }
+
+  /**
+   * An outer fragment from an accepted source: bounded reassembly (shared/packet/reassembly.ts).
+   * A complete tunnel packet is copied to an aux slot and unwrapped there; what it becomes is sent
+   * from aux. The fragment itself is consumed (not a drop).
+   */
+  private reassemble(buf: Uint8Array, off: number, aux: AuxBatch): number {
+    const c = this.counters;
+    const r = this.reasm;
+    const v = r.add(buf, off, this.info, this.now);
+    if (v === REASM_STORED) return VERDICT_DROP;
+    if (v === REASM_DROP) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    c[E_REASSEMBLED]++;
+    const i = aux.count;
+    if (i >= aux.capacity) {
+      c[D_TOO_BIG]++;
+      return VERDICT_DROP;
+    }
+    aux.count = i + 1;
+    aux.lens[i] = 0;
+    const base = i * aux.slotSize + AUX_HEADROOM;
+    const ab = aux.buf;
+    const rb = r.buf;
+    const n = r.outLen;
+    for (let k = 0, s = r.outOff; k < n; k++) ab[base + k] = rb[s + k];
+    let o = VERDICT_DROP;
+    if (parsePacket(ab, base, n, this.info, this.role.lbspType) !== ParseError.OK || this.info.isFragment) c[D_MALFORMED]++;
+    else o = this.unwrap(ab, base, this.noVnet, 0, aux);
+    if (o >= 0) {
+      aux.offs[i] = o;
+      aux.lens[i] = this.outLen;
+    } else {
+      // dropped: give the slot back (move the last aux packet into it when more were queued)
+      const last = aux.count - 1;
+      if (last !== i) {
+        aux.offs[i] = aux.offs[last];
+        aux.lens[i] = aux.lens[last];
+      }
+      aux.count = last;
+    }
+    return VERDICT_DROP;
+  }
+
+  /**
+   * Balance the parsed packet at buf[off] to a back (SPEC 2) and translate or wrap it.
+   * hopDone: the kernel decremented the hop limit when it forwarded the packet into the TUN (a
+   * client's packet); false for an inner packet we unwrapped, whose hop this front must count.
+   */
+  private balance(buf: Uint8Array, off: number, info: PacketInfo, t: CompiledTable, hopDone: boolean, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+    const c = this.counters;
     const v = info.version;
     const r = this.result;
     const flows = this.flows;
@@ -140,16 +292,26 @@ export class FrontProcessor implements RoleProcessor {
     const fam = t.backAddress(r.back, r.service, b);
     c[backendPacketsIndex(r.slot)] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets (SPEC 8)
     c[backendPacketsIndex(r.slot) + 1] += info.totalLen;
-    if (t.a.backMode[r.back] === MODE_ENCAP) return this.encap(buf, off, fam, vnet, vnetOff, _aux);
+    // Hop limit (RFC 2473 section 3, RFC 2003 3.1): this host is one hop. A client's packet was
+    // decremented by the kernel on its way into the TUN; an unwrapped inner packet was not, so its
+    // hop is taken here. A packet that would leave with 0 is dropped with Time Exceeded.
+    if ((hopDone ? info.hopLimit : info.hopLimit - 1) <= 0) {
+      this.icmp.send(aux, buf, off, info, ICMP_TIME_EXCEEDED, 0, this.now);
+      c[D_HOP_LIMIT]++;
+      return VERDICT_DROP;
+    }
+    if (t.a.backMode[r.back] === MODE_ENCAP) return this.encap(buf, off, info, fam, r.slot, hopDone, vnet, vnetOff, aux);
     // translate: same family is guaranteed by table validation
     const partial = vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
     rewriteDst(buf, off, info, b, addrDelta(info.dst, b, v === 4 ? 1 : 4), partial);
+    // The kernel forwards what we write and decrements it once more: give that back, so the host
+    // counts one hop as in encap mode (the inner header is not decremented on the way out there).
+    if (hopDone) incrementHopLimit(buf, off, info);
     this.outLen = info.totalLen;
     return off;
   }
 
-  private encap(buf: Uint8Array, off: number, fam: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
-    const info = this.info;
+  private encap(buf: Uint8Array, off: number, info: PacketInfo, fam: number, slot: number, hopDone: boolean, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
     const s = this.outerSrc;
     const configured = fam === 4 ? this.src4 : this.src6;
     if (configured !== null) s.set(configured);
@@ -160,6 +322,10 @@ export class FrontProcessor implements RoleProcessor {
       return VERDICT_DROP;
     }
     const hdr = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+    // Tunnel MTU (tunnel-mtu.ts): decided on the unmodified packet (an ICMP error quotes it)
+    const fit = this.tmtu.check(buf, off, info, fam, slot, vnet, vnetOff, aux);
+    if (fit === MTU_DROPPED) return VERDICT_DROP;
+    if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
     if (TunnelOffload.isGso(vnet, vnetOff)) return this.encapGso(buf, off, fam, vnet, vnetOff, aux);
     if (info.totalLen + hdr > 65535) {
       this.counters[D_TOO_BIG]++;
@@ -169,19 +335,25 @@ export class FrontProcessor implements RoleProcessor {
       this.counters[D_MALFORMED]++; // csum_start/offset outside the packet
       return VERDICT_DROP;
     }
-    this.ipId = (this.ipId + 1) & 0xffff;
-    const o = encapsulate(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, this.ipId);
+    if (fit === MTU_FRAG_INNER) return this.fragmented(this.tmtu.wrapFragments(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, aux));
+    const o = encapsulate(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, this.tmtu.nextIpId());
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - o);
+    if (fit === MTU_FRAG_OUTER) return this.fragmented(this.tmtu.fragmentOuter(buf, o, info.totalLen + hdr, fam, aux));
     this.outLen = info.totalLen + hdr;
+    return o;
+  }
+
+  private fragmented(o: number): number {
+    if (o >= 0) this.outLen = this.tmtu.outLen;
     return o;
   }
 
   /** GSO super-packet into a tunnel: cut into wire segments natively, wrap each (tunnel-offload.ts). */
   private encapGso(buf: Uint8Array, off: number, fam: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
     const tun = this.tunnel;
-    const v = tun.wrapSegments(aux, buf, off, this.info.totalLen, vnet, vnetOff, fam, this.outerSrc, this.backAddr, this.outerHopLimit, this.ipId, this.role.lbspType);
+    const v = tun.wrapSegments(aux, buf, off, this.info.totalLen, vnet, vnetOff, fam, this.outerSrc, this.backAddr, this.outerHopLimit, this.tmtu.ipId, this.role.lbspType);
     if (v === VERDICT_DROP) this.counters[tun.dropReason === TUNNEL_DROP_TOO_BIG ? D_TOO_BIG : D_MALFORMED]++;
-    else this.ipId = tun.ipId;
+    else this.tmtu.ipId = tun.ipId;
     return v;
   }
 }

@@ -1,6 +1,9 @@
 // The front's per-worker settings derived from its config on the main thread (plain data).
 import type { FrontConfig } from '../shared/config/front-config.js';
 import { parseAddress } from '../shared/table/addr.js';
+import { workerShare } from '../shared/engine/icmp-rate-limiter.js';
+import type { PmtuShared } from './pmtu-cache.js';
+import { acceptPrefixes, type AcceptPrefix } from './tunnel-accept.js';
 
 export interface FrontRole {
   lbspType: number;
@@ -10,6 +13,14 @@ export interface FrontRole {
   hopLimit: number;
   /** Flow table (SPEC 2 step 5): entries per worker, idle timeouts in seconds. */
   flowTable?: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
+  /** This worker's share of the ICMP error token bucket (config icmp, split over the queues). */
+  icmp?: { ratePerSecond: number; burst: number };
+  /** acceptTunnelFrom (SPEC 3): outer sources whose tunnel packets the front unwraps. */
+  acceptTunnelFrom?: AcceptPrefix[];
+  /** TUN MTU: the path MTU toward a back until the route's is known. */
+  tunMtu?: number;
+  /** Path MTU per back shared with the main thread (front/pmtu-cache.ts); set by main.ts. */
+  pmtu?: PmtuShared;
 }
 
 function wordsOf(text: string): { family: 4 | 6; words: number[] } | null {
@@ -31,5 +42,14 @@ export function frontRoleFromConfig(c: FrontConfig): FrontRole {
   }
   if (c.encap.source4) s4 = wordsOf(c.encap.source4)?.words ?? s4;
   if (c.encap.source6) s6 = wordsOf(c.encap.source6)?.words ?? s6;
-  return { lbspType: c.lbsp.optionType, encapSource4: s4, encapSource6: s6, hopLimit: c.encap.hopLimit, flowTable: { ...c.flowTable } };
+  return {
+    lbspType: c.lbsp.optionType,
+    encapSource4: s4,
+    encapSource6: s6,
+    hopLimit: c.encap.hopLimit,
+    flowTable: { ...c.flowTable },
+    icmp: workerShare(c.icmp.ratePerSecond, c.icmp.burst, c.tun.queues),
+    acceptTunnelFrom: acceptPrefixes(c.acceptTunnelFrom),
+    tunMtu: c.tun.mtu,
+  };
 }

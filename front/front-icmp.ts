@@ -1,0 +1,77 @@
+// ICMP errors the front originates (Packet Too Big, Fragmentation Needed, Time Exceeded), queued in
+// the loop's aux batch behind the forwarded packets. The rules:
+// - never about an ICMP error, a non-first fragment, or a packet from/to an unspecified, multicast
+//   or broadcast address (RFC 1122 3.2.2, RFC 4443 2.4(e): mayGenerateIcmpError);
+// - rate-limited by a token bucket per worker (RFC 4443 2.4(f)); refusals count icmp_rate_limited;
+// - sourced from the address the offending packet was sent to: the service address S for a client's
+//   packet (S is the front's own address in the draft, and the client routes S toward the front, so
+//   its stack, rp_filter included, accepts the error), the inner destination S for an inner packet
+//   a front unwrapped or for a relayed fabric error. No second address to configure, and the error
+//   always has the family of the packet it is about. (mtr/traceroute show S for this hop.)
+// Quoted as much of the offending packet as fits in 1280 (IPv6) / 576 (IPv4) bytes.
+import type { AuxBatch } from '../shared/engine/packet-processor.js';
+import { TokenBucket } from '../shared/engine/icmp-rate-limiter.js';
+import { PacketInfo } from '../shared/packet/packet-info.js';
+import { buildFragNeeded4, buildPacketTooBig6, buildTimeExceeded4, buildTimeExceeded6, mayGenerateIcmpError } from '../shared/packet/icmp.js';
+import { eventIndex, icmpIndex } from '../shared/metrics/counter-layout.js';
+
+export const ICMP_TOO_BIG = 0; // PTB (IPv6) or Fragmentation Needed (IPv4), by the packet's family
+export const ICMP_TIME_EXCEEDED = 1;
+
+const I_PTB = icmpIndex('packet_too_big');
+const I_FN = icmpIndex('frag_needed');
+const I_TE = icmpIndex('time_exceeded');
+const E_RATE_LIMITED = eventIndex('icmp_rate_limited');
+
+export class FrontIcmp {
+  private readonly bucket: TokenBucket;
+  private ipId = 0;
+
+  constructor(
+    private readonly counters: Float64Array,
+    ratePerSecond: number,
+    burst: number,
+    nowMs: number,
+  ) {
+    this.bucket = new TokenBucket(ratePerSecond, burst, nowMs);
+  }
+
+  /**
+   * Queue an error about the packet at buf[off] (parsed into info, unmodified; info.totalLen bytes
+   * are there to quote). kind ICMP_TOO_BIG uses `mtu` (PTB: at least 1280). Returns true when queued.
+   */
+  send(aux: AuxBatch, buf: Uint8Array, off: number, info: PacketInfo, kind: number, mtu: number, nowMs: number): boolean {
+    if (!mayGenerateIcmpError(info, buf, off)) return false;
+    if (aux.count >= aux.capacity || !this.bucket.take(nowMs)) {
+      this.counters[E_RATE_LIMITED]++;
+      return false;
+    }
+    const i = aux.count;
+    const o = i * aux.slotSize;
+    const src = info.dst; // see the header: the address the offender was sent to
+    let n: number;
+    const c = this.counters;
+    if (info.version === 6) {
+      if (kind === ICMP_TOO_BIG) {
+        n = buildPacketTooBig6(aux.buf, o, buf, off, info, src, mtu);
+        c[I_PTB]++;
+      } else {
+        n = buildTimeExceeded6(aux.buf, o, buf, off, info, src);
+        c[I_TE]++;
+      }
+    } else {
+      this.ipId = (this.ipId + 1) & 0xffff;
+      if (kind === ICMP_TOO_BIG) {
+        n = buildFragNeeded4(aux.buf, o, buf, off, info, src, mtu, this.ipId);
+        c[I_FN]++;
+      } else {
+        n = buildTimeExceeded4(aux.buf, o, buf, off, info, src, this.ipId);
+        c[I_TE]++;
+      }
+    }
+    aux.offs[i] = o;
+    aux.lens[i] = n;
+    aux.count = i + 1;
+    return true;
+  }
+}

@@ -1,0 +1,70 @@
+// Main thread: the base path MTU toward every encap back (front/pmtu-cache.ts), at start-up and
+// after every table reload. `encap.mtu` when configured (the operator knows the fabric), else the
+// MTU of the route toward each of the back's addresses, read through rtnetlink (HostSetup.routeToward:
+// the route's MTU metric when it has one, else the egress link's MTU). A back with several
+// addresses of one family gets the smallest. Nothing here is on the packet path.
+import type { CompiledTable } from '../shared/table/compiled-table.js';
+import { MODE_ENCAP } from '../shared/table/compiled-table.js';
+import { parseAddress } from '../shared/table/addr.js';
+import type { HostSetup } from '../shared/netlink/host-setup.js';
+import type { Logger } from '../shared/log.js';
+import type { PmtuCache } from './pmtu-cache.js';
+
+interface BackView {
+  address?: string;
+  addresses?: Record<string, string>;
+}
+
+/** The addresses of each encap back, with its slot (the table's view holds them as text). */
+export function encapBackAddresses(t: CompiledTable): { name: string; slot: number; address: string; family: 4 | 6 }[] {
+  const out: { name: string; slot: number; address: string; family: 4 | 6 }[] = [];
+  t.meta.backNames.forEach((name, i) => {
+    if (t.a.backMode[i] !== MODE_ENCAP) return;
+    const v = t.meta.view.backs[name] as BackView;
+    const texts = new Set<string>([...(v.address ? [v.address] : []), ...Object.values(v.addresses ?? {})]);
+    for (const a of texts) {
+      const p = parseAddress(a);
+      if (p) out.push({ name, slot: t.a.backSlot[i]!, address: a, family: p.family });
+    }
+  });
+  return out;
+}
+
+/**
+ * Set the base path MTU of every encap back of `t`. Returns what was set, per back and family
+ * (logged once per call). A route lookup that fails leaves that back at the cache's fallback.
+ */
+export async function refreshBaseMtus(
+  t: CompiledTable,
+  cache: PmtuCache,
+  host: HostSetup | undefined,
+  encapMtu: number,
+  log: Logger,
+): Promise<Record<string, number>> {
+  const best = new Map<string, { slot: number; family: 4 | 6; mtu: number; via: string }>();
+  for (const b of encapBackAddresses(t)) {
+    let mtu = encapMtu;
+    let via = 'encap.mtu';
+    if (mtu <= 0) {
+      if (!host) continue;
+      try {
+        const r = await host.routeToward(b.address);
+        mtu = r.mtu;
+        via = r.ifname;
+      } catch (e) {
+        log.warn('path_mtu_unknown', { back: b.name, address: b.address, error: (e as Error).message, fallback: cache.fallback });
+        continue;
+      }
+    }
+    const key = `${b.name}/ipv${b.family}`;
+    const cur = best.get(key);
+    if (!cur || mtu < cur.mtu) best.set(key, { slot: b.slot, family: b.family, mtu, via });
+  }
+  const set: Record<string, number> = {};
+  for (const [key, v] of best) {
+    cache.setBase(v.slot, v.family, v.mtu);
+    set[key] = v.mtu;
+  }
+  if (best.size > 0) log.info('path_mtu', { backs: set });
+  return set;
+}

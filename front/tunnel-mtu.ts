@@ -1,0 +1,193 @@
+// Tunnel MTU in encap mode (SPEC 3 "Tunnel MTU", the draft's MUST: tunnel MTU discovery; RFC 2473
+// section 7, RFC 2003 section 5.1, RFC 4213 section 3.2). A packet fits when its size on the wire
+// (a GSO super-packet: one segment) plus the outer header is at most the path MTU toward its back
+// (front/pmtu-cache.ts: encap.mtu or the route's MTU, lowered by ICMP errors from the fabric).
+// When it does not fit:
+//   IPv6, > 1280 bytes          -> dropped, ICMPv6 Packet Too Big with the tunnel MTU (>= 1280);
+//   IPv6, <= 1280 bytes         -> carried: the OUTER packet is fragmented (the tunnel MTU is below
+//                                  1280 only when the path is; an IPv6 source never goes below 1280);
+//   IPv4 with DF (or GSO)       -> dropped, ICMP Fragmentation Needed with the tunnel MTU;
+//   IPv4 without DF             -> fragmented before encapsulation, each fragment wrapped.
+// Every drop counts too_big; extra fragments go to the loop's aux batch (written after the batch).
+// Allocation free.
+import type { AuxBatch } from '../shared/engine/packet-processor.js';
+import { VERDICT_DROP } from '../shared/engine/packet-processor.js';
+import { PacketInfo } from '../shared/packet/packet-info.js';
+import { parsePacket, ParseError } from '../shared/packet/parse.js';
+import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
+import { ipv4FragmentCount, ipv4FragmentStep, writeIpv4Fragment } from '../shared/packet/ipv4-fragment.js';
+import { ipv6FragmentCount, ipv6FragmentStep, writeIpv6Fragment, FRAG_HDR_LEN } from '../shared/packet/ipv6-fragment.js';
+import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
+import type { PmtuCache } from './pmtu-cache.js';
+import { FrontIcmp, ICMP_TOO_BIG } from './front-icmp.js';
+
+export const MTU_FIT = 0;
+/** Dropped (too_big counted, an ICMP error queued when allowed). */
+export const MTU_DROPPED = 1;
+/** IPv4 without DF: fragment, then wrap each fragment (wrapFragments). */
+export const MTU_FRAG_INNER = 2;
+/** IPv6 <= 1280 over a smaller tunnel MTU: wrap, then fragment the outer packet (fragmentOuter). */
+export const MTU_FRAG_OUTER = 3;
+
+/** The smallest IPv6 MTU (RFC 8200 section 5). */
+export const IPV6_MIN_MTU = 1280;
+/** Bytes kept free before a fragment written to an aux slot (outer header + IPv6 Fragment header). */
+const AUX_HEADROOM = 64;
+
+const D_TOO_BIG = dropIndex('too_big');
+const E_FRAGMENTED = eventIndex('fragmented');
+
+/**
+ * Size of the packet on the wire: the IP total length, or for a GSO super-packet (virtio gso_type
+ * set) one segment: hdr_len (L3+L4 headers, recomputed from the packet by the batch loop) + gso_size.
+ */
+export function wireSize(info: PacketInfo, vnet: Uint8Array, vnetOff: number): number {
+  if (vnet.length === 0 || vnet[vnetOff + 1] === 0) return info.totalLen;
+  const hdrLen = vnet[vnetOff + 2] | (vnet[vnetOff + 3] << 8);
+  const gso = vnet[vnetOff + 4] | (vnet[vnetOff + 5] << 8);
+  const seg = hdrLen + gso;
+  return gso > 0 && seg < info.totalLen ? seg : info.totalLen;
+}
+
+export class TunnelMtu {
+  /** Set by the processor once per batch. */
+  nowMs = 0;
+  /** Length of the packet returned by wrapFragments / fragmentOuter. */
+  outLen = 0;
+  /** Path MTU that check() found (used by the fragmenting calls that follow it). */
+  private pmtu = 0;
+  /** Outer IPv4 ID of the last header written (the GSO path continues from it). */
+  ipId = 0;
+  private fragId: number;
+  private readonly frag = new PacketInfo();
+
+  constructor(
+    readonly cache: PmtuCache,
+    private readonly icmp: FrontIcmp,
+    private readonly counters: Float64Array,
+    seed = 0,
+  ) {
+    this.fragId = (seed * 0x9e3779b1) >>> 0;
+    this.ipId = seed & 0xffff;
+  }
+
+  /** Next outer IPv4 ID (one sequence per worker for every outer header it writes). */
+  nextIpId(): number {
+    this.ipId = (this.ipId + 1) & 0xffff;
+    return this.ipId;
+  }
+
+  /** Tunnel MTU toward a back (slot) with an outer header of family fam: path MTU - outer header. */
+  tunnelMtu(slot: number, fam: number): number {
+    return this.cache.get(slot, fam, this.nowMs) - (fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6);
+  }
+
+  /**
+   * Does the parsed packet at buf[off] fit the tunnel toward `slot` with an outer header of family
+   * fam? Returns MTU_*; on MTU_DROPPED it counted too_big and queued the ICMP error (the packet is
+   * quoted unmodified: call this before touching it).
+   */
+  check(buf: Uint8Array, off: number, info: PacketInfo, fam: number, slot: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+    const pmtu = this.cache.get(slot, fam, this.nowMs);
+    this.pmtu = pmtu;
+    const tmtu = pmtu - (fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6);
+    const size = wireSize(info, vnet, vnetOff);
+    if (size <= tmtu) return MTU_FIT;
+    const gso = vnet.length > 0 && vnet[vnetOff + 1] !== 0;
+    if (info.version === 6) {
+      if (size <= IPV6_MIN_MTU && !gso) return MTU_FRAG_OUTER;
+      this.icmp.send(aux, buf, off, info, ICMP_TOO_BIG, tmtu < IPV6_MIN_MTU ? IPV6_MIN_MTU : tmtu, this.nowMs);
+    } else {
+      if (!info.df && !gso) return MTU_FRAG_INNER;
+      if (info.df) this.icmp.send(aux, buf, off, info, ICMP_TOO_BIG, tmtu, this.nowMs);
+    }
+    this.counters[D_TOO_BIG]++;
+    return MTU_DROPPED;
+  }
+
+  /**
+   * MTU_FRAG_INNER: cut the IPv4 packet at buf[off] (parsed into info; complete checksums, no GSO)
+   * into fragments that fit the tunnel, wrap each toward dst. Fragment 0 stays in place (returned,
+   * with outLen); the others go to aux. VERDICT_DROP (too_big) when aux has no room for them.
+   */
+  wrapFragments(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number, aux: AuxBatch): number {
+    const hdr = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+    let limit = this.pmtu - hdr;
+    const room = aux.slotSize - AUX_HEADROOM;
+    if (limit > room) limit = room;
+    const count = ipv4FragmentCount(info, limit);
+    if (count < 2 || aux.count + count - 1 > aux.capacity) {
+      this.counters[D_TOO_BIG]++;
+      return VERDICT_DROP;
+    }
+    const step = ipv4FragmentStep(limit, info.hdrLen);
+    const f = this.frag;
+    for (let k = 1; k < count; k++) {
+      const i = aux.count;
+      const base = i * aux.slotSize + AUX_HEADROOM;
+      const n = writeIpv4Fragment(buf, off, info, step, k, aux.buf, base);
+      if (parsePacket(aux.buf, base, n, f, -1) !== ParseError.OK) continue; // cannot happen: we wrote it
+      aux.offs[i] = encapsulate(aux.buf, base, f, fam, src, dst, hopLimit, this.nextIpId());
+      aux.lens[i] = n + hdr;
+      aux.count = i + 1;
+    }
+    const n0 = writeIpv4Fragment(buf, off, info, step, 0, buf, off);
+    parsePacket(buf, off, n0, f, -1);
+    const o = encapsulate(buf, off, f, fam, src, dst, hopLimit, this.nextIpId());
+    this.outLen = n0 + hdr;
+    this.counters[E_FRAGMENTED]++;
+    return o;
+  }
+
+  /**
+   * MTU_FRAG_OUTER: the tunnel packet at buf[o] (outerLen bytes, just wrapped, family fam) exceeds
+   * the path MTU: fragment it (IPv6: Fragment header; IPv4: DF cleared). Fragment 0 stays in the
+   * slot (returned, with outLen), the rest go to aux. VERDICT_DROP (too_big) when aux is full.
+   */
+  fragmentOuter(buf: Uint8Array, o: number, outerLen: number, fam: number, aux: AuxBatch): number {
+    let limit = this.pmtu;
+    if (limit > aux.slotSize) limit = aux.slotSize;
+    if (fam === 6) {
+      const step = ipv6FragmentStep(limit);
+      const count = ipv6FragmentCount(outerLen, step);
+      if (count < 1 || aux.count + count - 1 > aux.capacity) {
+        this.counters[D_TOO_BIG]++;
+        return VERDICT_DROP;
+      }
+      this.fragId = (this.fragId + 1) >>> 0;
+      for (let k = 1; k < count; k++) {
+        const i = aux.count;
+        const base = i * aux.slotSize;
+        aux.lens[i] = writeIpv6Fragment(buf, o, outerLen, step, k, this.fragId, aux.buf, base);
+        aux.offs[i] = base;
+        aux.count = i + 1;
+      }
+      // fragment 0 in place, 8 bytes earlier (the headroom holds them): its payload does not move
+      this.outLen = writeIpv6Fragment(buf, o, outerLen, step, 0, this.fragId, buf, o - FRAG_HDR_LEN);
+      this.counters[E_FRAGMENTED]++;
+      return o - FRAG_HDR_LEN;
+    }
+    const f = this.frag;
+    if (parsePacket(buf, o, outerLen, f, -1) !== ParseError.OK) {
+      this.counters[D_TOO_BIG]++;
+      return VERDICT_DROP;
+    }
+    f.df = false;
+    const count = ipv4FragmentCount(f, limit);
+    if (count < 1 || aux.count + count - 1 > aux.capacity) {
+      this.counters[D_TOO_BIG]++;
+      return VERDICT_DROP;
+    }
+    const step = ipv4FragmentStep(limit, f.hdrLen);
+    for (let k = 1; k < count; k++) {
+      const i = aux.count;
+      const base = i * aux.slotSize;
+      aux.lens[i] = writeIpv4Fragment(buf, o, f, step, k, aux.buf, base);
+      aux.offs[i] = base;
+      aux.count = i + 1;
+    }
+    this.outLen = writeIpv4Fragment(buf, o, f, step, 0, buf, o);
+    this.counters[E_FRAGMENTED]++;
+    return o;
+  }
+}
