@@ -2,7 +2,7 @@
 // HTTP, HTTPS, an openssl TLS handshake and UDP from every client address in each mode, print which
 // server answered each client (expected vs actual) and the services' key counters, clean up always.
 // Exit status 1 when any client landed on the wrong server or got no answer.
-// Options: --kernel-only (no services: plain routes, proves the harness), --modes translate,encap,encap-mixed,
+// Options: --kernel-only (no services: plain routes, proves the harness), --modes translate,encap,encap-mixed (default: all three),
 //          --families ipv6,ipv4
 import { parseArgs } from 'node:util';
 import { CLIENTS, CLIENT_NAMES, type Family } from './address-plan.js';
@@ -35,7 +35,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       'kernel-only': { type: 'boolean', default: false },
-      modes: { type: 'string', default: 'translate,encap' },
+      modes: { type: 'string', default: 'translate,encap,encap-mixed' },
       families: { type: 'string', default: 'ipv6,ipv4' },
     },
   });
