@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/netns.js';
 import { parseAddress } from '../../shared/table/addr.js';
 import { CLIENTS, PORTS } from '../helpers/lab.js';
+import type { ServiceName } from '../../lab/lab.js';
 import {
-  FTP_PORT, PBACKS, VIP1, VIP2, compileForPrediction, connect, predictWith, startPersistenceLab, tableBacks,
+  FTP_PORT, LINE_PORT, PBACKS, backFor, VIP1, VIP2, compileForPrediction, connect, predictWith, startPersistenceLab, tableBacks,
   type BackId, type ConnSpec, type PersistenceLab,
 } from '../helpers/persistence-lab.js';
 
@@ -109,6 +110,24 @@ describe.skipIf(!isRoot())('session persistence: LBSP option', () => {
     expect(stampedAfter[1]! - stampedBefore[1]!).toBeGreaterThan(0);
     expect(await lab.metric('back1', 'mslb_mss_clamped_total')).toBeGreaterThan(0);
   }, 90_000);
+
+  it('a bulk transfer back to the client is stamped segment by segment: the MSS clamp leaves room for the option (none skipped)', async () => {
+    const lab = pl.lab;
+    const backs = ['back1', 'back2', 'back3'] as ServiceName[];
+    const sum = async (m: string) => (await Promise.all(backs.map((b) => lab.metric(b, m)))).reduce((a, b) => a + b, 0);
+    const [st0, sk0, cl0] = [await sum('mslb_lbsp_stamped_total'), await sum('mslb_lbsp_stamp_skipped_total'), await sum('mslb_mss_clamped_total')];
+    const BYTES = 4_000_000;
+    const [r] = await connect(lab, [{ src: PROXY1, dst: VIP1, port: LINE_PORT, mode: 'bulk', bytes: BYTES, lbsp: { client: C1, server: '::' }, timeout: 20 }]);
+    expect(r).toMatchObject({ ok: true, bytes: BYTES });
+    const back = backFor(r!.server)!;
+    expect(r!.lbspBack).toEqual({ type: 0x1e, client: C1, server: PBACKS[back].vip1 });
+    const stamped = (await sum('mslb_lbsp_stamped_total')) - st0;
+    const skipped = (await sum('mslb_lbsp_stamp_skipped_total')) - sk0;
+    console.log(`bulk ${BYTES} bytes from ${back}: ${stamped} return packets stamped (GSO super-packets count once), ${skipped} skipped, SYN MSS clamped ${(await sum('mslb_mss_clamped_total')) - cl0}x`);
+    expect(skipped).toBe(0);
+    expect(stamped).toBeGreaterThan(0);
+    expect((await sum('mslb_mss_clamped_total')) - cl0).toBeGreaterThanOrEqual(1);
+  }, 60_000);
 
   it('option type 0x1E reaches a Linux server and is answered; type 1 (PadN, the deck\'s value) is dropped by Linux (Ip6InHdrErrors) and by the front (malformed)', async () => {
     const lab = pl.lab;

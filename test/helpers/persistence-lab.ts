@@ -201,7 +201,9 @@ export interface ConnSpec {
   src: string;
   dst?: string;
   port?: number;
-  mode?: 'http' | 'https' | 'line';
+  mode?: 'http' | 'https' | 'line' | 'bulk';
+  /** bulk: bytes the server sends back after its line. */
+  bytes?: number;
   label?: number | null;
   lbsp?: { type?: number; client: string; server: string } | null;
   timeout?: number;
@@ -210,6 +212,7 @@ export interface ConnResult {
   ok: boolean;
   server?: string;
   line?: string;
+  bytes?: number;
   sentServer?: string;
   lbspBack?: { type: number; client: string; server: string } | { raw: string } | null;
   error?: string;
