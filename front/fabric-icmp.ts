@@ -21,9 +21,10 @@ import { Proto } from '../shared/packet/constants.js';
 import { CompiledTable, MODE_ENCAP } from '../shared/table/compiled-table.js';
 import { eventIndex } from '../shared/metrics/counter-layout.js';
 import { plateauBelow } from './pmtu-cache.js';
-import type { TunnelMtu } from './tunnel-mtu.js';
-import { IPV6_MIN_MTU } from './tunnel-mtu.js';
-import { FrontIcmp, ICMP_TOO_BIG } from './front-icmp.js';
+import type { TunnelMtu } from '../shared/engine/tunnel-mtu.js';
+import { IPV6_MIN_MTU } from '../shared/engine/tunnel-mtu.js';
+import { IcmpEmitter, ICMP_TOO_BIG } from '../shared/engine/icmp-emitter.js';
+import type { PmtuCache } from './pmtu-cache.js';
 
 export const FABRIC_NOT_OURS = 0;
 export const FABRIC_HANDLED = 1;
@@ -56,7 +57,8 @@ export class FabricIcmp {
   constructor(
     private readonly counters: Float64Array,
     private readonly mtu: TunnelMtu,
-    private readonly icmp: FrontIcmp,
+    private readonly cache: PmtuCache,
+    private readonly icmp: IcmpEmitter,
     /** Configured outer source per family (null: the service address is the outer source). */
     private readonly src4: Uint32Array | null,
     private readonly src6: Uint32Array | null,
@@ -101,7 +103,7 @@ export class FabricIcmp {
     if (fam === 4 && mtu < 68) mtu = plateauBelow((buf[q + 2] << 8) | buf[q + 3]);
     const slot = t.a.backSlot[back];
     const now = this.mtu.nowMs;
-    if (this.mtu.cache.lower(slot, fam, mtu, now) > 0) this.counters[E_PMTU_LEARNED]++;
+    if (this.cache.lower(slot, fam, mtu, now) > 0) this.counters[E_PMTU_LEARNED]++;
     if (nonFirst) return FABRIC_HANDLED; // no inner header quoted
     // Relay to the inner packet's source, quoting what the error quoted of it.
     const p = q + ohl;

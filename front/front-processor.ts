@@ -34,8 +34,8 @@ import {
 import type { FrontRole } from './front-role.js';
 import { FlowPinning } from './flow-pinning.js';
 import { PmtuCache } from './pmtu-cache.js';
-import { FrontIcmp, ICMP_TIME_EXCEEDED } from './front-icmp.js';
-import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from './tunnel-mtu.js';
+import { IcmpEmitter, ICMP_TIME_EXCEEDED } from '../shared/engine/icmp-emitter.js';
+import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/engine/tunnel-mtu.js';
 import { FabricIcmp, FABRIC_HANDLED } from './fabric-icmp.js';
 import { TunnelAccept } from './tunnel-accept.js';
 
@@ -74,7 +74,7 @@ export class FrontProcessor implements RoleProcessor {
   private table: CompiledTable | null = null;
   /** Tunnel MTU (issue 6): fits / ICMP / fragments; owns the outer IPv4 ID sequence. */
   readonly tmtu: TunnelMtu;
-  private readonly icmp: FrontIcmp;
+  private readonly icmp: IcmpEmitter;
   private readonly fabric: FabricIcmp;
   private readonly accept: TunnelAccept;
   private readonly reasm: Reassembler;
@@ -105,11 +105,11 @@ export class FrontProcessor implements RoleProcessor {
     this.flows = new FlowPinning(role.flowTable ?? DEFAULT_FLOW_TABLE, counters, clock);
     this.now = clock();
     const ic = role.icmp ?? DEFAULT_ICMP;
-    this.icmp = new FrontIcmp(counters, ic.ratePerSecond, ic.burst, this.now);
+    this.icmp = new IcmpEmitter(counters, ic.ratePerSecond, ic.burst, this.now);
     const cache = role.pmtu ? PmtuCache.fromShared(role.pmtu) : PmtuCache.create(role.tunMtu ?? 1500);
     this.tmtu = new TunnelMtu(cache, this.icmp, counters, (this.now & 0xffff) + 1);
     this.tmtu.nowMs = this.now;
-    this.fabric = new FabricIcmp(counters, this.tmtu, this.icmp, this.src4, this.src6);
+    this.fabric = new FabricIcmp(counters, this.tmtu, cache, this.icmp, this.src4, this.src6);
     this.accept = new TunnelAccept(role.acceptTunnelFrom ?? []);
     this.reasm = new Reassembler({ maxDatagram: 2048 - AUX_HEADROOM });
   }

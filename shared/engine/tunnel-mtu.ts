@@ -1,7 +1,8 @@
 // Tunnel MTU in encap mode (SPEC 3 "Tunnel MTU", the draft's MUST: tunnel MTU discovery; RFC 2473
 // section 7, RFC 2003 section 5.1, RFC 4213 section 3.2). A packet fits when its size on the wire
 // (a GSO super-packet: one segment) plus the outer header is at most the path MTU toward its back
-// (front/pmtu-cache.ts: encap.mtu or the route's MTU, lowered by ICMP errors from the fabric).
+// (the front's front/pmtu-cache.ts: encap.mtu or the route's MTU, lowered by ICMP errors from the
+// fabric; a back wrapping return traffic: the route toward its gateway).
 // When it does not fit:
 //   IPv6, > 1280 bytes          -> dropped, ICMPv6 Packet Too Big with the tunnel MTU (>= 1280);
 //   IPv6, <= 1280 bytes         -> carried: the OUTER packet is fragmented (the tunnel MTU is below
@@ -10,16 +11,15 @@
 //   IPv4 without DF             -> fragmented before encapsulation, each fragment wrapped.
 // Every drop counts too_big; extra fragments go to the loop's aux batch (written after the batch).
 // Allocation free.
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
-import { VERDICT_DROP } from '../shared/engine/packet-processor.js';
-import { PacketInfo } from '../shared/packet/packet-info.js';
-import { parsePacket, ParseError } from '../shared/packet/parse.js';
-import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
-import { ipv4FragmentCount, ipv4FragmentStep, writeIpv4Fragment } from '../shared/packet/ipv4-fragment.js';
-import { ipv6FragmentCount, ipv6FragmentStep, writeIpv6Fragment, FRAG_HDR_LEN } from '../shared/packet/ipv6-fragment.js';
-import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
-import type { PmtuCache } from './pmtu-cache.js';
-import { FrontIcmp, ICMP_TOO_BIG } from './front-icmp.js';
+import type { AuxBatch } from './packet-processor.js';
+import { VERDICT_DROP } from './packet-processor.js';
+import { PacketInfo } from '../packet/packet-info.js';
+import { parsePacket, ParseError } from '../packet/parse.js';
+import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../packet/encap.js';
+import { ipv4FragmentCount, ipv4FragmentStep, writeIpv4Fragment } from '../packet/ipv4-fragment.js';
+import { ipv6FragmentCount, ipv6FragmentStep, writeIpv6Fragment, FRAG_HDR_LEN } from '../packet/ipv6-fragment.js';
+import { dropIndex, eventIndex } from '../metrics/counter-layout.js';
+import { IcmpEmitter, ICMP_TOO_BIG } from './icmp-emitter.js';
 
 export const MTU_FIT = 0;
 /** Dropped (too_big counted, an ICMP error queued when allowed). */
@@ -49,6 +49,11 @@ export function wireSize(info: PacketInfo, vnet: Uint8Array, vnetOff: number): n
   return gso > 0 && seg < info.totalLen ? seg : info.totalLen;
 }
 
+/** Path MTU per tunnel (slot) and outer family; the front's PmtuCache is one. */
+export interface PathMtuSource {
+  get(slot: number, fam: number, nowMs: number): number;
+}
+
 export class TunnelMtu {
   /** Set by the processor once per batch. */
   nowMs = 0;
@@ -62,8 +67,8 @@ export class TunnelMtu {
   private readonly frag = new PacketInfo();
 
   constructor(
-    readonly cache: PmtuCache,
-    private readonly icmp: FrontIcmp,
+    readonly cache: PathMtuSource,
+    private readonly icmp: IcmpEmitter,
     private readonly counters: Float64Array,
     seed = 0,
   ) {

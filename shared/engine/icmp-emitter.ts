@@ -1,19 +1,21 @@
-// ICMP errors the front originates (Packet Too Big, Fragmentation Needed, Time Exceeded), queued in
+// ICMP errors a service originates (Packet Too Big, Fragmentation Needed, Time Exceeded), queued in
 // the loop's aux batch behind the forwarded packets. The rules:
 // - never about an ICMP error, a non-first fragment, or a packet from/to an unspecified, multicast
 //   or broadcast address (RFC 1122 3.2.2, RFC 4443 2.4(e): mayGenerateIcmpError);
 // - rate-limited by a token bucket per worker (RFC 4443 2.4(f)); refusals count icmp_rate_limited;
-// - sourced from the address the offending packet was sent to: the service address S for a client's
-//   packet (S is the front's own address in the draft, and the client routes S toward the front, so
-//   its stack, rp_filter included, accepts the error), the inner destination S for an inner packet
-//   a front unwrapped or for a relayed fabric error. No second address to configure, and the error
-//   always has the family of the packet it is about. (mtr/traceroute show S for this hop.)
+// - the front sources them from the address the offending packet was sent to: the service address
+//   S for a client's packet (S is the front's own address in the draft, and the client routes S
+//   toward the front, so its stack, rp_filter included, accepts the error), the inner destination S
+//   for an inner packet a front unwrapped or for a relayed fabric error. No second address to
+//   configure, and the error always has the family of the packet it is about (mtr/traceroute show
+//   S for this hop). A back (return encapsulation) passes its own B address per family instead:
+//   its offenders are the servers' return packets, sent to the client's address.
 // Quoted as much of the offending packet as fits in 1280 (IPv6) / 576 (IPv4) bytes.
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
-import { TokenBucket } from '../shared/engine/icmp-rate-limiter.js';
-import { PacketInfo } from '../shared/packet/packet-info.js';
-import { buildFragNeeded4, buildPacketTooBig6, buildTimeExceeded4, buildTimeExceeded6, mayGenerateIcmpError } from '../shared/packet/icmp.js';
-import { eventIndex, icmpIndex } from '../shared/metrics/counter-layout.js';
+import type { AuxBatch } from './packet-processor.js';
+import { TokenBucket } from './icmp-rate-limiter.js';
+import { PacketInfo } from '../packet/packet-info.js';
+import { buildFragNeeded4, buildPacketTooBig6, buildTimeExceeded4, buildTimeExceeded6, mayGenerateIcmpError } from '../packet/icmp.js';
+import { eventIndex, icmpIndex } from '../metrics/counter-layout.js';
 
 export const ICMP_TOO_BIG = 0; // PTB (IPv6) or Fragmentation Needed (IPv4), by the packet's family
 export const ICMP_TIME_EXCEEDED = 1;
@@ -23,7 +25,7 @@ const I_FN = icmpIndex('frag_needed');
 const I_TE = icmpIndex('time_exceeded');
 const E_RATE_LIMITED = eventIndex('icmp_rate_limited');
 
-export class FrontIcmp {
+export class IcmpEmitter {
   private readonly bucket: TokenBucket;
   private ipId = 0;
 
@@ -32,6 +34,9 @@ export class FrontIcmp {
     ratePerSecond: number,
     burst: number,
     nowMs: number,
+    /** Fixed error source per family (words); null: the offender's destination (the front). */
+    private readonly src4: Uint32Array | null = null,
+    private readonly src6: Uint32Array | null = null,
   ) {
     this.bucket = new TokenBucket(ratePerSecond, burst, nowMs);
   }
@@ -48,7 +53,8 @@ export class FrontIcmp {
     }
     const i = aux.count;
     const o = i * aux.slotSize;
-    const src = info.dst; // see the header: the address the offender was sent to
+    const fixed = info.version === 6 ? this.src6 : this.src4;
+    const src = fixed !== null ? fixed : info.dst; // see the header
     let n: number;
     const c = this.counters;
     if (info.version === 6) {
