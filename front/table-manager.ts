@@ -27,6 +27,8 @@ import type { Logger } from '../shared/log.js';
 export const SETTLE_MS = 150;
 /** stat() poll beside the directory watch. */
 export const POLL_MS = 2000;
+/** Longest a stream of directory events can postpone a check. */
+const MAX_DEBOUNCE_MS = 1000;
 /** Bound on "still changing" re-reads within one check, and on checks queued back to back. */
 const MAX_SETTLE_ROUNDS = 20;
 
@@ -297,10 +299,15 @@ export class TableManager {
     }
   }
 
-  /** Debounced: a burst of events gives one check, `settleMs` after the last. */
-  private onEvent(): void {
+  /**
+   * Debounced: a burst of events gives one check, `settleMs` after the last; but a directory that
+   * never goes quiet (another file written all the time) does not postpone the check beyond 1 s.
+   * The directory watch and the stat poll call this; so may tests.
+   */
+  notifyChange(): void {
     if (this.closed) return;
     if (this.firstEventAt === 0) this.firstEventAt = Date.now();
+    if (this.timer && Date.now() - this.firstEventAt > MAX_DEBOUNCE_MS) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -310,7 +317,7 @@ export class TableManager {
 
   private startWatcher(): void {
     try {
-      const w = watch(dirname(this.config.table), () => this.onEvent());
+      const w = watch(dirname(this.config.table), () => this.notifyChange());
       w.on('error', (e) => {
         this.log.warn('table_watch_error', { file: this.config.table, error: e.message });
         w.close();
@@ -332,7 +339,7 @@ export class TableManager {
         const k = this.statKey();
         if (k !== this.lastStat) {
           this.lastStat = k;
-          this.onEvent();
+          this.notifyChange();
         }
       }, this.pollMs);
       this.poll.unref();

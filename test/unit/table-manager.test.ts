@@ -3,7 +3,7 @@
 // The file-check logic runs over a fake file (readText) and a fake sleep that lets a test change
 // the file between reads, so nothing here depends on timing. The last block drives the real
 // directory watch over a temp dir with bounded waits (rename-replace, in-place write, symlink swap).
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,6 +161,37 @@ describe('TableManager: file checks', () => {
     for (let i = 0; i < 100; i++) h.sleeps.push(() => { h.file.text = `${MOVED}# ${n++}\n`; });
     expect(await h.m.checkFile()).toBe('installed');
     expect(h.file.reads).toBeLessThan(60);
+  });
+});
+
+describe('TableManager: event debounce', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('a burst of events gives one check after the last one', async () => {
+    vi.useFakeTimers();
+    const h = harness(GOOD, { settleMs: 150 });
+    h.file.text = MOVED;
+    for (let i = 0; i < 5; i++) { h.m.notifyChange(); await vi.advanceTimersByTimeAsync(100); }
+    expect(h.published).toHaveLength(1); // still within 150 ms of the last event
+    await vi.advanceTimersByTimeAsync(100);
+    expect(h.published).toHaveLength(2);
+    expect(h.file.reads).toBe(2 + 1); // start-up read + the check's two reads
+  });
+
+  it('a directory that never goes quiet does not postpone the check beyond 1 s', async () => {
+    vi.useFakeTimers();
+    const h = harness(GOOD, { settleMs: 150 });
+    h.file.text = MOVED;
+    let at = -1;
+    for (let t = 0; t < 3000; t += 10) { // an event every 10 ms for 3 s
+      h.m.notifyChange();
+      await vi.advanceTimersByTimeAsync(10);
+      if (at < 0 && h.published.length === 2) at = t;
+    }
+    expect(at).toBeGreaterThan(1000);
+    expect(at).toBeLessThanOrEqual(1000 + 150 + 10);
   });
 });
 
