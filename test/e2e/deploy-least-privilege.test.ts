@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
 import { CLIENTS, CLIENT_NAMES, Lab, BACK_CONFIGS } from '../helpers/lab.js';
 import { CAP_NET_ADMIN_MASK, makeTunNode, processPrivileges, unprivilegedWrapper } from '../../lab/least-privilege.js';
-import { sh } from '../../lab/netns.js';
+import { sh, waitFor } from '../../lab/netns.js';
+import { repoRoot } from '../../lab/paths.js';
 
 const NOBODY = Number(sh('id', ['-u', 'nobody']).trim());
 
@@ -52,6 +53,28 @@ describe.skipIf(!isRoot())('services as an unprivileged user with only CAP_NET_A
     expect(await lab.metric('front', 'mslb_backend_packets_total', { backend: 'b1' })).toBeGreaterThan(0);
     expect(await lab.metric('front', 'mslb_backend_packets_total', { backend: 'b2' })).toBeGreaterThan(0);
   }, 60_000);
+
+  it('CAP_NET_ADMIN is enough to write /proc/sys/net in the namespace (fresh namespace, nothing preset)', async () => {
+    const ns = lab.set.add('lp-sysctl');
+    const before = lab.set.exec(ns, 'sysctl', ['-n', 'net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding', 'net.ipv4.conf.default.rp_filter']);
+    const [cmd, ...args] = [...unprivilegedWrapper({ tunNode }), process.execPath, join(repoRoot(), 'dist/back/main.js'), '--config', join(repoRoot(), BACK_CONFIGS.back1)];
+    const p = lab.set.spawn(ns, cmd!, args);
+    try {
+      await waitFor(async () => {
+        if (p.exitCode !== null) throw new Error(`back exited ${p.exitCode}`);
+        return (await lab.set.run(ns, 'curl', ['-sf', '--max-time', '1', 'http://[::1]:9102/readyz'])).code === 0;
+      }, 15_000, 'unprivileged back ready');
+      expect(processPrivileges(p.pid!).uid).toBe(NOBODY);
+      const after = lab.set.exec(ns, 'sysctl', ['-n', 'net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.conf.mslbb0.rp_filter']);
+      expect(before.split('\n').slice(0, 2)).toEqual(['0', '0']);
+      expect(after.trim().split('\n')).toEqual(['1', '1', '0', '0']);
+    } finally {
+      p.kill('SIGTERM');
+      await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
+    }
+    // And it put them back on the way out.
+    expect(lab.set.exec(ns, 'sysctl', ['-n', 'net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'])).toBe(before.split('\n').slice(0, 2).join('\n') + '\n');
+  }, 30_000);
 
   it('SIGTERM as the unprivileged user exits 0 and removes the TUN it created', async () => {
     const code = await lab.stopService('back2');
