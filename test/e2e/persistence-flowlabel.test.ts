@@ -102,6 +102,8 @@ describe.skipIf(!isRoot())('session persistence: flow label, flow table', () => 
     console.log(`label 0x${label.toString(16)} from ${SOURCES.length} sources -> ${[...servers].join(', ')}`);
     for (const r of res) expect(r).toMatchObject({ ok: true, server: PBACKS[want].server });
     expect((await pl.lab.metric('front', 'mslb_decisions_total', { reason: 'flow_label' })) - d0).toBe(SOURCES.length);
+    // every connection was pinned (entries of closed connections linger for the 10 s closing timeout)
+    expect(await pl.lab.metric('front', 'mslb_flow_table_entries')).toBeGreaterThanOrEqual(SOURCES.length);
   }, 60_000);
 
   it(`${SPREAD_LABELS} labels spread evenly (each back within ${SPREAD_TOLERANCE * 100}% of its share), each where the pipeline predicts`, async () => {
