@@ -18,11 +18,18 @@ import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader } from '../shared/tun/vnet
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
+import { ReturnEncap } from './return-encap.js';
+import { incrementHopLimit } from '../shared/packet/hop-limit.js';
+import { Reassembler, REASM_DROP, REASM_STORED } from '../shared/packet/reassembly.js';
 
 const D_MALFORMED = dropIndex('malformed');
 const E_MULTICAST = eventIndex('multicast_ignored');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
+const D_TOO_BIG = dropIndex('too_big');
+const E_REASSEMBLED = eventIndex('tunnel_reassembled');
+/** Bytes free before a reassembled tunnel packet in its aux slot. */
+const AUX_HEADROOM = 64;
 
 export class BackProcessor implements RoleProcessor {
   outLen = 0;
@@ -40,6 +47,12 @@ export class BackProcessor implements RoleProcessor {
   private lbspType = 0x1e;
   /** Return traffic from the services (returnPath) and LBSP stamping / MSS clamp (SPEC 4). */
   private stamper!: ReturnStamper;
+  /** Return encapsulation toward a gateway (issue 6, draft section 6); null when off. */
+  private retEncap: ReturnEncap | null = null;
+  /** Outer fragments of tunnel packets (RFC 2473 7.1: a front fragments outer packets). */
+  private readonly reasm = new Reassembler({ maxDatagram: 2048 - AUX_HEADROOM });
+  private readonly noVnet = new Uint8Array(0);
+  private now = Date.now();
 
   constructor(
     role: BackRole,
@@ -51,6 +64,7 @@ export class BackProcessor implements RoleProcessor {
   private configure(role: BackRole): void {
     this.lbspType = role.lbspType;
     this.stamper = new ReturnStamper(role, this.counters);
+    this.retEncap = role.returnEncap ? new ReturnEncap(role.returnEncap, this.counters, this.now, role.lbspType) : null;
     this.own = new AddressSet(role.own.map((o) => ({ family: o.family, words: o.b })));
     this.services = new AddressSet(role.services);
     this.ownMode = Uint8Array.from(role.own.map((o) => o.mode));
@@ -74,7 +88,12 @@ export class BackProcessor implements RoleProcessor {
     if (msg.type === 'role') this.configure(msg.role as BackRole);
   }
 
-  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, _aux: AuxBatch): number {
+  endBatch(nowMs: number): void {
+    this.now = nowMs;
+    if (this.retEncap !== null) this.retEncap.nowMs = nowMs;
+  }
+
+  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
     const info = this.info;
     const c = this.counters;
     const err = parsePacket(buf, off, len, info, this.lbspType);
@@ -91,6 +110,12 @@ export class BackProcessor implements RoleProcessor {
       // return traffic from S, steered into the TUN by the returnPath rules: stamp, hand back
       const o = this.stamper.returnPacket(buf, off, len, info, vnet, vnetOff);
       this.outLen = this.stamper.outLen;
+      if (this.retEncap !== null) {
+        // draft section 6: wrapped toward the gateway (outer source B), past ingress filters
+        const w = this.retEncap.wrap(buf, o, this.outLen, vnet, vnetOff, aux);
+        this.outLen = this.retEncap.outLen;
+        return w;
+      }
       return o;
     }
     if (idx < 0) {
@@ -98,7 +123,9 @@ export class BackProcessor implements RoleProcessor {
       return VERDICT_DROP;
     }
     const mode = this.ownMode[idx];
-    const tunnel = (info.proto === Proto.IPIP || info.proto === Proto.IPV6) && info.l4Off >= 0;
+    const tunnelProto = info.proto === Proto.IPIP || info.proto === Proto.IPV6;
+    if (tunnelProto && info.isFragment && mode !== MODE_TRANSLATE) return this.reassemble(buf, off, aux);
+    const tunnel = tunnelProto && info.l4Off >= 0;
     if (tunnel && mode !== MODE_TRANSLATE) return this.unwrap(buf, off, vnet, vnetOff);
     if (mode === MODE_ENCAP) {
       c[D_NOT_SERVICE]++;
@@ -108,9 +135,55 @@ export class BackProcessor implements RoleProcessor {
     for (let k = 0; k < 4; k++) s[k] = this.ownService[idx * 4 + k];
     const partial = vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
     rewriteDst(buf, off, info, s, this.ownDelta[idx], partial);
+    // the kernel forwards what we write with a second decrement: this host is one hop
+    incrementHopLimit(buf, off, info);
     this.stamper.request(buf, off, info, partial);
     this.outLen = info.totalLen;
     return off;
+  }
+
+  /**
+   * An outer fragment of a tunnel packet to one of our addresses: from an allowed front only, into
+   * bounded reassembly; the complete tunnel packet is copied to an aux slot, unwrapped there and
+   * sent from aux. The fragment itself is consumed (not a drop).
+   */
+  private reassemble(buf: Uint8Array, off: number, aux: AuxBatch): number {
+    const info = this.info;
+    const c = this.counters;
+    const src = info.src;
+    if ((info.version === 4 ? this.fronts.lookup4(src[0]) : this.fronts.lookup6(src[0], src[1], src[2], src[3])) < 0) {
+      c[D_UNAUTHORIZED]++;
+      return VERDICT_DROP;
+    }
+    const r = this.reasm;
+    const v = r.add(buf, off, info, this.now);
+    if (v === REASM_STORED) return VERDICT_DROP;
+    if (v === REASM_DROP) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    c[E_REASSEMBLED]++;
+    const i = aux.count;
+    if (i >= aux.capacity) {
+      c[D_TOO_BIG]++;
+      return VERDICT_DROP;
+    }
+    const base = i * aux.slotSize + AUX_HEADROOM;
+    const ab = aux.buf;
+    const rb = r.buf;
+    const n = r.outLen;
+    for (let k = 0, p = r.outOff; k < n; k++) ab[base + k] = rb[p + k];
+    if (parsePacket(ab, base, n, info, this.lbspType) !== ParseError.OK || info.isFragment) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    const o = this.unwrap(ab, base, this.noVnet, 0);
+    if (o >= 0) {
+      aux.offs[i] = o;
+      aux.lens[i] = this.outLen;
+      aux.count = i + 1;
+    }
+    return VERDICT_DROP;
   }
 
   private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number): number {

@@ -3,6 +3,8 @@
 import type { BackConfig } from '../shared/config/back-config.js';
 import { parseAddress, parsePrefix } from '../shared/table/addr.js';
 import { LBSP_DEFAULT_TYPE } from '../shared/packet/constants.js';
+import { workerShare } from '../shared/engine/icmp-rate-limiter.js';
+import type { ReturnEncapRole } from './return-encap.js';
 
 export const MODE_TRANSLATE = 0;
 export const MODE_ENCAP = 1;
@@ -35,6 +37,32 @@ export interface BackRole {
   mssClamp?: number;
   /** Largest packet the back writes when it inserts the LBSP header (its TUN MTU). */
   mtu?: number;
+  /** Return encapsulation toward a gateway (draft section 6; back/return-encap.ts). */
+  returnEncap?: ReturnEncapRole;
+}
+
+/** ICMP errors of a back (return encapsulation's Packet Too Big): service-wide rate and burst. */
+const BACK_ICMP = { ratePerSecond: 100, burst: 50 };
+/** Outer hop limit of return-encapsulated packets. */
+const RETURN_ENCAP_HOP_LIMIT = 64;
+
+/** returnEncap.gateway -> what the workers need; null when off (config validation checked the rest). */
+export function returnEncapRole(c: BackConfig, own: BackOwnAddress[]): ReturnEncapRole | null {
+  if (c.returnEncap.gateway === '') return null;
+  const g = words(c.returnEncap.gateway);
+  const first = (f: 4 | 6) => own.find((o) => o.family === f)?.b ?? null;
+  const source = first(g.family);
+  if (source === null) throw new Error(`returnEncap.gateway ${c.returnEncap.gateway}: no own IPv${g.family} address for the outer source`);
+  return {
+    gateway: g.words,
+    family: g.family,
+    source,
+    mtu: c.tun.mtu,
+    hopLimit: RETURN_ENCAP_HOP_LIMIT,
+    icmpSource4: first(4),
+    icmpSource6: first(6),
+    icmp: workerShare(BACK_ICMP.ratePerSecond, BACK_ICMP.burst, c.tun.queues),
+  };
 }
 
 /** IPv6 header + TCP header + the inserted LBSP Destination Options header. */
@@ -70,5 +98,6 @@ export function backRoleFromConfig(c: BackConfig): BackRole {
     serverId: c.lbsp.serverId !== '' ? words(c.lbsp.serverId).words : [0, 0, 0, 0],
     mssClamp: c.lbsp.stamp && c.mssClamp.enabled ? c.tun.mtu - STAMP_OVERHEAD : 0,
     mtu: c.tun.mtu,
+    returnEncap: returnEncapRole(c, own) ?? undefined,
   };
 }

@@ -36,12 +36,25 @@ async function main(): Promise<void> {
     // (policy rule per service address, default route into the TUN in a table of their own).
     setupHost: config.returnPath.interface === ''
       ? undefined
-      : (h, tun) => h.addReturnPath({
-          iif: config.returnPath.interface,
-          dev: tun,
-          table: RETURN_PATH_TABLE,
-          from: [...new Set(config.addresses.map((a) => a.service))].map((sv) => (sv.includes(':') ? `${sv}/128` : `${sv}/32`)),
-        }),
+      : async (h, tun) => {
+          await h.addReturnPath({
+            iif: config.returnPath.interface,
+            dev: tun,
+            table: RETURN_PATH_TABLE,
+            from: [...new Set(config.addresses.map((a) => a.service))].map((sv) => (sv.includes(':') ? `${sv}/128` : `${sv}/32`)),
+          });
+          // Return encapsulation (issue 6): the path MTU toward the gateway, before the workers start.
+          const re = role.returnEncap;
+          if (re) {
+            try {
+              const r = await h.routeToward(config.returnEncap.gateway);
+              re.mtu = r.mtu;
+              log.info('return_encap', { gateway: config.returnEncap.gateway, mtu: r.mtu, via: r.ifname });
+            } catch (e) {
+              log.warn('return_encap_path_mtu_unknown', { gateway: config.returnEncap.gateway, error: (e as Error).message, mtu: re.mtu });
+            }
+          }
+        },
   });
   host.handleSignals();
   try {

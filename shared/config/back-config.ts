@@ -114,6 +114,10 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
   }
   if (v.returnPath.interface !== '' && !/^[A-Za-z0-9_.-]{1,15}$/.test(v.returnPath.interface)) c.err('returnPath.interface', `not an interface name: ${JSON.stringify(v.returnPath.interface)}`);
   const gateway = v.returnEncap.gateway !== '' ? (c.address('returnEncap.gateway', v.returnEncap.gateway) ?? '') : '';
+  if (gateway !== '' && addresses.length > 0) {
+    const gf = parseAddress(gateway)!.family;
+    if (!addresses.some((x) => parseAddress(x.address)!.family === gf)) c.err('returnEncap.gateway', `the outer source is this back's own address of the gateway's family: no IPv${gf} address in addresses`);
+  }
   c.listen('admin.listen', v.admin.listen);
   const all = [...errors, ...c.errors];
   if (all.length > 0) return { errors: all };

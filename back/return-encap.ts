@@ -1,0 +1,137 @@
+// Return encapsulation (draft section 6, Figure 12; SPEC 4 `returnEncap: { gateway }`): where the
+// network between back and client filters ingress (BCP 38 drops src = S arriving from the backs'
+// side), the back wraps the return packets of its services toward a gateway (a front, or any
+// decapsulator with the back's prefix in its acceptTunnelFrom) with its own address B as the outer
+// source, which the filters accept. The gateway unwraps and forwards the inner packet (src S).
+// Return packets reach the TUN through the returnPath policy routing (back/main.ts); LBSP stamping,
+// when on, happens before the wrap.
+// Tunnel MTU (shared/engine/tunnel-mtu.ts) with the path MTU toward the gateway (the route's, read
+// at start-up): a server's packet that does not fit gets Packet Too Big / Fragmentation Needed from
+// B (the server's stack lowers its path MTU toward the client), IPv4 without DF is fragmented before
+// wrapping, IPv6 of at most 1280 bytes is carried in outer fragments (the gateway reassembles).
+import type { AuxBatch } from '../shared/engine/packet-processor.js';
+import { VERDICT_DROP } from '../shared/engine/packet-processor.js';
+import { IcmpEmitter } from '../shared/engine/icmp-emitter.js';
+import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER, type PathMtuSource } from '../shared/engine/tunnel-mtu.js';
+import { TunnelOffload, TUNNEL_DROP_TOO_BIG } from '../shared/engine/tunnel-offload.js';
+import { PacketInfo } from '../shared/packet/packet-info.js';
+import { parsePacket, ParseError } from '../shared/packet/parse.js';
+import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
+import { shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
+
+export interface ReturnEncapRole {
+  /** The gateway (outer destination) and its family. */
+  gateway: number[];
+  family: 4 | 6;
+  /** Outer source: this back's own address B of the gateway's family. */
+  source: number[];
+  /** Path MTU toward the gateway (the route's, read at start-up; the TUN MTU until then). */
+  mtu: number;
+  /** Outer hop limit on the wire. */
+  hopLimit: number;
+  /** Source of the ICMP errors to the servers, per family: an own address B (null: none of that family). */
+  icmpSource4: number[] | null;
+  icmpSource6: number[] | null;
+  /** This worker's share of the ICMP token bucket. */
+  icmp: { ratePerSecond: number; burst: number };
+}
+
+const D_MALFORMED = dropIndex('malformed');
+const D_TOO_BIG = dropIndex('too_big');
+const E_RETURN_ENCAP = eventIndex('return_encapsulated');
+
+class FixedPathMtu implements PathMtuSource {
+  constructor(private readonly mtu: number) {}
+  get(): number {
+    return this.mtu;
+  }
+}
+
+export class ReturnEncap {
+  /** Length of the packet wrap() returned. */
+  outLen = 0;
+  private readonly info = new PacketInfo();
+  private readonly gw: Uint32Array;
+  private readonly src: Uint32Array;
+  private readonly fam: 4 | 6;
+  private readonly hdr: number;
+  /** The kernel forwards what we write and decrements the outer hop limit once: write one more. */
+  private readonly outerHop: number;
+  private readonly tmtu: TunnelMtu;
+  private readonly offload = new TunnelOffload();
+
+  constructor(
+    r: ReturnEncapRole,
+    private readonly counters: Float64Array,
+    nowMs: number,
+    private readonly lbspType: number,
+  ) {
+    this.gw = Uint32Array.from(r.gateway);
+    this.src = Uint32Array.from(r.source);
+    this.fam = r.family;
+    this.hdr = r.family === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+    this.outerHop = Math.min(255, r.hopLimit + 1);
+    const icmp = new IcmpEmitter(
+      counters,
+      r.icmp.ratePerSecond,
+      r.icmp.burst,
+      nowMs,
+      r.icmpSource4 ? Uint32Array.from(r.icmpSource4) : null,
+      r.icmpSource6 ? Uint32Array.from(r.icmpSource6) : null,
+    );
+    this.tmtu = new TunnelMtu(new FixedPathMtu(r.mtu), icmp, counters, (nowMs & 0xffff) + 7);
+    this.tmtu.nowMs = nowMs;
+  }
+
+  set nowMs(ms: number) {
+    this.tmtu.nowMs = ms;
+  }
+
+  /**
+   * Wrap the return packet at buf[off, off+len) (from a service, possibly just stamped) toward the
+   * gateway. Returns the offset of the packet to forward (length in outLen) or VERDICT_DROP.
+   */
+  wrap(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+    const info = this.info;
+    const c = this.counters;
+    if (parsePacket(buf, off, len, info, this.lbspType) !== ParseError.OK) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    const fam = this.fam;
+    const hdr = this.hdr;
+    const fit = this.tmtu.check(buf, off, info, fam, 0, vnet, vnetOff, aux);
+    if (fit === MTU_DROPPED) return VERDICT_DROP;
+    c[E_RETURN_ENCAP]++;
+    if (TunnelOffload.isGso(vnet, vnetOff)) {
+      const v = this.offload.wrapSegments(aux, buf, off, info.totalLen, vnet, vnetOff, fam, this.src, this.gw, this.outerHop, this.tmtu.ipId, this.lbspType);
+      if (v === VERDICT_DROP) c[this.offload.dropReason === TUNNEL_DROP_TOO_BIG ? D_TOO_BIG : D_MALFORMED]++;
+      else this.tmtu.ipId = this.offload.ipId;
+      return v;
+    }
+    if (info.totalLen + hdr > 65535) {
+      c[D_TOO_BIG]++;
+      return VERDICT_DROP;
+    }
+    if (!this.offload.finish(aux, buf, off, info.totalLen, vnet, vnetOff)) {
+      c[D_MALFORMED]++;
+      return VERDICT_DROP;
+    }
+    let o: number;
+    if (fit === MTU_FRAG_INNER) {
+      o = this.tmtu.wrapFragments(buf, off, info, fam, this.src, this.gw, this.outerHop, aux);
+      if (o >= 0) this.outLen = this.tmtu.outLen;
+      return o;
+    }
+    o = encapsulate(buf, off, info, fam, this.src, this.gw, this.outerHop, this.tmtu.nextIpId());
+    if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - o);
+    if (fit === MTU_FRAG_OUTER) {
+      o = this.tmtu.fragmentOuter(buf, o, info.totalLen + hdr, fam, aux);
+      if (o >= 0) this.outLen = this.tmtu.outLen;
+      return o;
+    }
+    this.outLen = info.totalLen + hdr;
+    return o;
+  }
+}
