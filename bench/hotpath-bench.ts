@@ -1,0 +1,307 @@
+// Per-function micro-benchmarks of the per-packet path (SPEC 10): ns per call of each hot function
+// as the workers run it, and of the whole front/back processors per packet. Numbers only, no
+// assertions; `npm run bench` prints them. Run alone: node dist/bench/hotpath-bench.js
+//   LPM lookup (10k routes), decision (route -> back, route -> Maglev pool), flow-table hit,
+//   vnet header preparation, checksum completion (JS small / native large), GSO split per 64 KiB
+//   super-packet, and FrontProcessor / BackProcessor.process for translate, encap and decap.
+import { PrefixTableBuilder } from '../shared/table/prefix-table.js';
+import { validateTable, type TableContext } from '../shared/table/table-loader.js';
+import { CompiledTable } from '../shared/table/compiled-table.js';
+import { decide, DecisionInput, DecisionResult } from '../front/decision.js';
+import { FrontProcessor } from '../front/front-processor.js';
+import { frontRoleFromConfig } from '../front/front-role.js';
+import { BackProcessor } from '../back/back-processor.js';
+import { backRoleFromConfig } from '../back/back-role.js';
+import { frontConfigFromValue } from '../shared/config/front-config.js';
+import { backConfigFromValue } from '../shared/config/back-config.js';
+import { newCounterBlock } from '../shared/metrics/counter-layout.js';
+import { PacketInfo } from '../shared/packet/packet-info.js';
+import { parsePacket } from '../shared/packet/parse.js';
+import { partialPseudoSum, writeL4Checksum } from '../shared/packet/checksum.js';
+import { encapsulate } from '../shared/packet/encap.js';
+import { gsoAddon } from '../shared/tun/gso.js';
+import { prepareRxVnet } from '../shared/tun/vnet-header.js';
+import { TunnelOffload } from '../shared/engine/tunnel-offload.js';
+import { SegmentBatch } from '../shared/engine/segment-batch.js';
+import type { AuxBatch } from '../shared/engine/packet-processor.js';
+
+const SLOT = 2048;
+const HEAD = 128;
+
+function bench(name: string, per: number, iters: number, fn: () => void, unit = 'ns/op'): number {
+  for (let i = 0; i < Math.min(iters, 200); i++) fn();
+  const t0 = process.hrtime.bigint();
+  for (let r = 0; r < iters; r++) fn();
+  const ns = Number(process.hrtime.bigint() - t0) / (iters * per);
+  console.log(`${name.padEnd(58)} ${ns.toFixed(1).padStart(9)} ${unit}`);
+  return ns;
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return s >>> 0;
+  };
+}
+
+// ---- LPM lookup ----
+{
+  const r = rng(7);
+  const b = new PrefixTableBuilder();
+  for (let i = 0; i < 5000; i++) b.addV4(r(), 8 + (r() % 25), i);
+  for (let i = 0; i < 5000; i++) b.addV6(0x20010db8, r(), r(), r(), 32 + (r() % 97), i);
+  const t = b.build();
+  const keys = new Uint32Array(4096 * 4);
+  for (let i = 0; i < keys.length; i++) keys[i] = r();
+  for (let i = 0; i < 4096; i++) keys[i * 4] = i & 1 ? 0x20010db8 : keys[i * 4]!;
+  let sink = 0;
+  bench('LPM lookup4 (10k routes)', 4096, 500, () => {
+    for (let i = 0; i < 4096; i++) sink += t.lookup4(keys[i * 4]!);
+  });
+  bench('LPM lookup6 (10k routes)', 4096, 500, () => {
+    for (let i = 0; i < 4096; i++) sink += t.lookup6(keys[i * 4]!, keys[i * 4 + 1]!, keys[i * 4 + 2]!, keys[i * 4 + 3]!);
+  });
+  if (sink === 0.5) console.log(sink);
+}
+
+// ---- tables, roles, processors ----
+const S6 = '2001:db8:5::80';
+const S4 = '192.0.2.80';
+const ctx: TableContext = { services: [S6, S4], mode: 'translate', encap: { source: 'service', source4: '', source6: '' } };
+function compile(table: unknown, mode: 'translate' | 'encap'): CompiledTable {
+  const v = validateTable(table, 'bench.yaml', { ...ctx, mode });
+  if (!v.table) throw new Error(JSON.stringify(v.errors));
+  const slots = new Map<string, number>();
+  return CompiledTable.compile(v.table, {
+    services: ctx.services,
+    flowLabelEnabled: true,
+    lbspEnabled: true,
+    slotOf: (n) => {
+      if (!slots.has(n)) slots.set(n, slots.size);
+      return slots.get(n)!;
+    },
+    maglevSize: 65537,
+  });
+}
+const tableDoc = {
+  backs: {
+    b1: { addresses: { [S6]: '2001:db8:b::1', [S4]: '198.51.100.1' } },
+    b2: { addresses: { [S6]: '2001:db8:b::2', [S4]: '198.51.100.2' } },
+    b3: { addresses: { [S6]: '2001:db8:b::3', [S4]: '198.51.100.3' } },
+  },
+  pools: { web: { members: ['b1', 'b2', 'b3'], key: 'label' } },
+  routes: [
+    { source: '2001:db8:c1::/48', to: 'b1' },
+    { source: '203.0.113.0/24', to: 'b2' },
+    { source: '::/0', to: 'web' },
+  ],
+};
+
+/** IPv6 or IPv4 TCP packet (20-byte header, `payload` bytes) client -> S in slot i of a slab. */
+function tcpSlab(v6: boolean, n: number, payload: number, src6Hi = 0xc1): { buf: Uint8Array; len: number } {
+  const buf = new Uint8Array(n * SLOT);
+  const len = (v6 ? 40 : 20) + 20 + payload;
+  for (let i = 0; i < n; i++) {
+    const o = i * SLOT + HEAD;
+    if (v6) {
+      buf[o] = 0x60;
+      buf[o + 2] = (i * 7) & 0x0f; // flow label varies
+      buf[o + 4] = (len - 40) >> 8;
+      buf[o + 5] = (len - 40) & 0xff;
+      buf[o + 6] = 6;
+      buf[o + 7] = 64;
+      buf.set([0x20, 0x01, 0x0d, 0xb8, 0, src6Hi], o + 8);
+      buf[o + 22] = i >> 8;
+      buf[o + 23] = i & 0xff;
+      buf.set([0x20, 0x01, 0x0d, 0xb8, 0, 0x05], o + 24);
+      buf[o + 39] = 0x80;
+    } else {
+      buf[o] = 0x45;
+      buf[o + 2] = len >> 8;
+      buf[o + 3] = len & 0xff;
+      buf[o + 8] = 64;
+      buf[o + 9] = 6;
+      buf.set([203, 0, 113, i & 63], o + 12);
+      buf.set([192, 0, 2, 80], o + 16);
+    }
+    const t = o + (v6 ? 40 : 20);
+    buf[t] = 0x9c;
+    buf[t + 1] = i & 0xff;
+    buf[t + 3] = 80;
+    buf[t + 12] = 0x50;
+    buf[t + 13] = 0x10; // ACK
+  }
+  const info = new PacketInfo();
+  for (let i = 0; i < n; i++) {
+    parsePacket(buf, i * SLOT + HEAD, len, info, -1);
+    writeL4Checksum(buf, i * SLOT + HEAD, info);
+  }
+  return { buf, len };
+}
+
+function aux(): AuxBatch {
+  return { buf: new Uint8Array(64 * 2048), slotSize: 2048, offs: new Int32Array(64), lens: new Int32Array(64), count: 0, capacity: 64 };
+}
+
+const N = 256;
+{
+  const t = compile(tableDoc, 'translate');
+  const inp = new DecisionInput();
+  const out = new DecisionResult();
+  const info = new PacketInfo();
+  const s1 = tcpSlab(true, N, 0, 0xc1);
+  const s2 = tcpSlab(true, N, 0, 0xc9);
+  const run = (s: { buf: Uint8Array; len: number }) => () => {
+    for (let i = 0; i < N; i++) {
+      parsePacket(s.buf, i * SLOT + HEAD, s.len, info, -1);
+      inp.family = 6;
+      inp.src.set(info.src);
+      inp.service.set(info.dst);
+      inp.flowLabel = info.flowLabel;
+      decide(t, inp, out);
+    }
+  };
+  const p = bench('parse IPv6 TCP (reference for the rows below)', N, 2000, () => {
+    for (let i = 0; i < N; i++) parsePacket(s1.buf, i * SLOT + HEAD, s1.len, info, -1);
+  });
+  const d1 = bench('parse + decide: route -> back', N, 2000, run(s1));
+  const d2 = bench('parse + decide: route -> Maglev pool (label key)', N, 2000, run(s2));
+  console.log(`${'  decide alone (difference)'.padEnd(58)} ${(d1 - p).toFixed(1).padStart(9)} / ${(d2 - p).toFixed(1)} ns/op`);
+}
+
+const counters = newCounterBlock();
+const noVnet = new Uint8Array(0);
+
+function frontProc(mode: 'translate' | 'encap'): FrontProcessor {
+  const { config, errors } = frontConfigFromValue(
+    { tun: { name: 'benchf0', routes: [`${S6}/128`, `${S4}/32`] }, services: [S6, S4], table: './t.yaml', mode, admin: { listen: '[::1]:9999' } },
+    '',
+  );
+  if (!config) throw new Error(JSON.stringify(errors));
+  const p = new FrontProcessor(frontRoleFromConfig(config), counters);
+  p.setTable(compile(tableDoc, mode));
+  return p;
+}
+
+function perPacket(name: string, p: { process: FrontProcessor['process'] }, v6: boolean, payload: number): void {
+  // a fresh slab per round (the processor rewrites in place: translate back and forth is not free)
+  const master = tcpSlab(v6, N, payload);
+  const buf = master.buf.slice();
+  const a = aux();
+  bench(name, N, 1000, () => {
+    buf.set(master.buf);
+    for (let i = 0; i < N; i++) p.process(buf, i * SLOT + HEAD, master.len, noVnet, 0, a);
+  });
+}
+
+try {
+  const ft = frontProc('translate');
+  const copy = tcpSlab(true, N, 0);
+  const scratch = copy.buf.slice();
+  bench('slab copy (subtract from the process rows below)', N, 1000, () => scratch.set(copy.buf));
+  perPacket('FrontProcessor.process translate IPv6 TCP (flow hit)', ft, true, 0);
+  perPacket('FrontProcessor.process translate IPv4 TCP (flow hit)', ft, false, 0);
+  const fe = frontProc('encap');
+  perPacket('FrontProcessor.process encap 6in6 TCP (flow hit)', fe, true, 0);
+  perPacket('FrontProcessor.process encap 4in4 TCP (flow hit)', fe, false, 0);
+} catch (e) {
+  console.log(`FrontProcessor rows skipped: ${(e as Error).message}`);
+}
+
+try {
+  const { config, errors } = backConfigFromValue(
+    {
+      tun: { name: 'benchb0', routes: ['2001:db8:b::1/128'] },
+      addresses: [{ address: '2001:db8:b::1', service: S6, mode: 'auto' }, { address: '198.51.100.1', service: S4, mode: 'auto' }],
+      allowedFronts: [`${S6}/128`, `${S4}/32`],
+      admin: { listen: '[::1]:9998' },
+    },
+    '',
+  );
+  if (!config) throw new Error(JSON.stringify(errors));
+  const bp = new BackProcessor(backRoleFromConfig(config), counters);
+  // B-addressed packets: the front's translate output
+  const fwd = frontProc('translate');
+  const m = tcpSlab(true, N, 0);
+  const a = aux();
+  for (let i = 0; i < N; i++) fwd.process(m.buf, i * SLOT + HEAD, m.len, noVnet, 0, a);
+  const buf = m.buf.slice();
+  bench('BackProcessor.process translate IPv6 TCP', N, 1000, () => {
+    buf.set(m.buf);
+    for (let i = 0; i < N; i++) bp.process(buf, i * SLOT + HEAD, m.len, noVnet, 0, a);
+  });
+  // tunnel packets: the front's encap output
+  const enc = frontProc('encap');
+  const e = tcpSlab(true, N, 0);
+  const offs = new Int32Array(N);
+  for (let i = 0; i < N; i++) offs[i] = enc.process(e.buf, i * SLOT + HEAD, e.len, noVnet, 0, a);
+  const eb = e.buf.slice();
+  bench('BackProcessor.process decap 6in6 TCP', N, 1000, () => {
+    eb.set(e.buf);
+    for (let i = 0; i < N; i++) bp.process(eb, offs[i]!, e.len + 40, noVnet, 0, a);
+  });
+} catch (err) {
+  console.log(`BackProcessor rows skipped: ${(err as Error).message}`);
+}
+
+// ---- offload helpers ----
+{
+  const g = gsoAddon();
+  const info = new PacketInfo();
+  // a 64 KiB-ish TCPv6 super-packet: 45 x 1440
+  const payload = 45 * 1440;
+  const sup = tcpSlab(true, 1, payload);
+  const buf = new Uint8Array(HEAD + 65536 + 64);
+  buf.set(sup.buf.subarray(HEAD, HEAD + sup.len), HEAD);
+  parsePacket(buf, HEAD, sup.len, info, -1);
+  const ps = partialPseudoSum(info);
+  buf[HEAD + 56] = ps >> 8;
+  buf[HEAD + 57] = ps & 0xff;
+  const vh = Uint8Array.from([1, 4, 60, 0, 1440 & 0xff, 1440 >> 8, 40, 0, 16, 0, 0, 0]);
+  const out = new Uint8Array(256 * SLOT);
+  const oo = new Int32Array(256);
+  const ol = new Int32Array(256);
+  const ns = bench('native gsoSplit 64 KiB TCPv6 -> 45 segments (per super-packet)', 1, 20000, () => {
+    g.gsoSplit(buf, HEAD, sup.len, vh, 0, out, oo, ol, SLOT, HEAD, 0, 256, 0);
+  });
+  console.log(`${'  per segment'.padEnd(58)} ${(ns / 45).toFixed(1).padStart(9)} ns/op`);
+  // the front's whole GSO encap step: split + parse + wrap every segment
+  const sinks = { writePending: () => undefined, writeSegments: () => undefined };
+  const seg = new SegmentBatch(256, SLOT, HEAD, sinks);
+  const ax: AuxBatch = { ...aux(), seg };
+  const tun = new TunnelOffload();
+  const src = Uint32Array.from([0x20010db8, 0x00050000, 0, 0x80]);
+  const dst = Uint32Array.from([0x20010db8, 0x000b0000, 0, 1]);
+  const ws = bench('TunnelOffload.wrapSegments 64 KiB -> 45 wrapped segments', 1, 20000, () => {
+    seg.count = 0;
+    tun.wrapSegments(ax, buf, HEAD, sup.len, vh, 0, 6, src, dst, 64, 0, -1);
+  });
+  console.log(`${'  per segment'.padEnd(58)} ${(ws / 45).toFixed(1).padStart(9)} ns/op`);
+  const big = tcpSlab(true, 1, 1440);
+  const bigBuf = big.buf.slice(0, HEAD + big.len);
+  bench('native completeChecksum 1500-byte TCPv6', 1, 200000, () => {
+    g.completeChecksum(bigBuf, HEAD, big.len, 40, 16);
+  });
+  const small = tcpSlab(true, 1, 40);
+  const sb = small.buf.slice(0, HEAD + small.len);
+  const sv = new Uint8Array(12);
+  bench('TunnelOffload.finish 100-byte NEEDS_CSUM (JS sum)', 1, 200000, () => {
+    sv[0] = 1;
+    sv[6] = 40;
+    sv[8] = 16;
+    tun.finish(ax, sb, HEAD, small.len, sv, 0);
+  });
+  const rxv = Uint8Array.from(vh);
+  bench('prepareRxVnet (GSO packet: hdr_len + segment count)', 1, 1000000, () => {
+    rxv[1] = 4;
+    prepareRxVnet(buf, HEAD, sup.len, rxv, 0);
+  });
+  const e6 = tcpSlab(true, 1, 0);
+  parsePacket(e6.buf, HEAD, e6.len, info, -1);
+  bench('encapsulate IPv6 in IPv6 (header write + flow hash)', 1, 1000000, () => {
+    encapsulate(e6.buf, HEAD, info, 6, src, dst, 64, 1);
+  });
+}
