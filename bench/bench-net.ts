@@ -30,7 +30,16 @@ export const ADDR = {
 /** Front-back link MTU: room for a 40-byte outer header on a full-size packet (encap rows). */
 export const MIDDLE_MTU = 1600;
 
-export type SetupName = 'plain' | 'nft' | 'mslb-translate' | 'mslb-translate-q2' | 'mslb-encap' | 'c-plain' | 'c-vnet' | 'node-fs';
+export type SetupName =
+  | 'plain'
+  | 'nft'
+  | 'mslb-translate'
+  | 'mslb-translate-q2'
+  | 'mslb-front-nft'
+  | 'mslb-encap'
+  | 'c-plain'
+  | 'c-vnet'
+  | 'node-fs';
 
 /** What a running setup exposes to the measurements. */
 export interface RunningSetup {
@@ -155,7 +164,10 @@ export class BenchNet {
       } else if (name.startsWith('mslb-')) {
         const encap = name === 'mslb-encap';
         const queues = name === 'mslb-translate-q2' ? 2 : 1;
-        const p = await this.startMslb(encap, queues, opts.txqueuelen);
+        // mslb-front-nft: only the front is mslb, the back is nftables as in the reference rows
+        const withBack = name !== 'mslb-front-nft';
+        if (!withBack) undo.push(this.nft(back, ADDR.B6, ADDR.S6, ADDR.B4, ADDR.S4));
+        const p = await this.startMslb(encap, queues, withBack, opts.txqueuelen);
         undo.push(p.stop);
         Object.assign(pids, p.pids);
         Object.assign(admin, p.admin);
@@ -182,7 +194,7 @@ export class BenchNet {
     return { pids, admin, stop };
   }
 
-  private async startMslb(encap: boolean, queues: number, txqueuelen?: number): Promise<{ pids: Record<string, number>; admin: Record<string, [string, string]>; stop: () => Promise<void> }> {
+  private async startMslb(encap: boolean, queues: number, withBack: boolean, txqueuelen?: number): Promise<{ pids: Record<string, number>; admin: Record<string, [string, string]>; stop: () => Promise<void> }> {
     const { front, back } = this.ns;
     const d = this.dir;
     writeFileSync(
@@ -206,21 +218,26 @@ export class BenchNet {
       for (const p of procs.reverse()) await stopProc(p);
     };
     try {
-      const b = this.set.spawn(back, process.execPath, [distFile('back/main.js'), '--config', join(d, 'back.yaml')]);
-      procs.push(b);
-      await this.ready(back, 'http://[::1]:9102/readyz', b);
+      let b: ChildProcess | undefined;
+      if (withBack) {
+        b = this.set.spawn(back, process.execPath, [distFile('back/main.js'), '--config', join(d, 'back.yaml')]);
+        procs.push(b);
+        await this.ready(back, 'http://[::1]:9102/readyz', b);
+      }
       const f = this.set.spawn(front, process.execPath, [distFile('front/main.js'), '--config', join(d, 'front.yaml')]);
       procs.push(f);
       await this.ready(front, 'http://[::1]:9101/readyz', f);
       if (txqueuelen) {
         this.set.ip(front, `link set dev mslbf0 txqueuelen ${txqueuelen}`);
-        this.set.ip(back, `link set dev mslbb0 txqueuelen ${txqueuelen}`);
+        if (b) this.set.ip(back, `link set dev mslbb0 txqueuelen ${txqueuelen}`);
       }
-      return {
-        pids: { front: f.pid!, back: b.pid! },
-        admin: { front: [front, 'http://[::1]:9101'], back: [back, 'http://[::1]:9102'] },
-        stop,
-      };
+      const pids: Record<string, number> = { front: f.pid! };
+      const admin: Record<string, [string, string]> = { front: [front, 'http://[::1]:9101'] };
+      if (b) {
+        pids.back = b.pid!;
+        admin.back = [back, 'http://[::1]:9102'];
+      }
+      return { pids, admin, stop };
     } catch (e) {
       await stop();
       throw e;
