@@ -1,5 +1,5 @@
 import { PacketInfo } from './packet-info.js';
-import { LBSP_HDR_LEN } from './constants.js';
+import { LBSP_HDR_LEN, MAX_EXT_HEADERS } from './constants.js';
 
 /**
  * LBSP Destination Option (SPEC section 5): type configurable (default 0x1E), Opt Data Len 32,
@@ -77,6 +77,8 @@ export const LbspError = {
   TOO_BIG: -5,
   /** Less than 40 bytes of headroom before off. */
   NO_HEADROOM: -6,
+  /** The chain already holds MAX_EXT_HEADERS headers: one more makes the packet malformed (SPEC 5). */
+  CHAIN_FULL: -7,
 } as const;
 
 /**
@@ -106,6 +108,7 @@ export function insertOrFillServerSegment(
   if (info.isFragment) return LbspError.FRAGMENT;
   if (info.l4Off < 0) return LbspError.NO_UPPER_LAYER;
   if (info.destOptsOff >= 0) return LbspError.EXISTING_DESTOPTS;
+  if (info.extHeaders >= MAX_EXT_HEADERS) return LbspError.CHAIN_FULL;
   if (info.totalLen - 40 + LBSP_HDR_LEN > 0xffff) return LbspError.TOO_BIG;
   if (off < LBSP_HDR_LEN) return LbspError.NO_HEADROOM;
   const l4 = info.l4Off;

@@ -50,6 +50,8 @@ export class PacketInfo {
   lbspStatus = 0;
   /** Segments Left of a Routing header (-1 when there is none). */
   rtSegLeft = -1;
+  /** IPv6 extension headers walked (at most MAX_EXT_HEADERS in a packet that parsed). */
+  extHeaders = 0;
   /** ICMP / ICMPv6 type and code when that header is present (else -1). */
   icmpType = -1;
   icmpCode = -1;
@@ -84,6 +86,7 @@ export class PacketInfo {
     this.lbspOff = -1;
     this.lbspStatus = 0;
     this.rtSegLeft = -1;
+    this.extHeaders = 0;
     this.icmpType = -1;
     this.icmpCode = -1;
   }

@@ -228,6 +228,7 @@ function parse6(buf: Uint8Array, off: number, len: number, info: PacketInfo, lbs
     }
   }
   info.proto = nh;
+  info.extHeaders = n;
   info.protoFieldOff = nhField - off;
   info.hdrLen = p - off;
   info.destOptsOff = dOff;

@@ -1,0 +1,114 @@
+// Front and back packet processors exactly as a worker builds them, over the lab's configs and
+// compiled tables (deploy/lab), for the whole-processor fuzz targets. A processor is pure given
+// its table: a counters block and an AuxBatch are all it touches besides the packet.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AuxBatch, PacketProcessor } from '../../../shared/engine/packet-processor.js';
+import { loadFrontConfig } from '../../../shared/config/front-config.js';
+import { loadBackConfig } from '../../../shared/config/back-config.js';
+import { formatErrors } from '../../../shared/config/config-errors.js';
+import { createLogger } from '../../../shared/log.js';
+import { newCounterBlock, dropIndex, eventIndex, DROP_REASONS } from '../../../shared/metrics/counter-layout.js';
+import { FrontProcessor } from '../../../front/front-processor.js';
+import { frontRoleFromConfig } from '../../../front/front-role.js';
+import { TableManager } from '../../../front/table-manager.js';
+import { BackProcessor } from '../../../back/back-processor.js';
+import { backRoleFromConfig } from '../../../back/back-role.js';
+
+export const REPO = (() => {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6 && !existsSync(join(d, 'deploy', 'lab')); i++) d = dirname(d);
+  return d;
+})();
+
+export const AUX_SLOT = 2048;
+export const AUX_SLOTS = 4;
+
+export function newAux(): AuxBatch {
+  return { buf: new Uint8Array(AUX_SLOT * AUX_SLOTS), slotSize: AUX_SLOT, offs: new Int32Array(AUX_SLOTS), lens: new Int32Array(AUX_SLOTS), count: 0, capacity: AUX_SLOTS };
+}
+
+export interface Subject {
+  name: string;
+  processor: PacketProcessor;
+  counters: Float64Array;
+}
+
+/**
+ * The processors' clock (flow-table ages, ICMP rate limits, ID seeds): fixed and advanced by the
+ * harness, so two instances fed the same inputs stay identical.
+ */
+export const fuzzClock = { now: 1_000_000 };
+const clock = (): number => fuzzClock.now;
+
+const quiet = createLogger({ level: 'error', sink: () => {} });
+
+function frontSubject(name: string, configFile: string): Subject {
+  const { config, errors } = loadFrontConfig(join(REPO, configFile));
+  if (!config) throw new Error(`${configFile}: ${formatErrors(errors)}`);
+  const tm = new TableManager(config, quiet, () => {}, () => {});
+  const built = tm.build();
+  if (!built.table) throw new Error(`${configFile}: ${formatErrors(built.errors)}`);
+  const counters = newCounterBlock();
+  // The flow table draws its hash seed from Math.random (per worker, against flooding one bucket):
+  // fix it here so both instances, and a replay of a crash file, hash alike.
+  const random = Math.random;
+  Math.random = () => 0.123456789;
+  let p: FrontProcessor;
+  try {
+    p = new FrontProcessor(frontRoleFromConfig(config), counters, clock);
+  } finally {
+    Math.random = random;
+  }
+  p.setTable(built.table);
+  return { name, processor: p, counters };
+}
+
+function backSubject(name: string, configFile: string): Subject {
+  const { config, errors } = loadBackConfig(join(REPO, configFile));
+  if (!config) throw new Error(`${configFile}: ${formatErrors(errors)}`);
+  const counters = newCounterBlock();
+  return { name, processor: new BackProcessor(backRoleFromConfig(config), counters), counters };
+}
+
+/** Front variants, selected by the fuzz input's control byte. */
+export const FRONT_CONFIGS: [string, string][] = [
+  ['translate', 'deploy/lab/front-translate.yaml'],
+  ['encap', 'deploy/lab/front-encap.yaml'],
+  ['encap-mixed', 'deploy/lab/front-encap-mixed.yaml'],
+];
+export const BACK_CONFIGS: [string, string][] = [
+  ['back1-auto', 'deploy/lab/back1.yaml'],
+  ['back-modes', 'test/fuzz/configs/back-modes.yaml'],
+];
+
+export function frontSubjects(): Subject[] {
+  return FRONT_CONFIGS.map(([n, f]) => frontSubject(n, f));
+}
+export function backSubjects(): Subject[] {
+  return BACK_CONFIGS.map(([n, f]) => backSubject(n, f));
+}
+
+/**
+ * The counters a dropped packet may be counted in: every drop reason, plus the multicast_ignored
+ * event (a multicast destination is the host's own MLD traffic, deliberately kept out of
+ * mslb_drops_total but still counted).
+ */
+export const DROP_COUNTERS: { name: string; index: number }[] = [
+  ...DROP_REASONS.map((r) => ({ name: r as string, index: dropIndex(r) })),
+  { name: 'multicast_ignored (event)', index: eventIndex('multicast_ignored') },
+];
+
+/** Which drop counters moved between two snapshots, and by how much in total. */
+export function dropDelta(before: Float64Array, after: Float64Array): { moved: string[]; total: number } {
+  const moved: string[] = [];
+  let total = 0;
+  for (const { name, index } of DROP_COUNTERS) {
+    const d = after[index] - before[index];
+    if (d !== 0) moved.push(name);
+    total += d;
+  }
+  return { moved, total };
+}
+

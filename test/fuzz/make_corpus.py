@@ -1,0 +1,242 @@
+#!/usr/bin/python3
+"""Seed corpus for the jazzer.js fuzz targets (test/fuzz/targets), built with scapy.
+
+Run: /usr/bin/python3 test/fuzz/make_corpus.py   (rewrites test/fuzz/corpus/<target>/seed-*)
+
+Every packet of test/vectors/*.json, plus valid packets of every kind mslb handles in the lab's
+address plan (client -> service for the front, front -> back for the back: translated, 4in4, 6in6,
+4in6, 6in4, LBSP in every position, extension-header chains, fragments, ICMP errors quoting our
+packets) and a few malformed ones. Each file is [control byte][...] as the target reads it
+(see each target's header comment). Inputs the fuzzer finds are kept out of the repository unless
+`node dist-fuzz/test/fuzz/run-fuzz.js --merge` minimises them into it.
+"""
+import glob
+import hashlib
+import json
+import os
+import random
+import struct
+
+from scapy.all import (IP, IPv6, TCP, UDP, ICMP, ICMPv6EchoRequest, ICMPv6PacketTooBig, ICMPv6TimeExceeded,
+                       ICMPv6DestUnreach, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
+                       IPv6ExtHdrFragment, PadN, HBHOptUnknown, Raw, fragment, fragment6)
+from socket import inet_pton, AF_INET6
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+rnd = random.Random(9009)
+
+C6, C6B, S6, S6B = '2001:db8:c1::10', '2001:db8:c2::10', '2001:db8:5::80', '2001:db8:5::81'
+B6, B6B, B6X = '2001:db8:b::1', '2001:db8:b::2', '2001:db8:b::11'
+C4, C4B, S4, S4B = '203.0.113.10', '203.0.113.74', '192.0.2.80', '192.0.2.81'
+B4, B4B, B4X = '198.51.100.1', '198.51.100.2', '198.51.100.11'
+LBSP = 0x1E
+TCP_OPTS = [('MSS', 1460), ('SAckOK', b''), ('Timestamp', (1, 0)), ('NOP', None), ('WScale', 7)]
+
+
+def rb(n):
+    return bytes(rnd.getrandbits(8) for _ in range(n))
+
+
+def a6(s):
+    return inet_pton(AF_INET6, s)
+
+
+def lbsp(client=C6, server='::', typ=LBSP, nh=None):
+    opts = [PadN(optdata=b'\0\0'), HBHOptUnknown(otype=typ, optdata=a6(client) + a6(server))]
+    return IPv6ExtHdrDestOpt(options=opts) if nh is None else IPv6ExtHdrDestOpt(nh=nh, options=opts)
+
+
+def b(p):
+    return bytes(p)
+
+
+# ---------------------------------------------------------------- client -> service (front input)
+def client_packets():
+    out = []
+    for src6, src4 in ((C6, C4), (C6B, C4B)):
+        for dst6, dst4 in ((S6, S4),):
+            out += [
+                IPv6(src=src6, dst=dst6, fl=0x12345) / TCP(sport=40000, dport=443, flags='S', options=TCP_OPTS),
+                IPv6(src=src6, dst=dst6) / TCP(sport=40001, dport=80, flags='PA', seq=7, ack=9) / rb(200),
+                IPv6(src=src6, dst=dst6) / UDP(sport=5353, dport=53) / rb(60),
+                IPv6(src=src6, dst=dst6) / ICMPv6EchoRequest(id=7, seq=1, data=rb(32)),
+                IP(src=src4, dst=dst4, flags='DF', tos=0x2a) / TCP(sport=40000, dport=443, flags='S', options=TCP_OPTS),
+                IP(src=src4, dst=dst4) / TCP(sport=40002, dport=80, flags='A') / rb(300),
+                IP(src=src4, dst=dst4) / UDP(sport=1234, dport=53) / rb(40),
+                IP(src=src4, dst=dst4) / ICMP(type=8, id=3, seq=4) / rb(24),
+            ]
+    out += [
+        IPv6(src=C6, dst=S6) / lbsp() / TCP(sport=1, dport=443, flags='S'),
+        IPv6(src=C6, dst=S6) / lbsp(server=B6B) / TCP(sport=2, dport=443, flags='A'),
+        IPv6(src='2001:db8:ffff::1', dst=S6) / lbsp(client=C6B) / UDP(sport=3, dport=53) / rb(10),
+        IPv6(src=C6, dst=S6) / lbsp(client='::ffff:203.0.113.10') / UDP(sport=4, dport=53),
+        IPv6(src=C6, dst=S6) / IPv6ExtHdrHopByHop(options=[PadN(optdata=b'\0\0\0\0')]) / lbsp() / TCP(sport=5, dport=443),
+        IPv6(src=C6, dst=S6) / IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\0\0\0\0')]) / IPv6ExtHdrRouting(segleft=0, addresses=[S6]) / lbsp() / UDP(sport=6, dport=7),
+        IPv6(src=C6, dst=S6) / IPv6ExtHdrFragment(id=0x1234, m=0, offset=0) / UDP(sport=7, dport=8) / rb(20),
+        IPv6(src=C6, dst=S6, nh=50) / rb(64),
+        IPv6(src=C6, dst=S6, nh=59),
+        IPv6(src=C6, dst=S6) / IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=LBSP, optdata=a6(C6))]) / UDP(sport=9, dport=9),
+        IP(src=C4, dst=S4, options=b'\x07\x07\x04\x00\x00\x00\x00\x00') / TCP(sport=1, dport=2),
+        IP(src=C4, dst=S4, proto=50) / rb(40),
+        IP(src=C4, dst=S4, proto=253) / rb(20),
+        IPv6(src=C6, dst='ff02::16', nh=0) / Raw(b'\x3a\x00\x05\x02\x00\x00\x01\x00') / rb(20),
+    ]
+    big6 = IPv6(src=C6, dst=S6) / UDP(sport=11, dport=12) / rb(1400)
+    out += fragment6(IPv6(src=C6, dst=S6) / IPv6ExtHdrFragment(id=0x77) / UDP(sport=11, dport=12) / rb(1400), 600)
+    out += fragment(IP(src=C4, dst=S4, id=99) / UDP(sport=11, dport=12) / rb(1400), 520)
+    out.append(big6)
+    return out
+
+
+# ---------------------------------------------------------------- front -> back (back input)
+def back_packets():
+    inner6 = IPv6(src=C6, dst=S6) / TCP(sport=40000, dport=443, flags='S', options=TCP_OPTS)
+    inner4 = IP(src=C4, dst=S4) / UDP(sport=1234, dport=53) / rb(30)
+    out = [
+        IPv6(src=C6, dst=B6) / TCP(sport=40000, dport=443, flags='S', options=TCP_OPTS),
+        IPv6(src=C6, dst=B6) / lbsp() / UDP(sport=1, dport=53) / rb(20),
+        IP(src=C4, dst=B4) / TCP(sport=40000, dport=443, flags='S'),
+        IP(src=C4, dst=B4X) / UDP(sport=1, dport=2) / rb(8),
+        IPv6(src=C6, dst=B6X) / UDP(sport=1, dport=2) / rb(8),
+        IPv6(src=S6, dst=B6, nh=41) / inner6,                     # 6in6
+        IP(src=S4, dst=B4, proto=4) / inner4,                     # 4in4
+        IPv6(src=S6, dst=B6, nh=4) / inner4,                      # 4in6
+        IP(src=S4, dst=B4, proto=41) / inner6,                    # 6in4
+        IPv6(src=S6, dst=B6X, nh=41) / IPv6(src=C6, dst=S6B) / UDP(sport=1, dport=2),
+        IP(src=S4, dst=B4, proto=4, tos=3) / IP(src=C4, dst=S4, tos=0) / UDP(sport=1, dport=2),  # CE outer, Not-ECT inner
+        IPv6(src='2001:db8:dead::1', dst=B6, nh=41) / inner6,     # unauthorized outer source
+        IPv6(src=S6, dst=B6, nh=41) / IPv6(src=S6, dst=B6, nh=41) / inner6,   # nested toward ourselves
+        IPv6(src=S6, dst=B6, nh=41) / IPv6(src=C6, dst=S6) / lbsp() / UDP(sport=5, dport=6),
+        IPv6(src=S6, dst=B6) / IPv6ExtHdrFragment(id=5, m=1) / Raw(b(IPv6(src=C6, dst=S6) / UDP(sport=1, dport=2) / rb(16))),
+        IPv6(src=S6, dst='2001:db8:b::99', nh=41) / inner6,       # not ours
+    ]
+    return out
+
+
+# ---------------------------------------------------------------- return traffic (LBSP stamping input)
+def return_packets():
+    return [
+        IPv6(src=S6, dst=C6) / TCP(sport=443, dport=40000, flags='SA', options=[('MSS', 1440)]),
+        IPv6(src=S6, dst=C6) / TCP(sport=443, dport=40000, flags='A') / rb(100),
+        IPv6(src=S6, dst=C6) / UDP(sport=53, dport=5353) / rb(50),
+        IPv6(src=S6, dst=C6) / lbsp(server='::') / TCP(sport=443, dport=1, flags='A'),
+        IPv6(src=S6, dst=C6) / IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\0\0\0\0')]) / UDP(sport=1, dport=2),
+        IPv6(src=S6, dst=C6) / IPv6ExtHdrHopByHop(options=[PadN(optdata=b'\0\0\0\0')]) / UDP(sport=1, dport=2),
+        IPv6(src=S6, dst=C6) / IPv6ExtHdrRouting(segleft=0, addresses=[C6]) / TCP(sport=443, dport=3),
+        IPv6(src=S6, dst=C6) / IPv6ExtHdrFragment(id=9, m=1) / UDP(sport=1, dport=2) / rb(64),
+        IPv6(src=S6, dst=C6, nh=50) / rb(32),
+        IPv6(src=S6, dst=C6) / ICMPv6EchoRequest(id=1, seq=1),
+        IP(src=S4, dst=C4) / TCP(sport=443, dport=40000, flags='SA'),
+    ]
+
+
+# ---------------------------------------------------------------- ICMP errors
+def icmp_packets():
+    q6 = IPv6(src=C6, dst=S6) / TCP(sport=40000, dport=443, flags='A') / rb(1200)
+    q4 = IP(src=C4, dst=S4, flags='DF') / TCP(sport=40000, dport=443, flags='A') / rb(500)
+    t6 = IPv6(src=S6, dst=B6, nh=41) / IPv6(src=C6, dst=S6) / UDP(sport=1, dport=2) / rb(100)
+    t4 = IP(src=S4, dst=B4, proto=4) / IP(src=C4, dst=S4) / UDP(sport=1, dport=2) / rb(100)
+    return [
+        IPv6(src='2001:db8:e1::1', dst=S6) / ICMPv6PacketTooBig(mtu=1280) / Raw(b(t6)[:1232]),
+        IPv6(src='2001:db8:e1::1', dst=S6) / ICMPv6TimeExceeded() / Raw(b(t6)),
+        IPv6(src='2001:db8:e1::1', dst=S6) / ICMPv6DestUnreach(code=3) / Raw(b(q6)[:200]),
+        IPv6(src='2001:db8:e1::1', dst=S6) / ICMPv6PacketTooBig(mtu=1400) / Raw(rb(80)),   # quoting garbage
+        IPv6(src='2001:db8:e1::1', dst=S6) / ICMPv6PacketTooBig(mtu=1400) / Raw(b(t6)[:30]),  # truncated quote
+        IP(src='203.0.113.137', dst=S4) / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(b(t4)[:548]),
+        IP(src='203.0.113.137', dst=S4) / ICMP(type=11, code=0) / Raw(b(q4)[:28]),
+        IP(src='203.0.113.137', dst=S4) / ICMP(type=3, code=1) / Raw(rb(20)),
+        IP(src='203.0.113.137', dst=S4) / ICMP(type=12) / Raw(b(t4)[:10]),
+        q6, q4,
+    ]
+
+
+# ---------------------------------------------------------------- malformed
+def malformed():
+    v6 = b(IPv6(src=C6, dst=S6) / UDP(sport=1, dport=2) / rb(20))
+    v4 = b(IP(src=C4, dst=S4) / UDP(sport=1, dport=2) / rb(20))
+    loop = bytearray(b(IPv6(src=C6, dst=S6, nh=60)))
+    for _ in range(20):
+        loop += bytes([60, 0, 1, 4, 0, 0, 0, 0])
+    loop[4:6] = struct.pack('!H', len(loop) - 40)
+    out = [
+        v6[:39], v6[:41], v4[:19], v4[:21],
+        bytes([0x44]) + v4[1:],                                   # IHL 4
+        bytes([0x55]) + v4[1:],                                   # version 5
+        v4[:2] + struct.pack('!H', 500) + v4[4:],                 # total length past the packet
+        v6[:4] + struct.pack('!H', 900) + v6[6:],                 # payload length past the packet
+        bytes(loop),                                              # 20 destination options headers
+        b(IPv6(src=C6, dst=S6) / IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\0\0\0\0')]) / IPv6ExtHdrHopByHop() / UDP()),
+        b(IPv6(src=C6, dst=S6, nh=60) / Raw(bytes([17, 0, 0x1e, 0x20, 0, 0, 0, 0]) + b(UDP()))),   # option past its header
+        b(IPv6(src=C6, dst=S6, nh=60) / Raw(bytes([17, 0, 1, 4, 1, 0, 0, 0]) + b(UDP()))),         # PadN with data
+    ]
+    return out
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, 'corpus', target)
+    os.makedirs(d, exist_ok=True)
+    h = hashlib.sha1(data).hexdigest()[:12]
+    with open(os.path.join(d, f'seed-{name}-{h}'), 'wb') as f:
+        f.write(data)
+
+
+def vector_packets():
+    out = []
+    for f in sorted(glob.glob(os.path.join(ROOT, 'test', 'vectors', '*.json'))):
+        j = json.load(open(f))
+        items = j if isinstance(j, list) else [x for v in j.values() if isinstance(v, list) for x in v]
+        for it in items:
+            for k in ('hex', 'input', 'output'):
+                v = it.get(k)
+                if isinstance(v, str) and v:
+                    try:
+                        out.append(bytes.fromhex(v))
+                    except ValueError:
+                        pass
+    return list(dict.fromkeys(out))
+
+
+def main():
+    for t in ('parse', 'extwalk', 'lbsp', 'icmp', 'decap', 'front', 'back'):
+        d = os.path.join(HERE, 'corpus', t)
+        if os.path.isdir(d):
+            for f in os.listdir(d):
+                if f.startswith('seed-'):
+                    os.remove(os.path.join(d, f))
+    vec = vector_packets()
+    cl = [b(p) for p in client_packets()]
+    bk = [b(p) for p in back_packets()]
+    rt = [b(p) for p in return_packets()]
+    ic = [b(p) for p in icmp_packets()]
+    mf = malformed()
+    everything = vec + cl + bk + rt + ic + mf
+    for i, p in enumerate(everything):
+        write('parse', f'{i}', bytes([0x00]) + p)
+        if i % 3 == 0:
+            write('parse', f'{i}-nolbsp', bytes([0x01]) + p)
+        if p[0] >> 4 == 6 and len(p) >= 40:
+            write('extwalk', f'{i}', bytes([0x00, p[6]]) + p[40:])
+        write('icmp', f'{i}', bytes([i & 0xff]) + p)
+    for i, p in enumerate(rt + [p for p in vec if p[0] >> 4 == 6]):
+        write('lbsp', f'{i}', bytes([0x02 | (i & 1)]) + p)
+    for i, p in enumerate(bk + vec):
+        write('decap', f'{i}', bytes([i & 1]) + p)
+    for i, p in enumerate(cl + mf + ic):
+        for variant in (0, 1, 2):          # translate, encap, mixed-family encap
+            write('front', f'{i}-{variant}', bytes([variant]) + p)
+    for i, p in enumerate(bk + rt + mf):
+        for variant in (0, 1):             # lab back1 (auto), every mode
+            write('back', f'{i}-{variant}', bytes([variant]) + p)
+    # a few with a virtio header (NEEDS_CSUM, no GSO), as an offloading TUN hands them over
+    for i, p in enumerate(cl[:8]):
+        l4 = 40 if p[0] >> 4 == 6 else 20
+        vnet = struct.pack('<BBHHHHH', 1, 0, 0, 0, l4, 16, 1)
+        write('front', f'vnet-{i}', bytes([0x80]) + vnet + p)
+        write('back', f'vnet-{i}', bytes([0x80]) + vnet + p)
+    for t in ('parse', 'extwalk', 'lbsp', 'icmp', 'decap', 'front', 'back'):
+        print(t, len(os.listdir(os.path.join(HERE, 'corpus', t))))
+
+
+if __name__ == '__main__':
+    main()
