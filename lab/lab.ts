@@ -17,9 +17,10 @@ import { waitFor } from './netns.js';
 import { distFile, repoRoot } from './paths.js';
 import { startServers } from './servers.js';
 import { Topology, type LinkName } from './topology.js';
+import type { TopologyVariant } from './topology-variants.js';
 
 export type LabMode = 'kernel-only' | 'translate' | 'encap' | 'encap-mixed';
-export type ServiceName = 'front' | 'back1' | 'back2';
+export type ServiceName = 'front' | 'back1' | 'back2' | 'front2';
 
 /** deploy/lab config per front mode. */
 export const FRONT_CONFIGS: Record<Exclude<LabMode, 'kernel-only'>, string> = {
@@ -36,6 +37,8 @@ export interface LabOptions {
   /** Default 'translate'. 'kernel-only' starts no service and routes S at the front via back1. */
   mode?: LabMode;
   families?: Family[];
+  /** Topology variant (lab/topology-variants.ts); default 'basic'. */
+  variant?: TopologyVariant;
   /** Front config to use instead of the mode's (absolute or relative to the repository). */
   frontConfig?: string;
   /** Back configs to use instead of deploy/lab's. */
@@ -109,7 +112,7 @@ export class Lab {
   /** Build everything; on failure everything built so far is removed and the error rethrown. */
   static async start(opts: LabOptions = {}): Promise<Lab> {
     const mode = opts.mode ?? 'translate';
-    const topo = Topology.build({ families: opts.families, kernelOnly: mode === 'kernel-only' });
+    const topo = Topology.build({ families: opts.families, kernelOnly: mode === 'kernel-only', variant: opts.variant });
     const lab = new Lab(topo, mode, opts);
     try {
       await startServers(topo, lab.workDir);
@@ -143,7 +146,7 @@ export class Lab {
     const cfg = parseYaml(readFileSync(path, 'utf8')) as { admin?: { listen?: string } };
     const admin = parseListen(cfg.admin?.listen ?? '[::1]:9100');
     const ns = this.topo.ns[name];
-    const entry = main ?? distFile(name === 'front' ? 'front/main.js' : 'back/main.js');
+    const entry = main ?? distFile(name.startsWith('front') ? 'front/main.js' : 'back/main.js');
     const wrap = wrapper ?? this.opts.wrapper ?? [];
     const argv = [...wrap, process.execPath, entry, '--config', path];
     const proc = this.set.spawn(ns, argv[0]!, argv.slice(1));
@@ -256,7 +259,7 @@ export class Lab {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const name of ['front', 'back1', 'back2'] as const) {
+    for (const name of ['front', 'front2', 'back1', 'back2'] as const) {
       try {
         await this.stopService(name);
       } catch {

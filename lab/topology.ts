@@ -4,6 +4,7 @@
 // Plain kernel routing only. The services route S (front) and B (backs) into their TUN themselves, so
 // unless `kernelOnly` is set the front has no route to S and the backs none to B.
 import { NetnsSet } from './netns.js';
+import { buildRouted, type TopologyVariant } from './topology-variants.js';
 import {
   BACKS,
   CLIENTS,
@@ -17,7 +18,7 @@ import {
   type Family,
 } from './address-plan.js';
 
-export type Role = 'client' | 'front' | 'back1' | 'back2' | 'server1' | 'server2';
+export type Role = 'client' | 'front' | 'back1' | 'back2' | 'server1' | 'server2' | 'net' | 'front2';
 /** Capture points: the link names of the plan. */
 export type LinkName = 'client-link' | 'back1-link' | 'back2-link' | 'server1-link' | 'server2-link' | string;
 
@@ -36,6 +37,8 @@ export interface TopologyOptions {
   families?: Family[];
   /** Route S at the front via back1 with plain kernel routes (no services): proves the harness. */
   kernelOnly?: boolean;
+  /** 'basic' (default, above) or 'routed': one router with the front on one arm (lab/topology-variants.ts). */
+  variant?: TopologyVariant;
 }
 
 export class Topology {
@@ -58,7 +61,8 @@ export class Topology {
   static build(opts: TopologyOptions = {}): Topology {
     const t = new Topology(opts);
     try {
-      t.buildAll();
+      if (opts.variant === 'routed') buildRouted(t);
+      else t.buildAll();
     } catch (e) {
       void t.set.cleanup(0);
       throw e;
