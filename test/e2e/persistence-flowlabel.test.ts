@@ -23,7 +23,8 @@ import {
   type BackId, type PersistenceLab,
 } from '../helpers/persistence-lab.js';
 
-const HEALTH_B3 = { url: `http://[${LINK_B3.back}]:${PBACKS.b3.admin}/readyz`, interval: 1, timeout: 1, rise: 1, fall: 1 };
+// fall 3 x timeout 2 s: a loaded test machine does not flap b3; a stopped back3 refuses at once (~3 s)
+const HEALTH_B3 = { url: `http://[${LINK_B3.back}]:${PBACKS.b3.admin}/readyz`, interval: 1, timeout: 2, rise: 1, fall: 3 };
 const TABLE = {
   backs: tableBacks({ b3: { healthCheck: HEALTH_B3 } }),
   pools: { web: { members: ['b1', 'b2', 'b3'], key: 'label' } },
@@ -75,12 +76,15 @@ describe.skipIf(!isRoot())('session persistence: flow label, flow table', () => 
   beforeAll(async () => {
     pl = await startPersistenceLab(TABLE);
     addClientAddresses(pl.lab, SOURCES);
+    await waitFor(async () => (await pl.lab.metric('front', 'mslb_backend_up', { backend: 'b3' })) === 1, 15_000, 'b3 up');
   }, 120_000);
   afterAll(async () => {
     await pl?.stop();
   }, 30_000);
 
   async function spread(): Promise<Map<number, BackId>> {
+    const up = async () => Promise.all(BACK_IDS.map((b) => pl.lab.metric('front', 'mslb_backend_up', { backend: b })));
+    const up0 = await up();
     const res = await connect(pl.lab, lbls.map((label, i) => ({ src: SOURCES[i % SOURCES.length]!, label, port: LINE_PORT, mode: 'line' as const, timeout: 3 })));
     const ms = res.map((r) => (r as { ms?: number }).ms ?? 0).sort((a, b) => a - b);
     const cms = res.map((r) => (r as { connectMs?: number }).connectMs ?? 0).sort((a, b) => a - b);
@@ -90,6 +94,7 @@ describe.skipIf(!isRoot())('session persistence: flow label, flow table', () => 
       expect(r, `label ${lbls[i]}`).toMatchObject({ ok: true });
       m.set(lbls[i]!, backFor(r.server)!);
     });
+    expect(await up(), 'no back changed state during the run').toEqual(up0);
     return m;
   }
 

@@ -142,13 +142,13 @@ describe.skipIf(!isRoot())('session persistence: LBSP option', () => {
     expect(ok1e).toMatchObject({ ok: true, server: 'server1' });
     expect(ok1e!.line).toContain('1e20');
     expect(snmp6(lab, srv, 'Ip6InHdrErrors')).toBe(hdrErr0);
-    const icmpOut0 = snmp6(lab, srv, 'Icmp6OutMsgs');
+    const paramProb0 = snmp6(lab, srv, 'Icmp6OutParmProblems');
     const [pad] = await connect(lab, [fromBack(1)], back1);
     expect(pad!.ok).toBe(false);
     expect(pad!.error).toMatch(/timed out/);
     const hdrErrDelta = snmp6(lab, srv, 'Ip6InHdrErrors') - hdrErr0;
     expect(hdrErrDelta).toBeGreaterThanOrEqual(2); // the SYN and its retransmission, each dropped
-    expect(snmp6(lab, srv, 'Icmp6OutMsgs')).toBe(icmpOut0); // silently: no Parameter Problem
+    expect(snmp6(lab, srv, 'Icmp6OutParmProblems')).toBe(paramProb0); // silently: no Parameter Problem
     // Through the front: it refuses what the server's stack would refuse, counted as malformed.
     const mal0 = await lab.metric('front', 'mslb_drops_total', { reason: 'malformed' });
     const [viaFront] = await connect(lab, [{ src: PROXY1, dst: VIP1, port: FTP_PORT, mode: 'line', lbsp: { type: 1, client: C1, server: '::' }, timeout: 2 }]);
