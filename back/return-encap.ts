@@ -17,7 +17,7 @@ import { TunnelOffload, TUNNEL_DROP_TOO_BIG } from '../shared/engine/tunnel-offl
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket, ParseError } from '../shared/packet/parse.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
-import { shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import { shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 
 export interface ReturnEncapRole {
@@ -103,7 +103,7 @@ export class ReturnEncap {
     const hdr = this.hdr;
     const fit = this.tmtu.check(buf, off, info, fam, 0, vnet, vnetOff, aux);
     if (fit === MTU_DROPPED) return VERDICT_DROP;
-    c[E_RETURN_ENCAP]++;
+    c[E_RETURN_ENCAP] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets
     if (TunnelOffload.isGso(vnet, vnetOff)) {
       const v = this.offload.wrapSegments(aux, buf, off, info.totalLen, vnet, vnetOff, fam, this.src, this.gw, this.outerHop, this.tmtu.ipId, this.lbspType);
       if (v === VERDICT_DROP) c[this.offload.dropReason === TUNNEL_DROP_TOO_BIG ? D_TOO_BIG : D_MALFORMED]++;
