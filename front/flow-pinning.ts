@@ -12,7 +12,10 @@
 // Fragments: non-first fragments carry no ports. The first fragment of a datagram also pins
 // (src, dst, protocol, Identification) -> back, and later fragments follow it. A non-first
 // fragment seen before its first fragment (reordering) is decided by the key-based pipeline
-// (source / LBSP client / flow label, all in the fixed or unfragmentable part) and not pinned.
+// (source / LBSP client / flow label, all in the fixed or unfragmentable part) and pins the
+// datagram's ID to that choice; the first fragment, arriving later, then follows the datagram's
+// pin rather than its flow's, so every fragment of a datagram reaches the same back even when the
+// flow's pinned back differs from the key-based choice (label changed, table edited).
 import type { PacketInfo } from '../shared/packet/packet-info.js';
 import { Proto } from '../shared/packet/constants.js';
 import type { CompiledTable } from '../shared/table/compiled-table.js';
@@ -132,6 +135,18 @@ export class FlowPinning {
     if (s < 0) return false;
     const now = this.tick();
     const ft = this.table;
+    if (FlowPinning.firstFragment(info)) {
+      // a non-first fragment of this datagram came first and chose its back: the datagram stays whole
+      ft.setFragmentKey(info.version, info.proto, info.src, info.dst, info.fragId);
+      const j = ft.find(now);
+      if (j >= 0 && this.usable(j, t, s)) {
+        const c = this.counters;
+        c[E_HITS]++;
+        c[DEC_FLOW_TABLE]++;
+        this.sync();
+        return true;
+      }
+    }
     this.setKey(info);
     const i = ft.find(now);
     const tcp = info.proto === Proto.TCP && info.l4Off >= 0;
@@ -176,10 +191,41 @@ export class FlowPinning {
     return true;
   }
 
+  /**
+   * Entry i (a datagram's fragment pin) still names a usable back in table t for service s: sets
+   * back/slot/service (re-resolving a table edit by slot). False (entry removed) otherwise.
+   */
+  private usable(i: number, t: CompiledTable, s: number): boolean {
+    const ft = this.table;
+    const slot = ft.slot[i]!;
+    let back = ft.back[i]!;
+    if (ft.gen[i] !== this.generation) {
+      back = this.backOfSlot[slot]!;
+      if (back < 0 || t.a.backAddrFamily[back * t.serviceCount + s] === 0) {
+        ft.remove(i);
+        return false;
+      }
+      ft.back[i] = back;
+      ft.gen[i] = this.generation;
+    }
+    if (t.a.up[slot] === 0) {
+      ft.remove(i);
+      return false;
+    }
+    this.back = back;
+    this.slot = slot;
+    this.service = s;
+    return true;
+  }
+
   /** After decide() chose `back` (slot) for the packet: pin its flow (and its datagram if fragmented). */
   remember(info: PacketInfo, back: number, slot: number): void {
     if (this.compiled === null) return;
-    if (FlowPinning.nonFirstFragment(info)) { this.sync(); return; } // decided by key, not pinned
+    if (FlowPinning.nonFirstFragment(info)) {
+      // decided by key (reordering: before its first fragment): pin the datagram to that choice
+      this.pinFragment(info, back, slot, this.tick());
+      return;
+    }
     const now = this.tick();
     const ft = this.table;
     this.setKey(info);

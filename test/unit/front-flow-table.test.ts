@@ -230,10 +230,17 @@ describe('front flow table (processor)', () => {
     expect(send({ label: l2, proto: 17, sport: 5000, frag: { id: 0xabc, offset: 0, more: true } })).toBe(a);
     expect(send({ label: l2, proto: 17, frag: { id: 0xabc, offset: 80, more: true } })).toBe(a);
     expect(send({ label: l2, proto: 17, frag: { id: 0xabc, offset: 160, more: false } })).toBe(a);
-    // A non-first fragment of an unknown datagram: the key-based choice, not pinned.
+    // A non-first fragment of an unknown datagram (reordered: before its first fragment): the
+    // key-based choice, pinned by datagram ID; the first fragment arriving after it follows the
+    // datagram, not its flow's pinned back, so the datagram stays whole (issue 6).
     const n = ctr(C_FLOW_TABLE_SIZE);
-    expect(send({ label: l2, proto: 17, frag: { id: 0xdef, offset: 80, more: false } })).toBe(fresh(t, l2));
-    expect(ctr(C_FLOW_TABLE_SIZE)).toBe(n);
+    const y = fresh(t, l2);
+    expect(y).not.toBe(a);
+    expect(send({ label: l2, proto: 17, frag: { id: 0xdef, offset: 80, more: false } })).toBe(y);
+    expect(ctr(C_FLOW_TABLE_SIZE)).toBe(n + 1);
+    expect(send({ label: l2, proto: 17, sport: 5000, frag: { id: 0xdef, offset: 0, more: true } })).toBe(y);
+    // and the flow itself keeps its pinned back for its unfragmented packets
+    expect(send({ label: l2, proto: 17, sport: 5000 })).toBe(a);
   });
 
   it('the flow table wins over an LBSP server segment for an established flow; new flows honour it', () => {
