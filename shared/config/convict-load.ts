@@ -31,6 +31,20 @@ export function addConvictFormats(): void {
   });
 }
 
+function checkBooleans(schema: Record<string, unknown>, value: Record<string, unknown>, path: string, file: string, errors: ConfigError[]): void {
+  for (const [k, spec] of Object.entries(schema)) {
+    if (spec === null || typeof spec !== 'object' || !(k in value)) continue;
+    const v = value[k];
+    const entry = path ? `${path}.${k}` : k;
+    const s = spec as Record<string, unknown>;
+    if ('format' in s && 'default' in s) {
+      if (s.format === Boolean && typeof v !== 'boolean') errors.push({ file, entry, reason: `must be true or false, got ${JSON.stringify(v)}` });
+    } else if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      checkBooleans(s, v as Record<string, unknown>, entry, file, errors);
+    }
+  }
+}
+
 export function runConvict<T>(schema: convict.Schema<T>, value: unknown, file: string): { values: T; errors: ConfigError[] } {
   addConvictFormats();
   const cfg = convict(schema);
@@ -40,6 +54,9 @@ export function runConvict<T>(schema: convict.Schema<T>, value: unknown, file: s
     errors.push({ file, entry: '', reason: 'must be a mapping of keys (YAML or JSON object)' });
     value = {};
   }
+  // convict coerces any string to a Boolean ("sometimes" -> true): a document value of a Boolean
+  // key must be a real true/false (MSLB_* env strings still go through convict's coercion).
+  checkBooleans(schema as Record<string, unknown>, value as Record<string, unknown>, '', file, errors);
   try {
     cfg.load(value as object);
     cfg.validate({ allowed: 'strict' });

@@ -1,0 +1,33 @@
+// offload.enabled (issue 7): on by default in the front and the back, switchable off in the file
+// or with MSLB_OFFLOAD_ENABLED, and a non-boolean is a config error naming the entry.
+import { afterEach, describe, expect, it } from 'vitest';
+import { frontConfigFromValue } from '../../shared/config/front-config.js';
+import { backConfigFromValue } from '../../shared/config/back-config.js';
+
+const front = { tun: { routes: ['2001:db8:5::80/128'] }, services: ['2001:db8:5::80'], table: './t.yaml' };
+const back = { addresses: [{ address: '2001:db8:b::1', service: '2001:db8:5::80' }] };
+
+afterEach(() => {
+  delete process.env.MSLB_OFFLOAD_ENABLED;
+});
+
+describe('offload.enabled', () => {
+  it('defaults to true in both services', () => {
+    expect(frontConfigFromValue(front, 'f.yaml').config?.offload.enabled).toBe(true);
+    expect(backConfigFromValue(back, 'b.yaml').config?.offload.enabled).toBe(true);
+  });
+  it('can be turned off in the file', () => {
+    expect(frontConfigFromValue({ ...front, offload: { enabled: false } }, 'f.yaml').config?.offload.enabled).toBe(false);
+    expect(backConfigFromValue({ ...back, offload: { enabled: false } }, 'b.yaml').config?.offload.enabled).toBe(false);
+  });
+  it('MSLB_OFFLOAD_ENABLED=false overrides the file', () => {
+    process.env.MSLB_OFFLOAD_ENABLED = 'false';
+    expect(frontConfigFromValue(front, 'f.yaml').config?.offload.enabled).toBe(false);
+    expect(backConfigFromValue(back, 'b.yaml').config?.offload.enabled).toBe(false);
+  });
+  it('a non-boolean is rejected with file and entry', () => {
+    const r = backConfigFromValue({ ...back, offload: { enabled: 'sometimes' } }, 'b.yaml');
+    expect(r.config).toBeUndefined();
+    expect(r.errors.some((e) => e.file === 'b.yaml' && e.entry === 'offload.enabled')).toBe(true);
+  });
+});
