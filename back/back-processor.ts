@@ -208,8 +208,10 @@ export class BackProcessor implements RoleProcessor {
       return VERDICT_DROP;
     }
     if (this.services.find(inner.version, inner.dst) < 0) {
-      // Includes a tunnel nested toward ourselves: its inner destination is B, not a service.
-      c[D_NOT_SERVICE]++;
+      // SPEC 5: a tunnel packet whose inner packet is itself a tunnel packet to this node is
+      // malformed; any other inner destination that is not a service is not_service.
+      const nested = (inner.proto === Proto.IPIP || inner.proto === Proto.IPV6) && inner.l4Off >= 0 && this.own.find(inner.version, inner.dst) >= 0;
+      c[nested ? D_MALFORMED : D_NOT_SERVICE]++;
       return VERDICT_DROP;
     }
     this.stamper.request(buf, d.off, inner, vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0);
