@@ -1,8 +1,9 @@
 // Issue 6, the draft's other configurations on real kernel stacks, in the routed lab
 // (lab/topology-variants.ts: client -- net, the front on one arm of net, front2 on another,
 // net -- back1/back2 -- servers; configs in deploy/lab/draft/):
-// - one arm (Figure 5), translate and encap: curl, HTTPS and TLS land on the right server and the
-//   front's only link carries requests, never an answer (return traffic bypasses the front);
+// - one arm (Figure 5), translate and encap: curl, HTTPS, TLS and fragmented UDP land on the right
+//   server and the front's only link carries requests, never an answer (return traffic bypasses
+//   the front);
 // - a two-stage chain (Figure 4): front -> front2 -> back1, in translate (S rewritten to front2's
 //   address, a service there) and in encap (wrapped to front2, unwrapped, balanced, re-wrapped);
 // - return encapsulation (section 6, Figure 12) with ingress filtering on the router (nftables drops
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/netns.js';
 import { CLIENTS, CLIENT_NAMES, Lab, PORTS, S4, S6, hostPart, serviceFor, type CaptureSummary, type ClientName } from '../helpers/lab.js';
 import { ROUTED } from '../../lab/topology-variants.js';
+import { PYTHON } from '../../lab/paths.js';
 
 const B1 = { v6: '2001:db8:b::1', v4: '198.51.100.1' };
 
@@ -26,6 +28,29 @@ function answers(s: CaptureSummary): number {
   return n;
 }
 
+/**
+ * A 3000-byte UDP datagram to S:7 with path MTU discovery off (IPv4: no DF; both: the kernel
+ * fragments at the path MTU it knows and reports no ICMP error to the socket), retried 3 times.
+ */
+const BIG_UDP = `
+import socket, sys
+src, dst = sys.argv[1], sys.argv[2]
+v6 = ':' in dst
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+if v6: s.setsockopt(socket.IPPROTO_IPV6, 23, 0)  # IPV6_MTU_DISCOVER = IPV6_PMTUDISC_DONT
+else: s.setsockopt(socket.IPPROTO_IP, 10, 0)     # IP_MTU_DISCOVER = IP_PMTUDISC_DONT
+s.bind((src, 0))
+s.settimeout(1.0)
+for attempt in range(3):
+    try:
+        s.sendto(b'u' * 3000, (dst, 7))
+        print(s.recv(65535).decode().split('\\n')[0])
+        sys.exit(0)
+    except OSError:
+        pass
+sys.exit(3)
+`;
+
 describe.skipIf(!isRoot())('issue 6: one arm, two stages, return encapsulation (routed lab)', () => {
   let lab: Lab;
 
@@ -35,6 +60,11 @@ describe.skipIf(!isRoot())('issue 6: one arm, two stages, return encapsulation (
   afterAll(async () => {
     await lab?.stop();
   }, 30_000);
+
+  async function bigUdp(c: ClientName): Promise<string> {
+    const r = await lab.set.run(lab.ns.client, PYTHON, ['-c', BIG_UDP, CLIENTS[c].address, serviceFor(CLIENTS[c].family)], { timeoutMs: 8000 });
+    return r.code === 0 ? r.stdout.trim() : `exit ${r.code}: ${r.stderr.trim().slice(-200)}`;
+  }
 
   /** curl, HTTPS and openssl TLS from every client; each must reach `want(client)` with the client as source. */
   async function everyClient(want: (c: ClientName) => string, where: string): Promise<void> {
@@ -54,6 +84,9 @@ describe.skipIf(!isRoot())('issue 6: one arm, two stages, return encapsulation (
       const atFront = await lab.capture('front-link', { filter: 'tcp or ip proto 4 or ip6 proto 41 or ip proto 41 or ip6 proto 4' });
       const atClient = await lab.capture('client-link', { filter: 'tcp' });
       await everyClient((c) => lab.expectedServer(c), cfg);
+      // 3000-byte UDP datagrams leave the client in fragments: all of them reach one back and the
+      // server reassembles them (translate: only the first fragment's checksum is fixed up)
+      for (const c of CLIENT_NAMES) expect(await bigUdp(c), `${cfg} ${c} udp 3000`).toBe(lab.expectedServer(c));
       const f = await atFront.stop();
       const cl = await atClient.stop();
       expect(f.count, cfg).toBeGreaterThan(0);
@@ -117,7 +150,9 @@ describe.skipIf(!isRoot())('issue 6: one arm, two stages, return encapsulation (
     const cap = await lab.capture('back1-link', { filter: 'ip6 proto 41 or ip6 proto 4' });
     await everyClient((c) => lab.expectedServer(c), 'return encap');
     // 2 MB downloads: full-size answers do not fit the return tunnel; the backs' PTB / Frag Needed
-    // make the servers send smaller ones
+    // make the servers send smaller ones (the client forgets the path MTUs it learned earlier, so
+    // its SYNs announce the full MSS again)
+    for (const f of ['-4', '-6']) lab.set.exec(lab.ns.client, 'ip', [f, 'route', 'flush', 'cache']);
     for (const c of ['c1v6', 'c2v6', 'c1v4', 'c2v4'] as const) {
       const url = `http://${hostPart(serviceFor(CLIENTS[c].family))}:${PORTS.http}/big?bytes=2000000`;
       const r = await lab.set.run(lab.ns.client, 'curl', ['-sS', '--max-time', '20', '--interface', CLIENTS[c].address, '-o', '/dev/null', '-w', '%{size_download}', url], { timeoutMs: 25_000 });
@@ -130,7 +165,9 @@ describe.skipIf(!isRoot())('issue 6: one arm, two stages, return encapsulation (
     expect(s.badChecksums).toEqual([]);
     expect(await lab.metric('back1', 'mslb_return_encapsulated_total')).toBeGreaterThan(0);
     expect(await lab.metric('back2', 'mslb_return_encapsulated_total')).toBeGreaterThan(0);
-    expect(await lab.metric('back1', 'mslb_icmp_sent_total', { type: 'packet_too_big' })).toBeGreaterThan(0);
+    let tooBig = 0;
+    for (const b of ['back1', 'back2'] as const) tooBig += await lab.metric(b, 'mslb_icmp_sent_total', { type: 'packet_too_big' }) + await lab.metric(b, 'mslb_icmp_sent_total', { type: 'frag_needed' });
+    expect(tooBig, 'PTB / Frag Needed from the backs to the servers').toBeGreaterThan(0);
     expect(await lab.metric('front', 'mslb_tunnel_unwrapped_total')).toBeGreaterThan(0);
     expect(await lab.metric('front', 'mslb_drops_total', { reason: 'unauthorized_source' })).toBe(0);
   }, 180_000);
