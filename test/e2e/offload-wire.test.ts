@@ -9,10 +9,11 @@
 // valid but corrupts the stream). Needs root and `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
-import { CLIENTS, Lab, PORTS, hostPart, serviceFor, type CaptureSummary, type ClientName } from '../helpers/lab.js';
+import { CLIENTS, FRONT_CONFIGS, Lab, PORTS, hostPart, serviceFor, type CaptureSummary, type ClientName } from '../helpers/lab.js';
+import { repoRoot } from '../../lab/paths.js';
 
 const UPLOAD_BYTES = 12 << 20;
 /** Encap adds 40 bytes: the front-back links and the backs' TUNs get room for a full-size inner packet. */
@@ -64,10 +65,14 @@ describe.skipIf(!isRoot())('offloads on the wire (translate and encap)', () => {
     return { reads: j[0]!.stats64.tx.packets, wire: await lab.metric(svc, 'mslb_rx_packets_total') };
   }
 
-  function judge(s: CaptureSummary, minPackets: number, what: string): void {
+  /**
+   * No bad checksum, and the capture really saw the transfer: at least half as many packets as MSS
+   * segments (a receiving veth may coalesce what it captures), each with its checksums checked.
+   */
+  function judge(s: CaptureSummary, segments: number, what: string): void {
     expect(s.badChecksums, `${what}: bad checksums ${JSON.stringify(s.badChecksums.slice(0, 5))}`).toEqual([]);
-    expect(s.count, what).toBeGreaterThanOrEqual(minPackets);
-    expect(s.goodChecksums, what).toBeGreaterThanOrEqual(minPackets);
+    expect(s.count, what).toBeGreaterThanOrEqual(segments / 2);
+    expect(s.goodChecksums, what).toBeGreaterThanOrEqual(s.count);
   }
 
   const segmentsPerUpload = Math.floor(UPLOAD_BYTES / 1460);
@@ -145,6 +150,22 @@ describe.skipIf(!isRoot())('offloads on the wire (translate and encap)', () => {
     expect(s.badChecksums).toEqual([]);
     expect(s.count).toBeGreaterThanOrEqual(6);
   }, 60_000);
+
+  it('kill switch: offload.enabled false opens the queues without offloads; traffic still flows, packet by packet', async () => {
+    const cfg = join(lab.workDir, 'front-no-offload.yaml');
+    const base = readFileSync(join(repoRoot(), FRONT_CONFIGS.translate), 'utf8');
+    writeFileSync(cfg, `${base.replace(/^table: \.\//m, `table: ${join(repoRoot(), 'deploy/lab')}/`)}\noffload: { enabled: false }\n`);
+    await lab.restartFront(cfg);
+    expect(await lab.metric('front', 'mslb_offload_enabled')).toBe(0);
+    expect(lab.serviceLog('front')).toMatch(/"tun_offload".*"enabled":false/);
+    const before = await tunReads('front');
+    expect(await upload('c1v6')).toEqual({ server: 'server1', bytes: UPLOAD_BYTES, sha });
+    const after = await tunReads('front');
+    // without offloads every TUN read is one wire packet (give or take one in flight between the two reads)
+    const reads = after.reads - before.reads;
+    expect(reads).toBeGreaterThanOrEqual(segmentsPerUpload);
+    expect(Math.abs(after.wire - before.wire - reads)).toBeLessThanOrEqual(3);
+  }, 90_000);
 
   /** Send `total` bytes in one sendmsg with UDP_SEGMENT = seg to the UDP echo on S; sizes the server saw. */
   async function usoEcho(client: ClientName, total: number, seg: number): Promise<number[]> {
