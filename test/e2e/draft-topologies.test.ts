@@ -5,7 +5,8 @@
 //   server and the front's only link carries requests, never an answer (return traffic bypasses
 //   the front);
 // - a two-stage chain (Figure 4): front -> front2 -> back1, in translate (S rewritten to front2's
-//   address, a service there) and in encap (wrapped to front2, unwrapped, balanced, re-wrapped);
+//   address, a service there) and in encap (wrapped to front2, unwrapped, balanced, re-wrapped;
+//   each front one hop: a probe that runs out at front2 gets Time Exceeded from S);
 // - return encapsulation (section 6, Figure 12) with ingress filtering on the router (nftables drops
 //   src = S arriving from the backs): without it nothing works; with it the backs wrap the answers
 //   toward the front's gateway address (outer source B) and curl, TLS and 2 MB downloads complete.
@@ -49,6 +50,15 @@ for attempt in range(3):
     except OSError:
         pass
 sys.exit(3)
+`;
+
+/** One UDP probe to S:33434 with the given hop limit. */
+const HOP_PROBE = `
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, int(sys.argv[3]))
+s.bind((sys.argv[1], 0))
+s.sendto(b'probe', (sys.argv[2], 33434))
 `;
 
 describe.skipIf(!isRoot())('issue 6: one arm, two stages, return encapsulation (routed lab)', () => {
@@ -124,6 +134,17 @@ describe.skipIf(!isRoot())('issue 6: one arm, two stages, return encapsulation (
     expect(s.badChecksums).toEqual([]);
     expect(await lab.metric('front2', 'mslb_tunnel_unwrapped_total')).toBeGreaterThan(unwrapped);
     expect(await lab.metric('front2', 'mslb_drops_total', { reason: 'unauthorized_source' })).toBe(0);
+    // Hop limit: each front is one hop. A probe sent with hop limit 3 leaves net with 2, enters the
+    // first front with 1 (the kernel's hop), is wrapped as it is; front2 unwraps it, takes its own
+    // hop and would send it on with 0: Time Exceeded from S, quoting the probe, reaches the client.
+    const te = await lab.capture('client-link', { filter: 'icmp6' });
+    const r = await lab.set.run(lab.ns.client, PYTHON, ['-c', HOP_PROBE, CLIENTS.c1v6.address, S6, '3'], { timeoutMs: 5000 });
+    await te.stop();
+    expect(r.code, r.stderr).toBe(0);
+    const rows = lab.set.exec(te.end.ns, 'tshark', ['-n', '-r', te.file, '-Y', 'icmpv6.type == 3', '-T', 'fields', '-E', 'occurrence=f', '-e', 'ipv6.src', '-e', 'ipv6.dst']).trim();
+    expect(rows.split('\n')[0]).toBe(`${S6}\t${CLIENTS.c1v6.address}`);
+    expect(await lab.metric('front2', 'mslb_drops_total', { reason: 'hop_limit' })).toBeGreaterThan(0);
+    expect(await lab.metric('front2', 'mslb_icmp_sent_total', { type: 'time_exceeded' })).toBeGreaterThan(0);
     await lab.stopService('front2');
   }, 120_000);
 
