@@ -11,7 +11,7 @@ import { TableManager } from './table-manager.js';
 import { HealthChecker, planHealthChecks, type HealthPlan } from './health-checker.js';
 import type { HostSetup } from '../shared/netlink/host-setup.js';
 import { PmtuCache } from './pmtu-cache.js';
-import { refreshBaseMtus } from './path-mtu.js';
+import { encapSourceRoutes, refreshBaseMtus } from './path-mtu.js';
 import type { CompiledTable } from '../shared/table/compiled-table.js';
 
 async function main(): Promise<void> {
@@ -67,7 +67,8 @@ async function main(): Promise<void> {
     role: 'front',
     log,
     workerEntry: new URL('./worker.js', import.meta.url),
-    tun: config.tun,
+    // a configured encap source is routed into the TUN too: fabric ICMP errors about our tunnels come back
+    tun: { ...config.tun, routes: [...config.tun.routes, ...encapSourceRoutes(config)] },
     offload: config.offload.enabled,
     acceptLocal: true,
     adminListen: config.admin.listen,

@@ -5,7 +5,7 @@
 // addresses of one family gets the smallest. Nothing here is on the packet path.
 import type { CompiledTable } from '../shared/table/compiled-table.js';
 import { MODE_ENCAP } from '../shared/table/compiled-table.js';
-import { parseAddress } from '../shared/table/addr.js';
+import { parseAddress, parsePrefix } from '../shared/table/addr.js';
 import type { HostSetup } from '../shared/netlink/host-setup.js';
 import type { Logger } from '../shared/log.js';
 import type { PmtuCache } from './pmtu-cache.js';
@@ -67,4 +67,38 @@ export async function refreshBaseMtus(
   }
   if (best.size > 0) log.info('path_mtu', { backs: set });
   return set;
+}
+
+function covers(prefix: string, addr: { family: 4 | 6; words: Uint32Array }): boolean {
+  const p = parsePrefix(prefix);
+  if (p === null || p.family !== addr.family) return false;
+  let bits = p.len;
+  for (let i = 0; i < 4 && bits > 0; i++) {
+    const n = bits >= 32 ? 32 : bits;
+    const mask = n === 32 ? 0xffffffff : ~(0xffffffff >>> n) >>> 0;
+    if (((p.words[i]! ^ addr.words[i]!) & mask) >>> 0 !== 0) return false;
+    bits -= n;
+  }
+  return true;
+}
+
+/**
+ * ICMP errors from the fabric about a tunnel packet go to its outer source. With encap.source
+ * "service" that is S, which tun.routes routes into the TUN already; a configured outer source
+ * (encap.source / source4 / source6) that no tun.routes prefix covers is routed into the TUN too
+ * (these host routes are added to the service's own), so those errors reach the front. (A source
+ * that is a local address of the host is delivered locally before any route applies: the front
+ * then never sees the errors; use S or an address only the TUN owns.)
+ */
+export function encapSourceRoutes(c: { tun: { routes: string[] }; encap: { source: string; source4: string; source6: string } }): string[] {
+  const out: string[] = [];
+  for (const text of [c.encap.source, c.encap.source4, c.encap.source6]) {
+    if (text === '' || text === 'service') continue;
+    const a = parseAddress(text);
+    if (a === null) continue;
+    const host = `${text}/${a.family === 4 ? 32 : 128}`;
+    if (c.tun.routes.some((r) => covers(r, a)) || out.includes(host)) continue;
+    out.push(host);
+  }
+  return out;
 }

@@ -86,3 +86,13 @@ describe('PmtuCache', () => {
     expect(plateauBelow(100)).toBe(68);
   });
 });
+
+describe('encapSourceRoutes', () => {
+  it('a configured outer source not covered by tun.routes is routed into the TUN (fabric errors come back); S and covered ones add nothing', async () => {
+    const { encapSourceRoutes } = await import('../../front/path-mtu.js');
+    const tun = { routes: ['2001:db8:5::80/128', '192.0.2.80/32', '2001:db8:f::/48'] };
+    expect(encapSourceRoutes({ tun, encap: { source: 'service', source4: '', source6: '' } })).toEqual([]);
+    expect(encapSourceRoutes({ tun, encap: { source: '2001:db8:f:9::1', source4: '192.0.2.80', source6: '' } })).toEqual([]);
+    expect(encapSourceRoutes({ tun, encap: { source: '2001:db8:e5::2', source4: '198.51.100.200', source6: '2001:db8:e5::2' } })).toEqual(['2001:db8:e5::2/128', '198.51.100.200/32']);
+  });
+});
