@@ -28,6 +28,7 @@ const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const D_TOO_BIG = dropIndex('too_big');
 const E_REASSEMBLED = eventIndex('tunnel_reassembled');
+const E_FRAGMENTS_HELD = eventIndex('fragments_held');
 /** Bytes free before a reassembled tunnel packet in its aux slot. */
 const AUX_HEADROOM = 64;
 
@@ -157,7 +158,10 @@ export class BackProcessor implements RoleProcessor {
     }
     const r = this.reasm;
     const v = r.add(buf, off, info, this.now);
-    if (v === REASM_STORED) return VERDICT_DROP;
+    if (v === REASM_STORED) {
+      c[E_FRAGMENTS_HELD]++;
+      return VERDICT_DROP;
+    }
     if (v === REASM_DROP) {
       c[D_MALFORMED]++;
       return VERDICT_DROP;

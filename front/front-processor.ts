@@ -57,6 +57,8 @@ const D_HOP_LIMIT = dropIndex('hop_limit');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const E_UNWRAPPED = eventIndex('tunnel_unwrapped');
 const E_REASSEMBLED = eventIndex('tunnel_reassembled');
+const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
+const E_FRAGMENTS_HELD = eventIndex('fragments_held');
 /** The config schema's icmp defaults, for roles built without them. */
 const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50 };
 /** Bytes free before a reassembled tunnel packet in its aux slot (room for a new outer header). */
@@ -151,7 +153,10 @@ export class FrontProcessor implements RoleProcessor {
     const proto = info.proto;
     if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
       // ICMP errors from the fabric about our tunnel packets (fabric-icmp.ts)
-      if (this.fabric.handle(buf, off, info, t, aux) === FABRIC_HANDLED) return VERDICT_DROP;
+      if (this.fabric.handle(buf, off, info, t, aux) === FABRIC_HANDLED) {
+        c[E_FABRIC_ICMP]++;
+        return VERDICT_DROP;
+      }
       const ty = info.icmpType;
       const isError = v === 4 ? ty === 3 || ty === 4 || ty === 5 || ty === 11 || ty === 12 : ty >= 0 && ty < 128;
       if (isError && t.serviceIndex(v, info.dst) < 0) {
@@ -219,7 +224,10 @@ export class FrontProcessor implements RoleProcessor {
     const c = this.counters;
     const r = this.reasm;
     const v = r.add(buf, off, this.info, this.now);
-    if (v === REASM_STORED) return VERDICT_DROP;
+    if (v === REASM_STORED) {
+      c[E_FRAGMENTS_HELD]++;
+      return VERDICT_DROP;
+    }
     if (v === REASM_DROP) {
       c[D_MALFORMED]++;
       return VERDICT_DROP;

@@ -40,6 +40,9 @@ export const EVENT_COUNTERS = [
   'icmp_rate_limited',
   'multicast_ignored',
   'lbsp_stamp_skipped',
+  // issue 9: packets taken in without being forwarded or dropped, so rx = tx + drops + these
+  'fabric_icmp_handled',
+  'fragments_held',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 

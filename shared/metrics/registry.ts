@@ -99,6 +99,7 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['fragmented', 'mslb_fragmented_total', 'Packets fragmented to fit a tunnel (IPv4 without DF before wrapping; the outer packet of an IPv6 packet of at most 1280 bytes).'],
   ['pmtu_learned', 'mslb_pmtu_learned_total', 'ICMP errors from the fabric that lowered the path MTU toward a back.'],
   ['tunnel_unwrapped', 'mslb_tunnel_unwrapped_total', 'Tunnel packets from acceptTunnelFrom sources unwrapped (multi-stage, return encapsulation).'],
+  ['fabric_icmp_handled', 'mslb_fabric_icmp_handled_total', 'ICMP errors about the front\'s own tunnel packets taken in (path MTU, relay to the inner source), not forwarded.'],
 ];
 const BACK_EVENTS: readonly [EventCounter, string, string][] = [
   ['lbsp_stamped', 'mslb_lbsp_stamped_total', 'Return packets stamped with the LBSP server segment.'],
@@ -111,6 +112,7 @@ const COMMON_EVENTS: readonly [EventCounter, string, string][] = [
   ['icmp_rate_limited', 'mslb_icmp_rate_limited_total', 'ICMP errors not sent because of the rate limit.'],
   ['multicast_ignored', 'mslb_multicast_ignored_total', 'Multicast packets read from the TUN (the kernel\'s own MLD reports) and ignored: never a service.'],
   ['tunnel_reassembled', 'mslb_tunnel_reassembled_total', 'Tunnel packets reassembled from outer fragments (bounded reassembly at the tunnel exit).'],
+  ['fragments_held', 'mslb_tunnel_fragments_held_total', 'Outer fragments of tunnel packets taken into reassembly (not forwarded one by one).'],
 ];
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];

@@ -91,13 +91,15 @@ export function backSubjects(): Subject[] {
 }
 
 /**
- * The counters a dropped packet may be counted in: every drop reason, plus the multicast_ignored
- * event (a multicast destination is the host's own MLD traffic, deliberately kept out of
- * mslb_drops_total but still counted).
+ * The counters a packet that is not forwarded may be counted in, exactly one of them: every drop
+ * reason, plus the events for what a processor takes in without forwarding or dropping it — a
+ * multicast destination (the host's own MLD traffic, kept out of mslb_drops_total), an ICMP error
+ * about the front's own tunnels (path MTU / relay), an outer fragment held for reassembly, and the
+ * fragment that completes one (the whole packet leaves through the aux batch).
  */
 export const DROP_COUNTERS: { name: string; index: number }[] = [
   ...DROP_REASONS.map((r) => ({ name: r as string, index: dropIndex(r) })),
-  { name: 'multicast_ignored (event)', index: eventIndex('multicast_ignored') },
+  ...(['multicast_ignored', 'fabric_icmp_handled', 'fragments_held', 'tunnel_reassembled'] as const).map((e) => ({ name: `${e} (event)`, index: eventIndex(e) })),
 ];
 
 /** Which drop counters moved between two snapshots, and by how much in total. */
