@@ -8,6 +8,8 @@ import type { TunDevice } from '../tun/tun-device.js';
 import type { AuxBatch, PacketProcessor } from './packet-processor.js';
 import { SegmentBatch, type SegmentSink } from './segment-batch.js';
 import { prepareRxVnet, vnetHdrLen, vnetSegments } from '../tun/vnet-header.js';
+import { gsoAddon, type GsoAddon } from '../tun/gso.js';
+import { TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } from '../tun/tun-device.js';
 import {
   C_RX_BYTES,
   C_RX_PACKETS,
@@ -26,6 +28,12 @@ const SEG_CAPACITY = 256;
 export interface BatchLoopOptions {
   /** TUN MTU: sizes the segment slots (headroom + MTU). Default 1500. */
   mtu?: number;
+  /**
+   * Write-side GRO (default true when the device has TSO / USO): same-flow TCP segments and UDP
+   * datagrams of a batch are merged into GSO super-packets before the write (gro.c), so the kernel
+   * takes many wire packets per write() syscall.
+   */
+  gro?: boolean;
 }
 
 const I_WRITE_ERROR = dropIndex('write_error');
@@ -46,6 +54,10 @@ export class BatchLoop implements SegmentSink {
   private pending = 0;
   private pendingWire = 0;
   private pendingBytes = 0;
+  /** Write-side GRO: merge TCP (TSO4+TSO6 on the device) / UDP (USO4+USO6) before writing. */
+  private readonly groTcp: number;
+  private readonly groUdp: number;
+  private readonly g: GsoAddon | undefined;
 
   constructor(
     private readonly dev: TunDevice,
@@ -62,6 +74,11 @@ export class BatchLoop implements SegmentSink {
       const slot = (dev.headroom + Math.max(o.mtu ?? 1500, 1280) + 63) & ~63;
       this.seg = new SegmentBatch(SEG_CAPACITY, slot, dev.headroom, this);
     }
+    const gro = dev.vnetHdr && (o.gro ?? true);
+    const has = (mask: number): number => (gro && (dev.offloads & mask) === mask ? 1 : 0);
+    this.groTcp = has(TUN_F_TSO4 | TUN_F_TSO6);
+    this.groUdp = has(TUN_F_USO4 | TUN_F_USO6);
+    this.g = this.groTcp + this.groUdp > 0 ? gsoAddon() : undefined;
     this.aux = {
       buf: new Uint8Array(n * AUX_SLOT),
       slotSize: AUX_SLOT,
@@ -158,9 +175,12 @@ export class BatchLoop implements SegmentSink {
 
   /** SegmentSink: write the forwarded packets queued so far. */
   writePending(): void {
-    const m = this.pending;
+    let m = this.pending;
     if (m === 0) return;
-    this.send(this.dev.rx.buf, this.txOffs, this.txLens, m, this.dev.vnetHdr ? this.txVnet : undefined, this.pendingWire, this.pendingBytes);
+    const dev = this.dev;
+    // Merge same-flow segments into super-packets first: fewer write() syscalls (the wire counts stay)
+    if (m > 1 && this.g !== undefined) m = this.g.groCoalesce(dev.rx.buf, this.txOffs, this.txLens, this.txVnet, m, dev.slotSize, this.groTcp, this.groUdp);
+    this.send(dev.rx.buf, this.txOffs, this.txLens, m, dev.vnetHdr ? this.txVnet : undefined, this.pendingWire, this.pendingBytes);
     this.pending = 0;
     this.pendingWire = 0;
     this.pendingBytes = 0;

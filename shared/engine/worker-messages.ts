@@ -7,6 +7,8 @@ export interface TunQueueOptions {
   vnetHdr: boolean;
   /** TUN MTU (sizes the GSO segment slots); default 1500. */
   mtu?: number;
+  /** TUN_F_* offloads in force after the start-up probes (write-side GRO uses TSO/USO). */
+  offloads?: number;
 }
 
 export interface WorkerInit {

@@ -38,6 +38,12 @@ export interface GsoAddon {
   ): number;
   /** Finish a NEEDS_CSUM checksum in place (field at csumStart + csumOffset). 0 or GSO_E_MALFORMED. */
   completeChecksum(buf: Uint8Array, off: number, len: number, csumStart: number, csumOffset: number): number;
+  /**
+   * Write-side GRO (gro.c): merge same-flow TCP segments (tcp 1) / UDP datagrams (udp 1) among
+   * packets i < count into GSO super-packets in place (each run grows its first packet up to the
+   * end of its `slot`-sized slot in buf); compacts offs/lens/vnet, returns the new count.
+   */
+  groCoalesce(buf: Uint8Array, offs: Int32Array, lens: Int32Array, vnet: Uint8Array, count: number, slot: number, tcp: number, udp: number): number;
   /** Write a 2-segment TCPv6 (udp 0) or UDP_L4 (udp 1) GSO probe from ::1 to ::1; 0 or the errno. */
   writeProbe(fd: number, udp: number): number;
 }

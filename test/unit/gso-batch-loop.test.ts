@@ -92,8 +92,8 @@ function innerOf(w: Uint8Array): { info: PacketInfo; off: number } {
   return { info, off: OUTER_HDR_LEN6 };
 }
 
-function makeLoop(p: PacketProcessor, batch = 8) {
-  const dev = new FakeTun({ vnetHdr: true, batchSize: batch, slotSize: HEADROOM + 65536, queueLimit: 100 });
+function makeLoop(p: PacketProcessor, batch = 8, offloads = 0) {
+  const dev = new FakeTun({ vnetHdr: true, batchSize: batch, slotSize: HEADROOM + 65536, queueLimit: 100, offloads });
   const counters = newCounterBlock();
   const loop = new BatchLoop(dev, p, counters, (e) => {
     throw e;
@@ -182,6 +182,36 @@ describe('BatchLoop with vnet headers', () => {
     expect(vnetHdrLen(w[0].vnet!, 0)).toBe(want);
     expect(counters[C_RX_PACKETS]).toBe(v.segments.length);
     expect(counters[C_TX_PACKETS]).toBe(v.segments.length);
+  });
+
+  it('write-side GRO (device with TSO+USO): a batch of one flow\'s datagrams is written as one USO super-packet, counted as its datagrams', () => {
+    const { dev, counters, loop } = makeLoop(new PassThrough(), 16, 0x67);
+    const sent: Uint8Array[] = [];
+    for (let k = 0; k < 10; k++) {
+      const d = partialUdp6(64, 5);
+      sent.push(d.pkt);
+      dev.inject(d.pkt, d.vnet);
+    }
+    // another flow in between keeps its own packet
+    const other = partialUdp6(64, 6);
+    dev.inject(other.pkt, other.vnet);
+    loop.drain();
+    const w = dev.takeWritten();
+    expect(w.length).toBe(2);
+    expect(w[0].vnet![1]).toBe(5); // VIRTIO_NET_HDR_GSO_UDP_L4
+    expect(w[0].vnet![0] & 1).toBe(1);
+    expect(w[0].data.length).toBe(48 + 10 * 64);
+    expect(w[1].data[41]).toBe(6);
+    expect(counters[C_RX_PACKETS]).toBe(11);
+    expect(counters[C_TX_PACKETS]).toBe(11);
+    // without USO on the device nothing is merged
+    const plain = makeLoop(new PassThrough(), 16, 0x07);
+    for (let k = 0; k < 4; k++) {
+      const d = partialUdp6(64, 5);
+      plain.dev.inject(d.pkt, d.vnet);
+    }
+    plain.loop.drain();
+    expect(plain.dev.takeWritten().length).toBe(4);
   });
 
   it('a malformed super-packet is dropped, not split, and the loop goes on', () => {

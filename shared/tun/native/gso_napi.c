@@ -3,6 +3,8 @@
  *   gsoSplit(buf, off, len, vnet, vnetOff, out, outOffs, outLens, slot, headroom, first, max, from)
  *       -> segments written (>= 0) or a negative GSO_E_* code
  *   completeChecksum(buf, off, len, csumStart, csumOffset) -> 0 or a negative GSO_E_* code
+ *   groCoalesce(buf, offs, lens, vnet, count, slot, tcp, udp) -> new count (gro.c: same-flow
+ *       TCP segments / UDP datagrams merged into GSO super-packets in place before a write)
  *   writeProbe(fd, udp) -> 0 when the kernel accepted a GSO write (TCPv6, or UDP_L4 with udp = 1),
  *       else the errno (EINVAL: the kernel rejects GSO writes, e.g. Linux 6.6.44 / tailscale#13041)
  * Arguments are checked (a bad call throws TypeError/RangeError); packet content never throws.
@@ -13,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "gro.h"
 #include "gso_split.h"
 
 static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *n) {
@@ -81,6 +84,29 @@ static napi_value complete_checksum_js(napi_env env, napi_callback_info info) {
   return int_value(env, mslb_csum_complete((uint8_t *)buf + off, len, start, field));
 }
 
+static napi_value gro_js(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value a[8];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  void *buf, *offs, *lens, *vnet;
+  size_t buf_n, offs_n, lens_n, vnet_n;
+  uint32_t count, slot, tcp, udp;
+  if (argc < 8 || !get_typed(env, a[0], napi_uint8_array, &buf, &buf_n) ||
+      !get_typed(env, a[1], napi_int32_array, &offs, &offs_n) ||
+      !get_typed(env, a[2], napi_int32_array, &lens, &lens_n) ||
+      !get_typed(env, a[3], napi_uint8_array, &vnet, &vnet_n) || !get_u32(env, a[4], &count) ||
+      !get_u32(env, a[5], &slot) || !get_u32(env, a[6], &tcp) || !get_u32(env, a[7], &udp)) {
+    napi_throw_type_error(env, NULL, "groCoalesce(buf, offs, lens, vnet, count, slot, tcp, udp)");
+    return NULL;
+  }
+  if (count > offs_n || count > lens_n || (uint64_t)count * 12 > vnet_n || slot == 0) {
+    napi_throw_range_error(env, NULL, "groCoalesce: count exceeds the arrays, or slot 0");
+    return NULL;
+  }
+  return int_value(env, mslb_gro((uint8_t *)buf, buf_n, (int32_t *)offs, (int32_t *)lens, (uint8_t *)vnet, count, slot,
+                                 tcp != 0, udp != 0));
+}
+
 static napi_value write_probe_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value a[2];
@@ -105,6 +131,7 @@ void mslb_gso_register(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"gsoSplit", NULL, gso_split_js, NULL, NULL, NULL, napi_default, NULL},
       {"completeChecksum", NULL, complete_checksum_js, NULL, NULL, NULL, napi_default, NULL},
+      {"groCoalesce", NULL, gro_js, NULL, NULL, NULL, napi_default, NULL},
       {"writeProbe", NULL, write_probe_js, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
