@@ -11,7 +11,7 @@ import { TableManager } from './table-manager.js';
 import { HealthChecker, planHealthChecks, type HealthPlan } from './health-checker.js';
 import type { HostSetup } from '../shared/netlink/host-setup.js';
 import { PmtuCache } from './pmtu-cache.js';
-import { encapSourceRoutes, refreshBaseMtus } from './path-mtu.js';
+import { encapSourceRoutes, pathMtuView, refreshBaseMtus } from './path-mtu.js';
 import type { CompiledTable } from '../shared/table/compiled-table.js';
 
 async function main(): Promise<void> {
@@ -89,7 +89,10 @@ async function main(): Promise<void> {
       }));
     },
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
-    table: () => tables.table?.meta.view,
+    table: () => {
+      const t = tables.table;
+      return t ? { ...t.meta.view, pathMtu: pathMtuView(t, pmtu, Date.now()) } : undefined;
+    },
     ready: () => (tables.table ? { ready: true } : { ready: false, reason: 'no table loaded' }),
     setupHost: async (h) => {
       hostSetup = h;

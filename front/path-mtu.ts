@@ -102,3 +102,17 @@ export function encapSourceRoutes(c: { tun: { routes: string[] }; encap: { sourc
   }
   return out;
 }
+
+/**
+ * For GET /table (`pathMtu`): per encap back and outer family, the base path MTU, the learned one
+ * (0 when none) and when it ages out. Main thread, at request time.
+ */
+export function pathMtuView(t: CompiledTable, cache: PmtuCache, nowMs: number): Record<string, Record<string, { base: number; learned: number; expiresInS: number }>> {
+  const out: Record<string, Record<string, { base: number; learned: number; expiresInS: number }>> = {};
+  for (const b of encapBackAddresses(t)) {
+    const fam = `ipv${b.family}`;
+    const l = cache.learnedOf(b.slot, b.family, nowMs);
+    (out[b.name] ??= {})[fam] = { base: cache.getBase(b.slot, b.family), learned: l.mtu, expiresInS: Math.ceil(l.expiresInMs / 1000) };
+  }
+  return out;
+}

@@ -129,6 +129,11 @@ describe.skipIf(!isRoot())('issue 6: tunnel MTU discovery (encap, routed lab)', 
     expect(cachedMtu(lab, S6, C6)).toBe(1360);
     expect(cachedMtu(lab, S4, C4)).toBe(1380);
     expect(await metric('front', 'mslb_pmtu_learned_total')).toBeGreaterThanOrEqual(learned + 2);
+    // GET /table shows what the front uses toward each back
+    const view = JSON.parse((await lab.adminGet('front', '/table')).body) as { pathMtu: Record<string, Record<string, { base: number; learned: number; expiresInS: number }>> };
+    expect(view.pathMtu.b1).toMatchObject({ ipv6: { base: 1500, learned: 1400 }, ipv4: { base: 1500, learned: 1400 } });
+    expect(view.pathMtu.b1!.ipv6!.expiresInS).toBeGreaterThan(500);
+    expect(view.pathMtu.b2).toMatchObject({ ipv6: { base: 1500, learned: 0 } });
   }, 90_000);
 
   it('a 1300-byte middle link: IPv6 clients keep 1280 and their 1280-byte packets travel in outer fragments that back1 reassembles', async () => {
