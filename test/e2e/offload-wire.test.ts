@@ -1,5 +1,6 @@
 // Offloads on the wire (issue 7): front and back open their TUNs with IFF_VNET_HDR and TSO/USO, so
-// bulk TCP arrives as GSO super-packets whose L4 field is a partial (pseudo-header) sum.
+// bulk TCP arrives as GSO super-packets whose L4 field is a partial (pseudo-header) sum, and
+// same-flow packets are merged again before each TUN write (write-side GRO).
 //   translate: the super-packet is rewritten as a whole (partial sum updated as fold(P + d)) and
 //              handed back to the kernel, which segments it later;
 //   encap:     the front cuts it into wire segments natively (complete checksums) and wraps each.
@@ -57,12 +58,20 @@ describe.skipIf(!isRoot())('offloads on the wire (translate and encap)', () => {
     return { server: lines[0] ?? '', bytes: Number(bytes), sha: digest ?? '' };
   }
 
-  /** Packets the kernel handed to a TUN (its TX counter) and what the service counted (wire packets). */
-  async function tunReads(svc: 'front' | 'back1'): Promise<{ reads: number; wire: number }> {
+  /**
+   * Packets the kernel handed to a TUN (its TX counter) and took from it (RX: the service's writes),
+   * and what the service counted as wire packets in and out.
+   */
+  async function tunReads(svc: 'front' | 'back1'): Promise<{ reads: number; wire: number; writes: number; wireOut: number }> {
     const ns = svc === 'front' ? lab.ns.front : lab.ns.back1;
     const dev = svc === 'front' ? 'mslbf0' : 'mslbb0';
-    const j = JSON.parse(lab.set.exec(ns, 'ip', ['-s', '-j', 'link', 'show', dev])) as { stats64: { tx: { packets: number } } }[];
-    return { reads: j[0]!.stats64.tx.packets, wire: await lab.metric(svc, 'mslb_rx_packets_total') };
+    const j = JSON.parse(lab.set.exec(ns, 'ip', ['-s', '-j', 'link', 'show', dev])) as { stats64: { tx: { packets: number }; rx: { packets: number } } }[];
+    return {
+      reads: j[0]!.stats64.tx.packets,
+      writes: j[0]!.stats64.rx.packets,
+      wire: await lab.metric(svc, 'mslb_rx_packets_total'),
+      wireOut: await lab.metric(svc, 'mslb_tx_packets_total'),
+    };
   }
 
   /**
@@ -120,10 +129,19 @@ describe.skipIf(!isRoot())('offloads on the wire (translate and encap)', () => {
     expect(await usoEcho('c1v4', 2500, 1000)).toEqual([1000, 1000, 500]);
   }, 60_000);
 
+  it('translate: a burst of small UDP datagrams (merged into USO writes where they queue up) all arrive with valid checksums', async () => {
+    const cap = await lab.capture('server1-link', { filter: 'udp port 7' });
+    for (const c of ['c1v6', 'c1v4'] as const) expect(await udpBurst(c, 300, 64), c).toBe(300);
+    const s = await cap.stop();
+    expect(s.badChecksums).toEqual([]);
+    expect(s.count).toBeGreaterThanOrEqual(1200); // 2 x 300 datagrams and 2 x 300 answers
+  }, 60_000);
+
   it('encap 6in6 and 4in4: super-packets split natively, every inner and outer checksum valid on both links, data intact', async () => {
     await lab.restartFront('encap');
     expect(await lab.metric('front', 'mslb_offload_enabled')).toBe(1);
     const before = await tunReads('front');
+    const backBefore = await tunReads('back1');
     const atBack = await lab.capture('back1-link', { filter: 'ip proto 4 or ip6 proto 41 or ip proto 41 or ip6 proto 4' });
     const atServer = await lab.capture('server1-link', { filter: 'tcp port 80' });
     for (const c of ['c1v6', 'c1v4'] as const) {
@@ -139,6 +157,12 @@ describe.skipIf(!isRoot())('offloads on the wire (translate and encap)', () => {
     expect(protos).toMatch(/ip:ip:tcp/);
     const after = await tunReads('front');
     expect((after.reads - before.reads) * 3, 'front read super-packets').toBeLessThan(after.wire - before.wire);
+    // the back reads one tunnel packet per wire packet, but writes the decapsulated TCP segments
+    // merged again (write-side GRO): far fewer writes than wire packets out
+    const backAfter = await tunReads('back1');
+    const wireOut = backAfter.wireOut - backBefore.wireOut;
+    expect(wireOut).toBeGreaterThanOrEqual(2 * segmentsPerUpload);
+    expect((backAfter.writes - backBefore.writes) * 2, `back1: ${backAfter.writes - backBefore.writes} writes for ${wireOut} wire packets`).toBeLessThan(wireOut);
     for (const r of ['malformed', 'too_big', 'write_error']) expect(await lab.metric('front', 'mslb_drops_total', { reason: r }), r).toBe(0);
   }, 150_000);
 
@@ -166,6 +190,32 @@ describe.skipIf(!isRoot())('offloads on the wire (translate and encap)', () => {
     expect(reads).toBeGreaterThanOrEqual(segmentsPerUpload);
     expect(Math.abs(after.wire - before.wire - reads)).toBeLessThanOrEqual(3);
   }, 90_000);
+
+  /** Send n datagrams of `size` bytes back to back to the UDP echo on S; answers received. */
+  async function udpBurst(client: ClientName, n: number, size: number): Promise<number> {
+    const c = CLIENTS[client];
+    const py = `
+import socket
+fam = socket.AF_INET6 if ${c.family === 'ipv6' ? 'True' : 'False'} else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.bind(('${c.address}', 0))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+s.settimeout(3)
+for i in range(${n}):
+    s.sendto(b'b' * ${size}, ('${serviceFor(c.family)}', ${PORTS.udpEcho}))
+got = 0
+try:
+    while got < ${n}:
+        s.recv(2000)
+        got += 1
+except socket.timeout:
+    pass
+print(got)
+`;
+    const r = await lab.set.run(lab.ns.client, '/usr/bin/python3', ['-c', py], { timeoutMs: 15_000 });
+    expect(r.code, r.stderr).toBe(0);
+    return Number(r.stdout.trim());
+  }
 
   /** Send `total` bytes in one sendmsg with UDP_SEGMENT = seg to the UDP echo on S; sizes the server saw. */
   async function usoEcho(client: ClientName, total: number, seg: number): Promise<number[]> {
