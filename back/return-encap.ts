@@ -114,7 +114,7 @@ export class ReturnEncap {
       c[D_TOO_BIG]++;
       return VERDICT_DROP;
     }
-    if (!this.offload.finish(aux, buf, off, info.totalLen, vnet, vnetOff)) {
+    if (!this.offload.finish(aux, buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) {
       c[D_MALFORMED]++;
       return VERDICT_DROP;
     }

@@ -339,7 +339,7 @@ export class FrontProcessor implements RoleProcessor {
       this.counters[D_TOO_BIG]++;
       return VERDICT_DROP;
     }
-    if (!this.tunnel.finish(aux, buf, off, info.totalLen, vnet, vnetOff)) {
+    if (!this.tunnel.finish(aux, buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) {
       this.counters[D_MALFORMED]++; // csum_start/offset outside the packet
       return VERDICT_DROP;
     }

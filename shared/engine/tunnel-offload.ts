@@ -39,14 +39,15 @@ export class TunnelOffload {
   /**
    * Non-GSO packet about to be wrapped: finish a NEEDS_CSUM checksum over buf[off, off+len) (len =
    * the IP total length) and clear the virtio header. False (dropReason set) when csum_start/offset
-   * point outside the packet.
+   * point outside the packet, or csum_start lies before `minStart` (the end of the IP header chain:
+   * a checksum written there would overwrite the IP header; found by fuzzing, issue 9).
    */
-  finish(aux: AuxBatch, buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number): boolean {
+  finish(aux: AuxBatch, buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, minStart = 0): boolean {
     if (vnet.length === 0) return true;
     if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
       const cs = vnet[vnetOff + 6] | (vnet[vnetOff + 7] << 8);
       const co = vnet[vnetOff + 8] | (vnet[vnetOff + 9] << 8);
-      if (cs >= len || cs + co + 2 > len) {
+      if (cs < minStart || cs >= len || cs + co + 2 > len) {
         this.dropReason = TUNNEL_DROP_MALFORMED;
         return false;
       }
