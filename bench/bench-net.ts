@@ -54,7 +54,7 @@ export class BenchNet {
   readonly set = new NetnsSet();
   readonly ns: Record<'client' | 'front' | 'back' | 'server', string>;
   readonly dir = mkdtempSync(join(tmpdir(), 'mslb-bench-'));
-  private refBinary = '';
+  private readonly tools = new Map<string, string>();
 
   constructor() {
     const s = this.set;
@@ -112,13 +112,40 @@ export class BenchNet {
     }
   }
 
-  /** Compile bench/ref-forwarder.c into the work dir (once). */
-  private refForwarder(): string {
-    if (!this.refBinary) {
-      this.refBinary = join(this.dir, 'ref-forwarder');
-      sh('cc', ['-O2', '-o', this.refBinary, join(repoRoot(), 'bench', 'ref-forwarder.c')]);
+  /** Compile bench/NAME.c into the work dir (once) and return the binary. */
+  tool(name: string): string {
+    let bin = this.tools.get(name);
+    if (!bin) {
+      bin = join(this.dir, name);
+      sh('cc', ['-O2', '-o', bin, join(repoRoot(), 'bench', `${name}.c`)]);
+      this.tools.set(name, bin);
     }
-    return this.refBinary;
+    return bin;
+  }
+
+  /**
+   * 64-byte UDP packet rate client -> S (IPv6, one flow) for `seconds`, counted at a recvmmsg()
+   * receiver on the server: packets per second between the first and the last packet received.
+   */
+  async udpRate(seconds: number, size = 64): Promise<{ pps: number; sent: number; received: number }> {
+    const blast = this.tool('udp-blast');
+    const recv = this.set.spawn(this.ns.server, blast, ['recv', ADDR.S6, '9000']);
+    let out = '';
+    recv.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    await waitForOutput(recv, /ready/, 5000, 'udp-blast recv');
+    const r = await this.set.run(this.ns.client, blast, ['send', ADDR.C6, ADDR.S6, '9000', String(seconds), String(size)], {
+      timeoutMs: (seconds + 10) * 1000,
+    });
+    await new Promise((res) => setTimeout(res, 300));
+    const done = new Promise<void>((res) => recv.once('exit', () => res()));
+    recv.kill('SIGTERM');
+    await Promise.race([done, new Promise((res) => setTimeout(res, 3000))]);
+    const m = /recv (\d+) ([\d.]+)/.exec(out);
+    const sent = Number(/sent (\d+)/.exec(r.stdout)?.[1] ?? NaN);
+    if (!m) return { pps: NaN, sent, received: 0 };
+    const received = Number(m[1]);
+    const secs = Number(m[2]);
+    return { pps: secs > 0 ? received / secs : NaN, sent, received };
   }
 
   private nft(ns: string, from6: string, to6: string, from4: string, to4: string): () => void {
@@ -177,7 +204,7 @@ export class BenchNet {
         const proc =
           name === 'node-fs'
             ? s.spawn(front, process.execPath, [distFile('bench/fs-forwarder.js'), dev, ADDR.S6, ADDR.B6, ADDR.S4, ADDR.B4])
-            : s.spawn(front, this.refForwarder(), [dev, name === 'c-vnet' ? 'vnet' : 'plain', ADDR.S6, ADDR.B6, ADDR.S4, ADDR.B4]);
+            : s.spawn(front, this.tool('ref-forwarder'), [dev, name === 'c-vnet' ? 'vnet' : 'plain', ADDR.S6, ADDR.B6, ADDR.S4, ADDR.B4]);
         undo.push(() => stopProc(proc));
         await waitForOutput(proc, /^ready /m, 5000, `${name} forwarder`);
         s.sysctl(front, `net.ipv4.conf.${dev}.rp_filter`, 0);

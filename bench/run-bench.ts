@@ -1,8 +1,9 @@
 // `npm run bench`: mslb against the kernel and reference TUN forwarders, in one run on one chain
 // of namespaces (bench/bench-net.ts), then the micro-benchmarks and the table benchmark.
 //   node dist/bench/run-bench.js [--seconds 4] [--only plain,nft,...] [--txqueuelen N] [--no-nice] [--no-micro] [--no-table]
-// Per setup: single-stream TCP over IPv6 and IPv4 (iperf3), 64-byte UDP packet rate (iperf3 -u -b 0
-// -l 64, counted at the receiver), and for the multi-queue comparison two TCP streams. Reports
+// Per setup: single-stream TCP over IPv6 and IPv4 (iperf3), 64-byte UDP packet rate of one IPv6 flow
+// (bench/udp-blast.c: sendmmsg sender, recvmmsg receiver counting at the server; iperf3's UDP sender
+// is slower than some of the forwarders), and for the multi-queue comparison two TCP streams. Reports
 // Gbit/s, packets/s, CPU per service (/proc/PID/stat) and host softirq, every mslb figure as a
 // ratio to nftables translate, the issue's targets, and the services' RSS idle and under load.
 // Root only; bounded (about 3 minutes at the default 4 s per test).
@@ -50,7 +51,6 @@ interface Result {
 function iperfArgs(t: TestName): string[] {
   const v6 = t !== 'tcp4';
   const base = ['-c', v6 ? ADDR.S6 : ADDR.S4, '-B', v6 ? ADDR.C6 : ADDR.C4, '-p', v6 ? '5201' : '5202', '-t', String(SECONDS), '-J'];
-  if (t === 'udp6') return [...base, '-u', '-b', '0', '-l', '64'];
   if (t === 'tcp6x2') return [...base, '-O', '1', '-P', '2'];
   return [...base, '-O', '1'];
 }
@@ -60,6 +60,12 @@ async function runTest(net: BenchNet, run: RunningSetup, t: TestName, rss: Recor
   const sampler = setInterval(() => {
     for (const [k, pid] of Object.entries(run.pids)) rss[k] = Math.max(rss[k] ?? 0, rssMiB(pid));
   }, 500);
+  if (t === 'udp6') {
+    const u = await net.udpRate(SECONDS);
+    clearInterval(sampler);
+    const w = win.end();
+    return { value: u.pps, cpu: w.procs, softirq: w.softirq, busy: w.busy, note: `sent ${(u.sent / SECONDS / 1000).toFixed(0)} kpps, received ${u.received}` };
+  }
   const r = await net.set.run(net.ns.client, 'iperf3', iperfArgs(t), { timeoutMs: (SECONDS + 20) * 1000 });
   clearInterval(sampler);
   const w = win.end();
@@ -71,7 +77,6 @@ async function runTest(net: BenchNet, run: RunningSetup, t: TestName, rss: Recor
       end: { sum_received: { bits_per_second: number; bytes: number; seconds: number }; sum_sent: { retransmits?: number } };
     };
     if (j.error) note = j.error;
-    else if (t === 'udp6') value = j.end.sum_received.bytes / 64 / j.end.sum_received.seconds;
     else {
       value = j.end.sum_received.bits_per_second / 1e9;
       note = `retr ${j.end.sum_sent.retransmits ?? 0}`;
@@ -184,6 +189,22 @@ async function main(): Promise<void> {
     console.log(line);
   }
   console.log('(mslb cells: value and ratio to nftables translate in this run; "retr" notes below)');
+  // CPU spent per unit of work: steadier than throughput on a shared or busy machine.
+  console.log(`\n${pad('CPU cost per unit of work', 32)}${lpad('front us/pkt', 14)}${lpad('back us/pkt', 13)}${lpad('front %/Gbps', 14)}${lpad('back %/Gbps', 13)}   (UDP-64 | TCPv6)`);
+  for (const s of setups) {
+    const u = results.get(`${s.name}/udp6`);
+    const t = results.get(`${s.name}/tcp6`);
+    const per = (r: Result | undefined, k: string, scale: (r: Result) => number): string => {
+      const c = r?.cpu[k];
+      return c === undefined || !r || !Number.isFinite(r.value) || r.value <= 0 ? '-' : scale(r).toFixed(2);
+    };
+    let line = pad(s.label, 32);
+    line += lpad(per(u, 'front', (r) => (r.cpu.front! / 100 / r.value) * 1e6), 14);
+    line += lpad(per(u, 'back', (r) => (r.cpu.back! / 100 / r.value) * 1e6), 13);
+    line += lpad(per(t, 'front', (r) => r.cpu.front! / r.value), 14);
+    line += lpad(per(t, 'back', (r) => r.cpu.back! / r.value), 13);
+    console.log(line);
+  }
   for (const [k, r] of results) if (r.note && !r.note.startsWith('retr 0')) console.log(`   ${k}: ${r.note}`);
 
   // ---- the issue's targets ----
@@ -207,8 +228,9 @@ async function main(): Promise<void> {
   console.log(`\n(network part: ${((Date.now() - t0) / 1000).toFixed(0)} s; loadavg now ${execFileSync('cat', ['/proc/loadavg']).toString().trim()})`);
 
   if (!process.argv.includes('--no-micro')) {
-    console.log('\nHot-path micro-benchmarks (node dist/bench/codec-bench.js):');
+    console.log('\nHot-path micro-benchmarks (node dist/bench/codec-bench.js, node dist/bench/hotpath-bench.js):');
     process.stdout.write(execFileSync(process.execPath, [distFile('bench/codec-bench.js')], { timeout: 120_000 }).toString());
+    process.stdout.write(execFileSync(process.execPath, [distFile('bench/hotpath-bench.js')], { timeout: 120_000 }).toString());
   }
   if (!process.argv.includes('--no-table')) {
     console.log('\nTable benchmark (node dist/bench/table-bench.js; targets: 1M routes build < 5 s, >= 5M lookups/s, < 300 MB):');
