@@ -52,6 +52,8 @@ def build():
     p['v6_translate_h1'] = tcp6(100, h=1, src=C6b)
     p['v4_translate_h1'] = tcp4(100, h=1, src=C4b)
     p['v6_encap_h0'] = tcp6(100, h=0)
+    p['icmp_err_1500'] = IPv6(src=C6, dst=S6)/ICMPv6DestUnreach(code=4)/Raw(bytes(1452))
+    p['echo_1500'] = IPv6(src=C6, dst=S6)/ICMPv6EchoRequest(id=1, seq=1)/Raw(bytes(1452))
     # ICMP errors from the fabric about our tunnel packets (quoted: outer S -> B, inner client -> S)
     tun6 = IPv6(src=S6, dst=B6, nh=41, hlim=63)/tcp6(1500)
     tun4 = IP(src=S4, dst=B4, proto=4, ttl=63, flags='DF', id=9)/tcp4(1500)
@@ -348,6 +350,36 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels (issue 6)'
     expect(b.length).toBe(40 + 40 + 8 + 1200);
     expect(ctr(eventIndex('tunnel_reassembled'))).toBe(1);
     for (const k of ['malformed', 'too_big', 'not_service']) expect(ctr(dropIndex(k as 'malformed')), k).toBe(0);
+  });
+
+  it('no ICMP error about an ICMP error: a 1500-byte Destination Unreachable to S is dropped silently; a 1500-byte echo request gets PTB', async () => {
+    const e = send(pkt('icmp_err_1500'));
+    expect(e.verdict).toBeLessThan(0);
+    expect(e.aux).toEqual([]);
+    const ping = send(pkt('echo_1500'));
+    expect((await py<Record<string, unknown>[]>(JUDGE, ping.aux))[0]).toMatchObject({ ptb: 1460, csum_ok: true });
+    expect(ctr(dropIndex('too_big'))).toBe(2);
+  });
+
+  it('a GSO super-packet is judged by its segment on the wire (hdr_len + gso_size), not its whole length', async () => {
+    const b = Buffer.from(pkt('v6_1500'), 'hex');
+    const buf = new Uint8Array(128 + b.length + 64);
+    buf.set(b, 128);
+    const vnet = new Uint8Array(12);
+    vnet[1] = 4; // GSO_TCPV6
+    vnet[2] = 60; // hdr_len: IPv6 + TCP
+    vnet[4] = 1440 & 0xff; vnet[5] = 1440 >> 8; // gso_size: segments of 1500 bytes on the wire
+    aux.count = 0;
+    expect(fp.process(buf, 128, b.length, vnet, 0, aux)).toBeLessThan(0);
+    expect((await py<Record<string, unknown>[]>(JUDGE, [Buffer.from(aux.buf.subarray(aux.offs[0]!, aux.offs[0]! + aux.lens[0]!)).toString('hex')]))[0]).toMatchObject({ ptb: 1460 });
+    const { wireSize } = await import('../../shared/engine/tunnel-mtu.js');
+    const { PacketInfo } = await import('../../shared/packet/packet-info.js');
+    const info = new PacketInfo();
+    info.totalLen = 7260;
+    expect(wireSize(info, vnet, 0)).toBe(1500);
+    vnet[4] = 1400 & 0xff; vnet[5] = 1400 >> 8;
+    expect(wireSize(info, vnet, 0)).toBe(1460); // would fit the 6in6 tunnel
+    expect(wireSize(info, new Uint8Array(0), 0)).toBe(7260);
   });
 
   it('ICMP errors are rate-limited (token bucket): the burst goes out, the rest is counted icmp_rate_limited; tokens come back with time', async () => {
