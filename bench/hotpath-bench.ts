@@ -1,6 +1,6 @@
 // Per-function micro-benchmarks of the per-packet path (SPEC 10): ns per call of each hot function
-// as the workers run it, and of the whole front/back processors per packet. Numbers only, no
-// assertions; `npm run bench` prints them. Run alone: node dist/bench/hotpath-bench.js
+// as the workers run it, and of the whole front/back processors per packet (best of 5 rounds).
+// Numbers only, no assertions; `npm run bench` prints them. Run alone: node dist/bench/hotpath-bench.js
 //   LPM lookup (10k routes), decision (route -> back, route -> Maglev pool), flow-table hit,
 //   vnet header preparation, checksum completion (JS small / native large), GSO split per 64 KiB
 //   super-packet, and FrontProcessor / BackProcessor.process for translate, encap and decap.
@@ -28,11 +28,16 @@ import type { AuxBatch } from '../shared/engine/packet-processor.js';
 const SLOT = 2048;
 const HEAD = 128;
 
+/** ns per op: the best of 5 rounds (a shared machine only ever makes a round slower). */
 function bench(name: string, per: number, iters: number, fn: () => void, unit = 'ns/op'): number {
   for (let i = 0; i < Math.min(iters, 200); i++) fn();
-  const t0 = process.hrtime.bigint();
-  for (let r = 0; r < iters; r++) fn();
-  const ns = Number(process.hrtime.bigint() - t0) / (iters * per);
+  const each = Math.max(1, Math.floor(iters / 5));
+  let ns = Infinity;
+  for (let round = 0; round < 5; round++) {
+    const t0 = process.hrtime.bigint();
+    for (let r = 0; r < each; r++) fn();
+    ns = Math.min(ns, Number(process.hrtime.bigint() - t0) / (each * per));
+  }
   console.log(`${name.padEnd(58)} ${ns.toFixed(1).padStart(9)} ${unit}`);
   return ns;
 }
@@ -304,4 +309,69 @@ try {
   bench('encapsulate IPv6 in IPv6 (header write + flow hash)', 1, 1000000, () => {
     encapsulate(e6.buf, HEAD, info, 6, src, dst, 64, 1);
   });
+}
+
+// ---- write-side GRO ----
+{
+  const g = gsoAddon();
+  const GSLOT = 70000;
+  const run = (name: string, n: number, payload: number, tcp: boolean, flags: number): void => {
+    const buf = new Uint8Array(n * GSLOT);
+    const offs = new Int32Array(n);
+    const lens = new Int32Array(n);
+    const vnet = new Uint8Array(n * 12);
+    const info = new PacketInfo();
+    const ip = 40;
+    const l4 = tcp ? 20 : 8;
+    const len = ip + l4 + payload;
+    for (let i = 0; i < n; i++) {
+      const o = i * GSLOT + HEAD;
+      buf[o] = 0x60;
+      buf[o + 4] = (len - 40) >> 8;
+      buf[o + 5] = (len - 40) & 0xff;
+      buf[o + 6] = tcp ? 6 : 17;
+      buf[o + 7] = 64;
+      buf.set([0x20, 0x01, 0x0d, 0xb8, 0, 0xc1], o + 8);
+      buf[o + 23] = 0x10;
+      buf.set([0x20, 0x01, 0x0d, 0xb8, 0, 0x05], o + 24);
+      buf[o + 39] = 0x80;
+      const t = o + ip;
+      buf[t] = 0x9c;
+      buf[t + 3] = 80;
+      if (tcp) {
+        const seq = 1000 + i * payload;
+        buf[t + 4] = seq >>> 24;
+        buf[t + 5] = (seq >>> 16) & 0xff;
+        buf[t + 6] = (seq >>> 8) & 0xff;
+        buf[t + 7] = seq & 0xff;
+        buf[t + 12] = 0x50;
+        buf[t + 13] = 0x10;
+        buf[t + 15] = 100;
+      } else {
+        buf[t + 4] = (8 + payload) >> 8;
+        buf[t + 5] = (8 + payload) & 0xff;
+      }
+      parsePacket(buf, o, len, info, -1);
+      writeL4Checksum(buf, o, info);
+      offs[i] = o;
+      lens[i] = len;
+      vnet[i * 12] = flags;
+    }
+    const head = buf.slice(HEAD, HEAD + ip + l4);
+    const o0 = offs.slice();
+    const l0 = lens.slice();
+    const v0 = vnet.slice();
+    let out = 0;
+    bench(name, n, 2000, () => {
+      buf.set(head, HEAD);
+      offs.set(o0);
+      lens.set(l0);
+      vnet.set(v0);
+      out = g.groCoalesce(buf, offs, lens, vnet, n, GSLOT, 1, 1);
+    }, 'ns/packet');
+    if (out !== 1) console.log(`  (unexpected: ${out} packets out)`);
+  };
+  run('groCoalesce 64 x 64-byte UDP datagrams -> 1 USO packet', 64, 64, false, 1);
+  run('groCoalesce 45 x 1440-byte TCP segments -> 1 TSO packet', 45, 1440, true, 2);
+  run('groCoalesce 45 x 1440-byte TCP, checksums verified first', 45, 1440, true, 0);
 }
