@@ -69,10 +69,12 @@ describe.skipIf(!isRoot() || !hasBird)('scale-out: fronts behind a BGP-fed ECMP 
     expect(per.front1!.syns + per.front2!.syns).toBeGreaterThanOrEqual(conns);
 
     // Stop front1 mid-transfer (SIGTERM: it removes its TUN and route; its watcher withdraws S).
-    const stopAt = Date.now();
-    expect(await lab.stopService('front1')).toBe(0);
+    // Baselines before the stop: front1's flows start reaching front2 while stopService() still
+    // waits for front1 to exit, so a baseline read afterwards would already include the takeover.
     const front2RxAtStop = await lab.metric('front2', 'mslb_rx_packets_total');
     const front2MissesAtStop = await lab.metric('front2', 'mslb_flow_table_misses_nonsyn_total');
+    const stopAt = Date.now();
+    expect(await lab.stopService('front1')).toBe(0);
     await lab.waitNexthops(1, 10_000);
     const withdrawMs = Date.now() - stopAt;
     expect(lab.routedFronts('ipv6')).toEqual(['front2']);
