@@ -3,7 +3,9 @@
 // Design: overlapping prefixes are flattened at build time into disjoint address ranges, each
 // carrying the value of the longest prefix covering it (at most 2n+1 ranges for n prefixes).
 // A lookup is then "last range start <= key": a 65536-entry index on the key's top 16 bits
-// narrows the binary search to one bucket. Everything lives in typed arrays over
+// narrows the binary search to one bucket; a bucket holding many ranges (routes clustered under one
+// prefix, e.g. a /32 of IPv6 customers) gets its own index block on the next 16 bits, and so on
+// (at most MAX_BLOCKS blocks per family), so the final binary search stays short. Everything lives in typed arrays over
 // SharedArrayBuffers so a compiled table is posted to workers without a copy, and lookups
 // allocate nothing. A trie (stride 8/16) was rejected: at a million random IPv6 prefixes its
 // node pools need gigabytes, while ranges need ~40 bytes per route.
@@ -12,12 +14,23 @@ import type { Family } from './addr.js';
 import { wordMask } from './addr.js';
 
 const BUCKETS = 65536;
+/** One index block: per 16-bit digit [range containing the digit's first key, child block + 1 or 0], then the block's last range. */
+const BLOCK = 2 * BUCKETS + 1;
+/** A digit spanning more ranges than this gets an index block for the next 16 bits. */
+const SPLIT_ABOVE = 32;
+/** Index blocks per family at most (512 KiB each); beyond, the binary search just runs longer. */
+const MAX_BLOCKS = 64;
+
+export interface IndexOptions {
+  splitAbove?: number;
+  maxBlocks?: number;
+}
 
 /** One family's flattened ranges. `starts` has W words per range (W = 1 for IPv4, 4 for IPv6). */
 export interface RangeSetShared {
   starts: Uint32Array;
   values: Int32Array;
-  index: Uint32Array; // BUCKETS + 1 entries: range containing (bucket << 16)
+  index: Uint32Array; // index blocks of BLOCK entries (see buildIndex); block 0 covers the top 16 bits
   routes: number; // prefixes that went in (for metrics)
 }
 
@@ -83,10 +96,11 @@ export class PrefixTableBuilder {
     else this.addV6(words[0]!, words[1]!, words[2]!, words[3]!, len, value);
   }
 
-  build(): PrefixTable {
+  /** Build the immutable table; `o` tunes the index (tests force deep indexes with small values). */
+  build(o: IndexOptions = {}): PrefixTable {
     return new PrefixTable({
-      v4: flatten(this.w4, this.l4, this.v4, this.n4, 1),
-      v6: flatten(this.w6, this.l6, this.v6, this.n6, 4),
+      v4: flatten(this.w4, this.l4, this.v4, this.n4, 1, o),
+      v6: flatten(this.w6, this.l6, this.v6, this.n6, 4, o),
     });
   }
 }
@@ -96,7 +110,7 @@ function grow8(a: Uint8Array, n: number): Uint8Array<ArrayBuffer> { const b = ne
 function growI32(a: Int32Array, n: number): Int32Array<ArrayBuffer> { const b = new Int32Array(n); b.set(a); return b; }
 
 /** Sweep sorted prefixes into disjoint ranges (W words per address). */
-function flatten(words: Uint32Array, lens: Uint8Array, vals: Int32Array, n: number, W: number): RangeSetShared {
+function flatten(words: Uint32Array, lens: Uint8Array, vals: Int32Array, n: number, W: number, o: IndexOptions): RangeSetShared {
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   // Start ascending, then shorter (enclosing) first, then insertion order (later duplicate wins).
@@ -176,25 +190,71 @@ function flatten(words: Uint32Array, lens: Uint8Array, vals: Int32Array, n: numb
   starts.set(outS.subarray(0, m * W));
   const values = sharedI32(m);
   values.set(outV.subarray(0, m));
-  const index = sharedU32(BUCKETS + 1);
-  let r = 0;
-  for (let h = 0; h < BUCKETS; h++) {
-    const a = (h << 16) >>> 0;
-    // Advance while the next range starts at or before (a, 0, 0, 0).
-    while (r + 1 < m) {
-      const s0 = starts[(r + 1) * W]!;
-      let le = s0 < a;
-      if (s0 === a) {
-        le = true;
-        for (let k = 1; k < W; k++) if (starts[(r + 1) * W + k] !== 0) { le = false; break; }
-      }
-      if (!le) break;
-      r++;
-    }
-    index[h] = r;
-  }
-  index[BUCKETS] = m - 1;
+  const index = buildIndex(starts, m, W, o.splitAbove ?? SPLIT_ABOVE, o.maxBlocks ?? MAX_BLOCKS);
   return { starts, values, index, routes: n };
+}
+
+/**
+ * The multi-level index over m sorted range starts (W words each). Block 0 indexes the key's top 16
+ * bits (digit 0); a block at level L indexes digit L (bits 16L .. 16L+15) of the keys under its
+ * prefix. Entry 2d is the range containing the first key of digit d, entry 2d+1 the child block + 1
+ * for that digit (0: none), entry 2 * BUCKETS the range containing the block's last key; so a key in
+ * digit d lies in ranges [entry 2d, entry 2d+2].
+ */
+function buildIndex(starts: Uint32Array, m: number, W: number, splitAbove: number, maxBlocks: number): Uint32Array {
+  const levels = 2 * W;
+  const prefixes: Uint32Array[] = [new Uint32Array(W)];
+  const levelOf: number[] = [0];
+  const blocks: Uint32Array[] = [];
+  const key = new Uint32Array(W);
+  const le = (r: number): boolean => {
+    for (let k = 0; k < W; k++) {
+      const x = starts[r * W + k]!, y = key[k]!;
+      if (x !== y) return x < y;
+    }
+    return true;
+  };
+  /** Last range whose start <= key (range 0 starts at 0). */
+  const floor = (): number => {
+    let lo = 0, hi = m - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (le(mid)) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  };
+  /** key = prefix with digit L = d and every lower bit = fill (0 or 1). */
+  const setKey = (pre: Uint32Array, L: number, d: number, fill: number): void => {
+    const wi = L >> 1;
+    for (let k = 0; k < W; k++) key[k] = k < wi ? pre[k]! : k > wi ? (fill ? 0xffffffff : 0) : 0;
+    key[wi] = (L & 1) === 0 ? ((d << 16) | (fill ? 0xffff : 0)) >>> 0 : ((pre[wi]! & 0xffff0000) | d) >>> 0;
+  };
+  for (let b = 0; b < prefixes.length; b++) {
+    const blk = new Uint32Array(BLOCK);
+    const pre = prefixes[b]!, L = levelOf[b]!;
+    setKey(pre, L, 0, 0);
+    let r = floor();
+    for (let d = 0; d < BUCKETS; d++) {
+      setKey(pre, L, d, 0);
+      while (r + 1 < m && le(r + 1)) r++;
+      blk[2 * d] = r;
+    }
+    setKey(pre, L, 0xffff, 1);
+    blk[2 * BUCKETS] = floor();
+    if (L + 1 < levels) {
+      for (let d = 0; d < BUCKETS && prefixes.length < maxBlocks; d++) {
+        if (blk[2 * d + 2]! - blk[2 * d]! <= splitAbove) continue;
+        setKey(pre, L, d, 0);
+        prefixes.push(key.slice());
+        levelOf.push(L + 1);
+        blk[2 * d + 1] = prefixes.length; // child block index + 1
+      }
+    }
+    blocks.push(blk);
+  }
+  const index = sharedU32(blocks.length * BLOCK);
+  blocks.forEach((blk, i) => index.set(blk, i * BLOCK));
+  return index;
 }
 
 /** Immutable LPM table over shared memory. lookup* return the value, or -1 for no match. */
@@ -230,9 +290,16 @@ export class PrefixTable {
   lookup4(addr: number): number {
     const a = addr >>> 0;
     const s = this.s4;
-    const h = a >>> 16;
-    let lo = this.i4[h]!;
-    let hi = this.i4[h + 1]!;
+    const x = this.i4;
+    let base = 0;
+    let d = a >>> 16;
+    const c = x[2 * d + 1]!;
+    if (c !== 0) {
+      base = (c - 1) * BLOCK;
+      d = a & 0xffff;
+    }
+    let lo = x[base + 2 * d]!;
+    let hi = x[base + 2 * d + 2]!;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
       if (s[mid]! <= a) lo = mid; else hi = mid - 1;
@@ -243,9 +310,18 @@ export class PrefixTable {
   lookup6(w0: number, w1: number, w2: number, w3: number): number {
     const a0 = w0 >>> 0, a1 = w1 >>> 0, a2 = w2 >>> 0, a3 = w3 >>> 0;
     const s = this.s6;
-    const h = a0 >>> 16;
-    let lo = this.i6[h]!;
-    let hi = this.i6[h + 1]!;
+    const x = this.i6;
+    let base = 0;
+    let d = a0 >>> 16;
+    for (let level = 1; ; level++) {
+      const c = x[base + 2 * d + 1]!;
+      if (c === 0) break;
+      base = (c - 1) * BLOCK;
+      const w = level < 2 ? a0 : level < 4 ? a1 : level < 6 ? a2 : a3;
+      d = (level & 1) === 1 ? w & 0xffff : w >>> 16;
+    }
+    let lo = x[base + 2 * d]!;
+    let hi = x[base + 2 * d + 2]!;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
       const b = mid << 2;
