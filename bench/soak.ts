@@ -19,7 +19,8 @@
 // Exit code 0 on pass, 1 on fail. Needs root (namespaces).
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLIENTS, S4, S6 } from '../lab/address-plan.js';
 import { Lab, sumMetric, type ServiceName } from '../lab/lab.js';
@@ -51,6 +52,25 @@ function rssMb(pid: number | undefined): number {
   } catch {
     return NaN;
   }
+}
+
+/** Per thread of a process: [cpu ns, run-queue wait ns] from /proc/PID/task/TID/schedstat. */
+function threadTimes(pid: number | undefined): Map<string, [number, number]> {
+  const out = new Map<string, [number, number]>();
+  if (pid === undefined) return out;
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [run, wait] = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
+        out.set(t, [run!, wait!]);
+      } catch {
+        /* thread gone */
+      }
+    }
+  } catch {
+    /* process gone */
+  }
+  return out;
 }
 
 interface FlowCount { src: string; sent: number; received: number; dup: number; errors: number; bad: number; maxGapMs: number; maxGapAtS: number; lost?: number; firstLost?: number[]; firstLostAtS?: number | null }
@@ -122,6 +142,7 @@ async function main(): Promise<void> {
     let streamOut = '';
     stream.stdout?.on('data', (d: Buffer) => (streamOut += d.toString()));
     await waitForOutput(stream, /^started$/m, 10_000, 'seq-stream');
+    const streamT0 = Date.now();
     const cl = L.topo.linkOf('client-link');
     const b1 = L.topo.linkOf('back1-link');
     const maxS = String(minutes * 60 + 30);
@@ -154,6 +175,28 @@ async function main(): Promise<void> {
         }),
       ) as Record<string, number>;
     const pids = Object.fromEntries(SERVICES.map((s) => [s, L.serviceProcess(s)?.pid])) as Record<ServiceName, number | undefined>;
+    // Every second: how long each service's busiest thread (the packet worker) waited for a CPU,
+    // so a stall can be told apart: starved by other load (run-queue wait) or busy / blocked itself.
+    const stalls: { t: number; service: string; waitMs: number; cpuMs: number }[] = [];
+    const lastTimes = new Map<string, Map<string, [number, number]>>();
+    const sampler = setInterval(() => {
+      const now = Date.now();
+      for (const s of SERVICES) {
+        const cur = threadTimes(pids[s]);
+        const prev = lastTimes.get(s);
+        lastTimes.set(s, cur);
+        if (!prev) continue;
+        let best: [number, number] = [0, 0];
+        for (const [tid, [run, wait]] of cur) {
+          const p = prev.get(tid);
+          if (!p) continue;
+          const d: [number, number] = [run - p[0], wait - p[1]];
+          if (d[0] > best[0]) best = d;
+        }
+        stalls.push({ t: now, service: s, cpuMs: Math.round(best[0] / 1e6), waitMs: Math.round(best[1] / 1e6) });
+      }
+      if (stalls.length > 3 * 3600 * 3) stalls.splice(0, stalls.length - 3 * 3600 * 3);
+    }, 1000);
     const rss = () => Object.fromEntries(SERVICES.map((s) => [s, rssMb(pids[s])])) as Record<string, number>;
     const samples: { minute: number; rss: Record<string, number>; valid?: FlowCount[]; frontDrops: number; back1Drops: number; reloads: { success: number; failure: number }; tun: Record<string, { txDropped: number; rxDropped: number }>; udpErrors: Record<string, number> }[] = [];
     const sample = async (minute: number) => {
@@ -172,7 +215,7 @@ async function main(): Promise<void> {
       };
       samples.push(s);
       const v = s.valid ? s.valid.reduce((a, f) => ({ sent: a.sent + f.sent, received: a.received + f.received }), { sent: 0, received: 0 }) : { sent: 0, received: 0 };
-      log(`minute ${String(minute).padStart(2)}: RSS MB front ${s.rss.front} back1 ${s.rss.back1} back2 ${s.rss.back2} | valid sent ${v.sent} echoed ${v.received} (at the last report) | drops front ${s.frontDrops} back1 ${s.back1Drops} | reloads ok ${s.reloads.success} failed ${s.reloads.failure} | TUN queue drops ${SERVICES.map((x) => `${x} ${s.tun[x]!.txDropped}`).join(' ')} | UDP buffer errors ${JSON.stringify(s.udpErrors)}`);
+      log(`minute ${String(minute).padStart(2)}: RSS MB front ${s.rss.front} back1 ${s.rss.back1} back2 ${s.rss.back2} | valid sent ${v.sent} echoed ${v.received} (at the last report) | drops front ${s.frontDrops} back1 ${s.back1Drops} | reloads ok ${s.reloads.success} failed ${s.reloads.failure} | TUN queue drops ${SERVICES.map((x) => `${x} ${s.tun[x]!.txDropped}`).join(' ')} | UDP buffer errors ${JSON.stringify(s.udpErrors)} | load ${loadavg()[0]!.toFixed(1)}`);
     };
     await sample(0);
 
@@ -205,6 +248,7 @@ async function main(): Promise<void> {
     }
 
     // stop the traffic, collect
+    clearInterval(sampler);
     writeFileSync(stopFile, '');
     await waitForOutput(stream, /"final": true/, 20_000, 'seq-stream final line');
     await Promise.all(loops.map((p) => (p.exitCode === null ? new Promise((r) => p.once('exit', r)) : undefined)));
@@ -230,6 +274,21 @@ async function main(): Promise<void> {
     log(`invalid frames sent: ${invalidSent[0]} at the front, ${invalidSent[1]} at back1; front drops by reason ${JSON.stringify(dropsByReason)}`);
     log(`RSS MB start ${JSON.stringify(samples[0]!.rss)} after minute 1 ${JSON.stringify(warm.rss)} end ${JSON.stringify(endSample.rss)}; growth since minute 1 ${JSON.stringify(growth)} (bound ${rssBound} MB)`);
     log(`services running at the end: ${alive.join(', ')}`);
+    const worst = (svc: string) => stalls.filter((x) => x.service === svc).reduce((a, x) => (x.waitMs > a.waitMs ? x : a), { t: 0, service: svc, waitMs: 0, cpuMs: 0 });
+    log(`longest run-queue wait of each service's packet worker in one second: ${SERVICES.map((x) => `${x} ${worst(x).waitMs} ms`).join(', ')}`);
+    for (const f of final.flows.filter((x) => x.lost)) {
+      const at = streamT0 + (f.firstLostAtS ?? 0) * 1000;
+      const near = stalls.filter((x) => Math.abs(x.t - at) <= 2500).map((x) => `${x.service} ${new Date(x.t).toISOString().slice(11, 19)} cpu ${x.cpuMs} ms wait ${x.waitMs} ms`);
+      log(`around the first loss of ${f.src} (${new Date(at).toISOString().slice(11, 23)}): ${near.join('; ')}`);
+      for (const svc of SERVICES) {
+        const lines = L.serviceLog(svc).split('\n').filter((l) => {
+          const m = /"ts":"([^"]+)"/.exec(l);
+          return m !== null && Math.abs(Date.parse(m[1]!) - at) <= 3000;
+        });
+        if (lines.length > 0) log(`${svc} log around it:\n${lines.join('\n')}`);
+      }
+      break;
+    }
     log(pass ? 'PASS' : 'FAIL');
     if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ minutes, validPps, invalidPps, editSeconds, rssBound, edits, editCounts, sent, received, lost, invalidSent, dropsByReason, samples, growth, alive, pass, flows: final.flows }, null, 1));
     process.exitCode = pass ? 0 : 1;
