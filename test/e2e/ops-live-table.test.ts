@@ -133,7 +133,8 @@ describe.skipIf(!isRoot())('live table edits while traffic flows', () => {
     expect(followRename).toBeLessThan(BOUND_MS);
     expect(followInPlace).toBeLessThan(BOUND_MS);
     for (const s of [s1!, s2!]) {
-      expect(s.sent).toBeGreaterThan(500);
+      // The streams ran through every edit (100/s nominal; a loaded 2-core CI box sends fewer).
+      expect(s.sent).toBeGreaterThan(s.seconds * 40);
       expect(s.errors).toBe(0);
       expect(s.received, JSON.stringify(s)).toBe(s.sent); // no packet lost through five edits
     }
