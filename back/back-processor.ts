@@ -20,7 +20,7 @@ import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
 import { ReturnEncap } from './return-encap.js';
 import { incrementHopLimit } from '../shared/packet/hop-limit.js';
-import { Reassembler, REASM_DROP, REASM_STORED } from '../shared/packet/reassembly.js';
+import { TunnelReassembly, REASM_HELD, REASM_MALFORMED } from '../shared/engine/tunnel-reassembly.js';
 
 const D_MALFORMED = dropIndex('malformed');
 const E_MULTICAST = eventIndex('multicast_ignored');
@@ -29,8 +29,6 @@ const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const D_TOO_BIG = dropIndex('too_big');
 const E_REASSEMBLED = eventIndex('tunnel_reassembled');
 const E_FRAGMENTS_HELD = eventIndex('fragments_held');
-/** Bytes free before a reassembled tunnel packet in its aux slot. */
-const AUX_HEADROOM = 64;
 
 export class BackProcessor implements RoleProcessor {
   outLen = 0;
@@ -51,7 +49,7 @@ export class BackProcessor implements RoleProcessor {
   /** Return encapsulation toward a gateway (issue 6, draft section 6); null when off. */
   private retEncap: ReturnEncap | null = null;
   /** Outer fragments of tunnel packets (RFC 2473 7.1: a front fragments outer packets). */
-  private readonly reasm = new Reassembler({ maxDatagram: 2048 - AUX_HEADROOM });
+  private readonly reasm = new TunnelReassembly();
   private readonly noVnet = new Uint8Array(0);
   private now = Date.now();
 
@@ -157,36 +155,22 @@ export class BackProcessor implements RoleProcessor {
       return VERDICT_DROP;
     }
     const r = this.reasm;
-    const v = r.add(buf, off, info, this.now);
-    if (v === REASM_STORED) {
-      c[E_FRAGMENTS_HELD]++;
-      return VERDICT_DROP;
-    }
-    if (v === REASM_DROP) {
-      c[D_MALFORMED]++;
+    const base = r.add(buf, off, info, this.now, aux);
+    if (base < 0) {
+      if (base === REASM_HELD) c[E_FRAGMENTS_HELD]++;
+      else if (base === REASM_MALFORMED) c[D_MALFORMED]++;
+      else {
+        c[E_REASSEMBLED]++;
+        c[D_TOO_BIG]++;
+      }
       return VERDICT_DROP;
     }
     c[E_REASSEMBLED]++;
-    const i = aux.count;
-    if (i >= aux.capacity) {
-      c[D_TOO_BIG]++;
-      return VERDICT_DROP;
-    }
-    const base = i * aux.slotSize + AUX_HEADROOM;
-    const ab = aux.buf;
-    const rb = r.buf;
-    const n = r.outLen;
-    for (let k = 0, p = r.outOff; k < n; k++) ab[base + k] = rb[p + k];
-    if (parsePacket(ab, base, n, info, this.lbspType) !== ParseError.OK || info.isFragment) {
-      c[D_MALFORMED]++;
-      return VERDICT_DROP;
-    }
-    const o = this.unwrap(ab, base, this.noVnet, 0);
-    if (o >= 0) {
-      aux.offs[i] = o;
-      aux.lens[i] = this.outLen;
-      aux.count = i + 1;
-    }
+    let o = VERDICT_DROP;
+    if (parsePacket(aux.buf, base, r.len, info, this.lbspType) !== ParseError.OK || info.isFragment) c[D_MALFORMED]++;
+    else o = this.unwrap(aux.buf, base, this.noVnet, 0);
+    if (o >= 0) r.commit(aux, o, this.outLen);
+    else r.release(aux);
     return VERDICT_DROP;
   }
 

@@ -12,7 +12,7 @@ import { decrementHopLimit, rewriteDst } from '../shared/packet/translate.js';
 import { incrementHopLimit } from '../shared/packet/hop-limit.js';
 import { Proto } from '../shared/packet/constants.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
-import { Reassembler, REASM_DROP, REASM_STORED } from '../shared/packet/reassembly.js';
+import { TunnelReassembly, REASM_HELD, REASM_MALFORMED } from '../shared/engine/tunnel-reassembly.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
@@ -61,8 +61,6 @@ const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
 const E_FRAGMENTS_HELD = eventIndex('fragments_held');
 /** The config schema's icmp defaults, for roles built without them. */
 const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50 };
-/** Bytes free before a reassembled tunnel packet in its aux slot (room for a new outer header). */
-const AUX_HEADROOM = 64;
 
 export class FrontProcessor implements RoleProcessor {
   outLen = 0;
@@ -79,7 +77,7 @@ export class FrontProcessor implements RoleProcessor {
   private readonly icmp: IcmpEmitter;
   private readonly fabric: FabricIcmp;
   private readonly accept: TunnelAccept;
-  private readonly reasm: Reassembler;
+  private readonly reasm = new TunnelReassembly();
   private readonly decap = new DecapResult();
   private readonly outerDst = new Uint32Array(4);
   private readonly noVnet = new Uint8Array(0);
@@ -113,7 +111,6 @@ export class FrontProcessor implements RoleProcessor {
     this.tmtu.nowMs = this.now;
     this.fabric = new FabricIcmp(counters, this.tmtu, cache, this.icmp, this.src4, this.src6);
     this.accept = new TunnelAccept(role.acceptTunnelFrom ?? []);
-    this.reasm = new Reassembler({ maxDatagram: 2048 - AUX_HEADROOM });
   }
 
   update(msg: ToWorker): void {
@@ -223,43 +220,22 @@ export class FrontProcessor implements RoleProcessor {
   private reassemble(buf: Uint8Array, off: number, aux: AuxBatch): number {
     const c = this.counters;
     const r = this.reasm;
-    const v = r.add(buf, off, this.info, this.now);
-    if (v === REASM_STORED) {
-      c[E_FRAGMENTS_HELD]++;
-      return VERDICT_DROP;
-    }
-    if (v === REASM_DROP) {
-      c[D_MALFORMED]++;
+    const base = r.add(buf, off, this.info, this.now, aux);
+    if (base < 0) {
+      if (base === REASM_HELD) c[E_FRAGMENTS_HELD]++;
+      else if (base === REASM_MALFORMED) c[D_MALFORMED]++;
+      else {
+        c[E_REASSEMBLED]++;
+        c[D_TOO_BIG]++;
+      }
       return VERDICT_DROP;
     }
     c[E_REASSEMBLED]++;
-    const i = aux.count;
-    if (i >= aux.capacity) {
-      c[D_TOO_BIG]++;
-      return VERDICT_DROP;
-    }
-    aux.count = i + 1;
-    aux.lens[i] = 0;
-    const base = i * aux.slotSize + AUX_HEADROOM;
-    const ab = aux.buf;
-    const rb = r.buf;
-    const n = r.outLen;
-    for (let k = 0, s = r.outOff; k < n; k++) ab[base + k] = rb[s + k];
     let o = VERDICT_DROP;
-    if (parsePacket(ab, base, n, this.info, this.role.lbspType) !== ParseError.OK || this.info.isFragment) c[D_MALFORMED]++;
-    else o = this.unwrap(ab, base, this.noVnet, 0, aux);
-    if (o >= 0) {
-      aux.offs[i] = o;
-      aux.lens[i] = this.outLen;
-    } else {
-      // dropped: give the slot back (move the last aux packet into it when more were queued)
-      const last = aux.count - 1;
-      if (last !== i) {
-        aux.offs[i] = aux.offs[last];
-        aux.lens[i] = aux.lens[last];
-      }
-      aux.count = last;
-    }
+    if (parsePacket(aux.buf, base, r.len, this.info, this.role.lbspType) !== ParseError.OK || this.info.isFragment) c[D_MALFORMED]++;
+    else o = this.unwrap(aux.buf, base, this.noVnet, 0, aux);
+    if (o >= 0) r.commit(aux, o, this.outLen);
+    else r.release(aux);
     return VERDICT_DROP;
   }
 
