@@ -13,7 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { expectedServer, type ClientName, type Family, type ServerName } from './address-plan.js';
 import { Capture, type CaptureOptions } from './capture.js';
 import { curl, opensslHandshake, sendRaw, udp, type ClientOptions, type ClientResult } from './clients.js';
-import { waitFor } from './netns.js';
+import { keepLogTail, stopServiceProcess, waitServiceReady } from './service-process.js';
 import { distFile, repoRoot } from './paths.js';
 import { startServers } from './servers.js';
 import { Topology, type LinkName } from './topology.js';
@@ -150,27 +150,14 @@ export class Lab {
     const wrap = wrapper ?? this.opts.wrapper ?? [];
     const argv = [...wrap, process.execPath, entry, '--config', path];
     const proc = this.set.spawn(ns, argv[0]!, argv.slice(1));
-    const log: string[] = [];
-    const keep = (d: Buffer): void => {
-      log.push(d.toString());
-      if (log.length > 400) log.splice(0, log.length - 400);
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
+    const log = keepLogTail(proc, 400);
     const svc: Service = { name, ns, config: path, admin, proc, log };
     this.services.set(name, svc);
     const timeoutMs = this.opts.readyTimeoutMs ?? 15_000;
-    await waitFor(
-      async () => {
-        if (proc.exitCode !== null || proc.signalCode !== null) {
-          throw new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}) before ready`);
-        }
-        const r = await this.adminGet(name, '/readyz', 2000);
-        return r.code === 0 && r.status === 200;
-      },
-      timeoutMs,
-      `${name} /readyz`,
-    );
+    await waitServiceReady(name, proc, async () => {
+      const r = await this.adminGet(name, '/readyz', 2000);
+      return r.code === 0 && r.status === 200;
+    }, timeoutMs);
   }
 
   /** SIGTERM a service and wait (bounded) for it to exit; SIGKILL after graceMs. */
@@ -178,15 +165,7 @@ export class Lab {
     const s = this.services.get(name);
     if (!s) return null;
     this.services.delete(name);
-    const p = s.proc;
-    if (p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(t);
-    }
-    return p.exitCode;
+    return stopServiceProcess(s.proc, graceMs);
   }
 
   /** Replace the front: stop it and start it with the config of `mode` (or a config path). */

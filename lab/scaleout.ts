@@ -22,6 +22,7 @@ import { BACKS, CLIENTS, CLIENT_NAMES, LINKS, S4, S6, expectedServer, type Clien
 import { parseListen, sumMetric } from './lab.js';
 import { NetnsSet, waitFor, waitForOutput } from './netns.js';
 import { distFile, repoRoot } from './paths.js';
+import { keepLogTail, stopServiceProcess, waitServiceReady } from './service-process.js';
 import type { TransferResult } from './scaleout-transfer.js';
 
 export type FrontName = 'front1' | 'front2';
@@ -229,23 +230,12 @@ export class ScaleoutLab {
     const admin = parseListen(cfg.admin?.listen ?? '[::1]:9100');
     const entry = distFile(isFront ? 'front/main.js' : 'back/main.js');
     const proc = this.set.spawn(this.ns[name]!, process.execPath, [entry, '--config', config]);
-    const log: string[] = [];
-    const keep = (d: Buffer): void => {
-      log.push(d.toString());
-      if (log.length > 300) log.splice(0, log.length - 300);
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
+    const log = keepLogTail(proc, 300);
     this.services.set(name, { name, proc, admin, log });
-    await waitFor(
-      async () => {
-        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}) before ready`);
-        const r = await this.adminGet(name, '/readyz', 2000);
-        return r.code === 0 && r.status === 200;
-      },
-      this.timeoutMs,
-      `${name} /readyz`,
-    );
+    await waitServiceReady(name, proc, async () => {
+      const r = await this.adminGet(name, '/readyz', 2000);
+      return r.code === 0 && r.status === 200;
+    }, this.timeoutMs);
   }
 
   /** SIGTERM a service, wait (bounded) for it to exit; returns its exit code. */
@@ -253,15 +243,7 @@ export class ScaleoutLab {
     const s = this.services.get(name);
     if (!s) return null;
     this.services.delete(name);
-    const p = s.proc;
-    if (p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(t);
-    }
-    return p.exitCode;
+    return stopServiceProcess(s.proc, graceMs);
   }
 
   serviceLog(name: ServiceName): string {
