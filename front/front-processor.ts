@@ -27,9 +27,7 @@ import {
   REASON_BACKEND_DOWN,
   REASON_FLOW_LABEL,
   REASON_LBSP_SERVER,
-  REASON_NO_ROUTE,
   REASON_NOT_SERVICE,
-  REASON_SOURCE_PREFIX,
 } from './decision.js';
 import type { FrontRole } from './front-role.js';
 import { FlowPinning } from './flow-pinning.js';
