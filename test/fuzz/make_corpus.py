@@ -114,6 +114,27 @@ def back_packets():
     return out
 
 
+# ---------------------------------------------------------------- tunnels a front accepts (draft configs)
+def accepted_tunnels():
+    G6, G4, F2v6, F2v4 = '2001:db8:f:1::1', '192.0.2.81', '2001:db8:f:2::80', '192.0.2.82'
+    ret6 = IPv6(src=S6, dst=C6) / TCP(sport=443, dport=40000, flags='SA')
+    ret4 = IP(src=S4, dst=C4) / UDP(sport=53, dport=1234) / rb(20)
+    out = [
+        IPv6(src=B6, dst=G6, nh=41) / ret6,                       # return encapsulation, 6in6
+        IPv6(src=B6, dst=G6, nh=4) / ret4,                        # 4in6
+        IP(src=B4, dst=G4, proto=4) / ret4,                       # 4in4
+        IP(src=B4, dst=G4, proto=41) / ret6,                      # 6in4
+        IPv6(src=S6, dst=F2v6, nh=41) / IPv6(src=C6, dst=S6) / UDP(sport=1, dport=7) / rb(30),   # stage 1 -> stage 2
+        IP(src=S4, dst=F2v4, proto=4) / IP(src=C4, dst=S4) / UDP(sport=1, dport=7) / rb(30),
+        IPv6(src='2001:db8:dead::1', dst=G6, nh=41) / ret6,       # not accepted
+    ]
+    big = IPv6(src=B6, dst=G6, nh=41) / IPv6(src=S6, dst=C6) / UDP(sport=2, dport=3) / rb(1300)
+    out += fragment6(IPv6(src=B6, dst=G6) / IPv6ExtHdrFragment(id=0x55, nh=41) / IPv6(src=S6, dst=C6) / UDP(sport=2, dport=3) / rb(1300), 700)
+    out += fragment(IP(src=B4, dst=G4, proto=4, id=66) / IP(src=S4, dst=C4) / UDP(sport=2, dport=3) / rb(1300), 600)
+    out.append(big)
+    return out
+
+
 # ---------------------------------------------------------------- return traffic (LBSP stamping input)
 def return_packets():
     return [
@@ -222,11 +243,15 @@ def main():
         write('lbsp', f'{i}', bytes([0x02 | (i & 1)]) + p)
     for i, p in enumerate(bk + vec):
         write('decap', f'{i}', bytes([i & 1]) + p)
+    at = [b(p) for p in accepted_tunnels()]
     for i, p in enumerate(cl + mf + ic):
-        for variant in (0, 1, 2):          # translate, encap, mixed-family encap
+        for variant in (0, 1, 2, 3, 4):    # translate, encap, mixed-family encap, accepting return tunnels, stage 2
             write('front', f'{i}-{variant}', bytes([variant]) + p)
+    for i, p in enumerate(at):
+        for variant in (3, 4):
+            write('front', f'tunnel-{i}-{variant}', bytes([variant]) + p)
     for i, p in enumerate(bk + rt + mf):
-        for variant in (0, 1):             # lab back1 (auto), every mode
+        for variant in (0, 1, 2, 3):       # lab back1 (auto), every mode, LBSP stamping, return encapsulation
             write('back', f'{i}-{variant}', bytes([variant]) + p)
     # a few with a virtio header (NEEDS_CSUM, no GSO), as an offloading TUN hands them over
     for i, p in enumerate(cl[:8]):

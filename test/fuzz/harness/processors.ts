@@ -42,6 +42,24 @@ export interface Subject {
 export const fuzzClock = { now: 1_000_000 };
 const clock = (): number => fuzzClock.now;
 
+/**
+ * Build with Math.random and Date.now fixed: the flow table and the back's client-segment table draw
+ * their hash seeds from Math.random (per worker, against flooding one bucket), the back reads its
+ * first clock from Date.now. Both instances, and a replay of a crash file, then behave alike.
+ */
+function pinned<T>(make: () => T): T {
+  const random = Math.random;
+  const now = Date.now;
+  Math.random = () => 0.123456789;
+  Date.now = () => fuzzClock.now;
+  try {
+    return make();
+  } finally {
+    Math.random = random;
+    Date.now = now;
+  }
+}
+
 const quiet = createLogger({ level: 'error', sink: () => {} });
 
 function frontSubject(name: string, configFile: string): Subject {
@@ -51,16 +69,7 @@ function frontSubject(name: string, configFile: string): Subject {
   const built = tm.build();
   if (!built.table) throw new Error(`${configFile}: ${formatErrors(built.errors)}`);
   const counters = newCounterBlock();
-  // The flow table draws its hash seed from Math.random (per worker, against flooding one bucket):
-  // fix it here so both instances, and a replay of a crash file, hash alike.
-  const random = Math.random;
-  Math.random = () => 0.123456789;
-  let p: FrontProcessor;
-  try {
-    p = new FrontProcessor(frontRoleFromConfig(config), counters, clock);
-  } finally {
-    Math.random = random;
-  }
+  const p = pinned(() => new FrontProcessor(frontRoleFromConfig(config), counters, clock));
   p.setTable(built.table);
   return { name, processor: p, counters };
 }
@@ -69,7 +78,7 @@ function backSubject(name: string, configFile: string): Subject {
   const { config, errors } = loadBackConfig(join(REPO, configFile));
   if (!config) throw new Error(`${configFile}: ${formatErrors(errors)}`);
   const counters = newCounterBlock();
-  return { name, processor: new BackProcessor(backRoleFromConfig(config), counters), counters };
+  return { name, processor: pinned(() => new BackProcessor(backRoleFromConfig(config), counters)), counters };
 }
 
 /** Front variants, selected by the fuzz input's control byte. */
@@ -77,10 +86,14 @@ export const FRONT_CONFIGS: [string, string][] = [
   ['translate', 'deploy/lab/front-translate.yaml'],
   ['encap', 'deploy/lab/front-encap.yaml'],
   ['encap-mixed', 'deploy/lab/front-encap-mixed.yaml'],
+  ['accept-return-tunnels', 'deploy/lab/draft/front-encap.yaml'], // acceptTunnelFrom the backs (return encapsulation)
+  ['stage2', 'deploy/lab/draft/front2.yaml'], // second stage: unwraps tunnels from the first front
 ];
 export const BACK_CONFIGS: [string, string][] = [
   ['back1-auto', 'deploy/lab/back1.yaml'],
   ['back-modes', 'test/fuzz/configs/back-modes.yaml'],
+  ['stamp', 'test/fuzz/configs/back-stamp.yaml'],
+  ['return-encap', 'deploy/lab/draft/back1-return-encap.yaml'],
 ];
 
 export function frontSubjects(): Subject[] {
