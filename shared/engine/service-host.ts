@@ -124,7 +124,7 @@ export class ServiceHost {
         onEvent: (m) => {
           if (m.type === 'error') log.error('worker_error', { queue: m.queue, message: m.message });
           else if (m.type === 'device-error') {
-            log.error('tun_device_error', { queue: m.queue, message: m.message });
+            log.error('tun_device_error', { tun: set.name, queue: m.queue, message: m.message });
             void this.stop(1);
           }
         },
