@@ -20,15 +20,12 @@ import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
 import { ReturnEncap } from './return-encap.js';
 import { incrementHopLimit } from '../shared/packet/hop-limit.js';
-import { TunnelReassembly, REASM_HELD, REASM_MALFORMED } from '../shared/engine/tunnel-reassembly.js';
+import { TunnelReassembly } from '../shared/engine/tunnel-reassembly.js';
 
 const D_MALFORMED = dropIndex('malformed');
 const E_MULTICAST = eventIndex('multicast_ignored');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
-const D_TOO_BIG = dropIndex('too_big');
-const E_REASSEMBLED = eventIndex('tunnel_reassembled');
-const E_FRAGMENTS_HELD = eventIndex('fragments_held');
 
 export class BackProcessor implements RoleProcessor {
   outLen = 0;
@@ -155,17 +152,8 @@ export class BackProcessor implements RoleProcessor {
       return VERDICT_DROP;
     }
     const r = this.reasm;
-    const base = r.add(buf, off, info, this.now, aux);
-    if (base < 0) {
-      if (base === REASM_HELD) c[E_FRAGMENTS_HELD]++;
-      else if (base === REASM_MALFORMED) c[D_MALFORMED]++;
-      else {
-        c[E_REASSEMBLED]++;
-        c[D_TOO_BIG]++;
-      }
-      return VERDICT_DROP;
-    }
-    c[E_REASSEMBLED]++;
+    const base = r.add(buf, off, info, this.now, aux, c);
+    if (base < 0) return VERDICT_DROP;
     let o = VERDICT_DROP;
     if (parsePacket(aux.buf, base, r.len, info, this.lbspType) !== ParseError.OK || info.isFragment) c[D_MALFORMED]++;
     else o = this.unwrap(aux.buf, base, this.noVnet, 0);

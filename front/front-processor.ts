@@ -12,7 +12,7 @@ import { decrementHopLimit, rewriteDst } from '../shared/packet/translate.js';
 import { incrementHopLimit } from '../shared/packet/hop-limit.js';
 import { Proto } from '../shared/packet/constants.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
-import { TunnelReassembly, REASM_HELD, REASM_MALFORMED } from '../shared/engine/tunnel-reassembly.js';
+import { TunnelReassembly } from '../shared/engine/tunnel-reassembly.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
@@ -54,9 +54,7 @@ const E_LBSP_UNKNOWN = eventIndex('lbsp_ignored_unknown_server');
 const D_HOP_LIMIT = dropIndex('hop_limit');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const E_UNWRAPPED = eventIndex('tunnel_unwrapped');
-const E_REASSEMBLED = eventIndex('tunnel_reassembled');
 const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
-const E_FRAGMENTS_HELD = eventIndex('fragments_held');
 /** The config schema's icmp defaults, for roles built without them. */
 const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50 };
 
@@ -218,17 +216,8 @@ export class FrontProcessor implements RoleProcessor {
   private reassemble(buf: Uint8Array, off: number, aux: AuxBatch): number {
     const c = this.counters;
     const r = this.reasm;
-    const base = r.add(buf, off, this.info, this.now, aux);
-    if (base < 0) {
-      if (base === REASM_HELD) c[E_FRAGMENTS_HELD]++;
-      else if (base === REASM_MALFORMED) c[D_MALFORMED]++;
-      else {
-        c[E_REASSEMBLED]++;
-        c[D_TOO_BIG]++;
-      }
-      return VERDICT_DROP;
-    }
-    c[E_REASSEMBLED]++;
+    const base = r.add(buf, off, this.info, this.now, aux, c);
+    if (base < 0) return VERDICT_DROP;
     let o = VERDICT_DROP;
     if (parsePacket(aux.buf, base, r.len, this.info, this.role.lbspType) !== ParseError.OK || this.info.isFragment) c[D_MALFORMED]++;
     else o = this.unwrap(aux.buf, base, this.noVnet, 0, aux);

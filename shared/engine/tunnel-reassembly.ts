@@ -5,6 +5,12 @@
 import type { AuxBatch } from './packet-processor.js';
 import type { PacketInfo } from '../packet/packet-info.js';
 import { Reassembler, REASM_DROP, REASM_STORED } from '../packet/reassembly.js';
+import { dropIndex, eventIndex } from '../metrics/counter-layout.js';
+
+const E_FRAGMENTS_HELD = eventIndex('fragments_held');
+const E_REASSEMBLED = eventIndex('tunnel_reassembled');
+const D_MALFORMED = dropIndex('malformed');
+const D_TOO_BIG = dropIndex('too_big');
 
 /** Bytes free before a reassembled tunnel packet in its aux slot (room for a new outer header). */
 export const AUX_HEADROOM = 64;
@@ -26,15 +32,26 @@ export class TunnelReassembly {
    * Add the fragment parsed into info. When it completes a datagram, the datagram is copied into
    * the next aux slot, which is reserved (aux.count moves on, so packets the caller emits while
    * unwrapping go after it), and its offset in aux.buf is returned; give the slot back with
-   * release() if nothing is sent from it.
+   * release() if nothing is sent from it. Counts what happened to the fragment in `c` (held,
+   * malformed, reassembled, and too_big when no aux slot is left).
    */
-  add(buf: Uint8Array, off: number, info: PacketInfo, nowMs: number, aux: AuxBatch): number {
+  add(buf: Uint8Array, off: number, info: PacketInfo, nowMs: number, aux: AuxBatch, c: Float64Array): number {
     const r = this.r;
     const v = r.add(buf, off, info, nowMs);
-    if (v === REASM_STORED) return REASM_HELD;
-    if (v === REASM_DROP) return REASM_MALFORMED;
+    if (v === REASM_STORED) {
+      c[E_FRAGMENTS_HELD]++;
+      return REASM_HELD;
+    }
+    if (v === REASM_DROP) {
+      c[D_MALFORMED]++;
+      return REASM_MALFORMED;
+    }
+    c[E_REASSEMBLED]++;
     const i = aux.count;
-    if (i >= aux.capacity) return REASM_NO_SLOT;
+    if (i >= aux.capacity) {
+      c[D_TOO_BIG]++;
+      return REASM_NO_SLOT;
+    }
     aux.count = i + 1;
     aux.lens[i] = 0;
     const base = i * aux.slotSize + AUX_HEADROOM;
