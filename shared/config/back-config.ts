@@ -1,10 +1,10 @@
 // mslb-back's config (SPEC 6a): convict schema (doc + default for every key, MSLB_* env
 // overrides), then cross-field checks.
 
-import { readDocument } from './read-document.js';
+import { loadDocumentWith } from './read-document.js';
 import { runConvict } from './convict-load.js';
 import { Checker } from './check-values.js';
-import { ConfigLoadError, type ConfigError } from './config-errors.js';
+import type { ConfigError } from './config-errors.js';
 import { parseAddress } from '../table/addr.js';
 import { resolve } from 'node:path';
 
@@ -135,14 +135,7 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
   };
 }
 
+/** Read and validate a back config file (YAML or JSON). */
 export function loadBackConfig(file: string): { config?: BackConfig; errors: ConfigError[] } {
-  const doc = readDocument(file);
-  if (!doc.ok) return { errors: doc.errors };
-  return backConfigFromValue(doc.value, file);
-}
-
-export function loadBackConfigOrThrow(file: string): BackConfig {
-  const r = loadBackConfig(file);
-  if (!r.config) throw new ConfigLoadError(r.errors);
-  return r.config;
+  return loadDocumentWith(file, backConfigFromValue);
 }

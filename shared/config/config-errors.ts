@@ -13,13 +13,3 @@ export function formatError(e: ConfigError): string {
 export function formatErrors(errs: readonly ConfigError[]): string {
   return errs.map(formatError).join('\n');
 }
-
-/** Thrown by the load-or-throw helpers; `errors` holds every problem found, not just the first. */
-export class ConfigLoadError extends Error {
-  readonly errors: ConfigError[];
-  constructor(errors: ConfigError[]) {
-    super(formatErrors(errors));
-    this.name = 'ConfigLoadError';
-    this.errors = errors;
-  }
-}

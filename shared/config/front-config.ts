@@ -2,10 +2,10 @@
 // overrides), then cross-field checks. Relative paths resolve against the config file's directory.
 
 import { dirname, resolve } from 'node:path';
-import { readDocument } from './read-document.js';
+import { loadDocumentWith } from './read-document.js';
 import { runConvict } from './convict-load.js';
 import { Checker } from './check-values.js';
-import { ConfigLoadError, type ConfigError } from './config-errors.js';
+import type { ConfigError } from './config-errors.js';
 import { parseAddress } from '../table/addr.js';
 
 export const frontSchema = {
@@ -141,14 +141,7 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   };
 }
 
+/** Read and validate a front config file (YAML or JSON). */
 export function loadFrontConfig(file: string): { config?: FrontConfig; errors: ConfigError[] } {
-  const doc = readDocument(file);
-  if (!doc.ok) return { errors: doc.errors };
-  return frontConfigFromValue(doc.value, file);
-}
-
-export function loadFrontConfigOrThrow(file: string): FrontConfig {
-  const r = loadFrontConfig(file);
-  if (!r.config) throw new ConfigLoadError(r.errors);
-  return r.config;
+  return loadDocumentWith(file, frontConfigFromValue);
 }

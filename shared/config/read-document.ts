@@ -30,3 +30,10 @@ export function readDocument(file: string): DocResult {
   }
   return parseDocumentText(text, file);
 }
+
+/** Read a document and hand it to a role's validator (front or back config). */
+export function loadDocumentWith<T>(file: string, fromValue: (value: unknown, file: string) => { config?: T; errors: ConfigError[] }): { config?: T; errors: ConfigError[] } {
+  const doc = readDocument(file);
+  if (!doc.ok) return { errors: doc.errors };
+  return fromValue(doc.value, file);
+}
