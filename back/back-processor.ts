@@ -1,6 +1,6 @@
 // MSLB-B per-packet logic: accept only what is addressed to our own B addresses; translate B -> S,
 // or unwrap a tunnel packet from an allowed front whose inner destination is one of our services.
-// Anything else is a counted drop (a decapsulator that forwards anything is an open relay).
+// Anything else is a counted drop (a decapsulator that unwraps for anyone is an open relay).
 import type { AuxBatch } from '../shared/engine/packet-processor.js';
 import { VERDICT_DROP } from '../shared/engine/packet-processor.js';
 import type { RoleProcessor } from '../shared/engine/worker-runtime.js';
@@ -119,10 +119,20 @@ export class BackProcessor implements RoleProcessor {
       return VERDICT_DROP;
     }
     const mode = this.ownMode[idx];
-    const tunnelProto = info.proto === Proto.IPIP || info.proto === Proto.IPV6;
-    if (tunnelProto && info.isFragment && mode !== MODE_TRANSLATE) return this.reassemble(buf, off, aux);
-    const tunnel = tunnelProto && info.l4Off >= 0;
-    if (tunnel && mode !== MODE_TRANSLATE) return this.unwrap(buf, off, vnet, vnetOff);
+    if (mode !== MODE_TRANSLATE && (info.proto === Proto.IPIP || info.proto === Proto.IPV6)) {
+      // SPEC 6: protocol 4/41 from an allowed front is unwrapped. From anyone else, `encap` refuses
+      // it; `auto` translates it like everything else (a client's own tunnel traffic to S): the back
+      // never unwraps for a stranger, so it relays nothing it would not relay in translate mode.
+      const src = info.src;
+      const fromFront = (info.version === 4 ? this.fronts.lookup4(src[0]) : this.fronts.lookup6(src[0], src[1], src[2], src[3])) >= 0;
+      if (fromFront) {
+        if (info.isFragment) return this.reassemble(buf, off, aux);
+        if (info.l4Off >= 0) return this.unwrap(buf, off, vnet, vnetOff);
+      } else if (mode === MODE_ENCAP) {
+        c[D_UNAUTHORIZED]++;
+        return VERDICT_DROP;
+      }
+    }
     if (mode === MODE_ENCAP) {
       c[D_NOT_SERVICE]++;
       return VERDICT_DROP;
@@ -139,18 +149,13 @@ export class BackProcessor implements RoleProcessor {
   }
 
   /**
-   * An outer fragment of a tunnel packet to one of our addresses: from an allowed front only, into
+   * An outer fragment of a tunnel packet from an allowed front to one of our addresses: into
    * bounded reassembly; the complete tunnel packet is copied to an aux slot, unwrapped there and
    * sent from aux. The fragment itself is consumed (not a drop).
    */
   private reassemble(buf: Uint8Array, off: number, aux: AuxBatch): number {
     const info = this.info;
     const c = this.counters;
-    const src = info.src;
-    if ((info.version === 4 ? this.fronts.lookup4(src[0]) : this.fronts.lookup6(src[0], src[1], src[2], src[3])) < 0) {
-      c[D_UNAUTHORIZED]++;
-      return VERDICT_DROP;
-    }
     const r = this.reasm;
     const base = r.add(buf, off, info, this.now, aux, c);
     if (base < 0) return VERDICT_DROP;
@@ -162,15 +167,10 @@ export class BackProcessor implements RoleProcessor {
     return VERDICT_DROP;
   }
 
+  /** A tunnel packet from an allowed front (checked by the caller): unwrap, check the inner packet. */
   private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number): number {
     const info = this.info;
     const c = this.counters;
-    const src = info.src;
-    const allowed = info.version === 4 ? this.fronts.lookup4(src[0]) : this.fronts.lookup6(src[0], src[1], src[2], src[3]);
-    if (allowed < 0) {
-      c[D_UNAUTHORIZED]++;
-      return VERDICT_DROP;
-    }
     const d = this.decap;
     const v = decapsulate(buf, off, info, d);
     if (v !== DecapVerdict.OK) {

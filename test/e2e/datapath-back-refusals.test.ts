@@ -3,7 +3,9 @@
 // extra prefixes routed into its TUN that it does not list among its addresses. Each refusal is a
 // counted drop — mslb_drops_total{reason} at back1 rises by exactly the number sent and nothing else
 // moves — and nothing reaches the server; a well-formed tunnel packet from an allowed front, crafted
-// the same way, does reach it (so the refusals are the back's doing, not the crafting's).
+// the same way, does reach it (so the refusals are the back's doing, not the crafting's). Tunnel
+// packets from strangers are refused by a back in `mode: encap`; in `mode: auto` (the default) they
+// are translated like any packet (SPEC 6) and reach the server still wrapped.
 // Needs root and `npm run build` (the services run from dist/).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -91,19 +93,6 @@ describe.skipIf(!isRoot())('back refusals (counted drops, nothing reaches the se
     }
   }, 60_000);
 
-  it('tunnel packets from outer sources outside allowedFronts: unauthorized_source, nothing reaches the server', async () => {
-    const port = 5001;
-    const cases = [
-      { src: '2001:db8:5::81', dst: B6, upper: inner6(S6, port) }, // next to S, outside its /128
-      { src: '192.0.2.81', dst: B4, upper: inner4(S4, port) },
-      { src: LINKS.back1.v6[0], dst: B6, upper: inner4(S4, port) }, // the front host's own link address
-      { src: LINKS.back1.v4[0], dst: B4, upper: inner6(S6, port) },
-    ];
-    const r = await run(port, cases);
-    expect(r.delta).toEqual({ back1: { unauthorized_source: cases.length * N }, back2: {} });
-    expect(r.got).toEqual({ server1: [], server2: [] });
-  }, 60_000);
-
   it('tunnel packets from an allowed front whose inner destination is not a service: not_service (a tunnel nested toward the back itself: malformed, SPEC 5), nothing reaches the server', async () => {
     const port = 5002;
     const cases = [
@@ -131,4 +120,52 @@ describe.skipIf(!isRoot())('back refusals (counted drops, nothing reaches the se
     expect(r.delta).toEqual({ back1: { not_service: cases.length * N }, back2: {} });
     expect(r.got).toEqual({ server1: [], server2: [] });
   }, 60_000);
+
+  /** Tunnel packets to back1 from outer sources outside allowedFronts, marked by `port`. */
+  const strangers = (port: number) => [
+    { src: '2001:db8:5::81', dst: B6, upper: inner6(S6, port) }, // next to S, outside its /128
+    { src: '192.0.2.81', dst: B4, upper: inner4(S4, port) },
+    { src: LINKS.back1.v6[0], dst: B6, upper: inner4(S4, port) }, // the front host's own link address
+    { src: LINKS.back1.v4[0], dst: B4, upper: inner6(S6, port) },
+  ];
+
+  it('mode auto (the default): tunnel packets from outer sources outside allowedFronts are translated like any packet (SPEC 6), never unwrapped', async () => {
+    const port = 5001;
+    const cases = strangers(port);
+    const before = { back1: await drops(lab, 'back1'), back2: await drops(lab, 'back2') };
+    const cap = await lab.capture('server1-link', { filter: 'ip6 proto 41 or ip6 proto 4 or ip proto 4 or ip proto 41' });
+    const sent = await send(cases);
+    const got = await cap.stopPackets();
+    const after = { back1: await drops(lab, 'back1'), back2: await drops(lab, 'back2') };
+    expect({ back1: dropDelta(before.back1, after.back1), back2: dropDelta(before.back2, after.back2) }).toEqual({ back1: {}, back2: {} });
+    // Each arrives as sent, its outer destination B rewritten to S (hop limit / TTL and the IPv4
+    // header checksum aside): the tunnel is the server's business, as it would be in translate mode.
+    const asS = (p: Uint8Array): Uint8Array => {
+      const q = Uint8Array.from(p);
+      if (q[0]! >> 4 === 6) q.set(Buffer.from('20010db8000500000000000000000080', 'hex'), 24);
+      else q.set([192, 0, 2, 80], 16);
+      return q;
+    };
+    expect(S6).toBe('2001:db8:5::80');
+    expect(S4).toBe('192.0.2.80');
+    expect(got.length).toBe(cases.length * N);
+    for (const p of sent) expect(got.filter((g) => sameApartFromHopLimit(asS(p), g)).length).toBe(N);
+  }, 60_000);
+
+  it('mode encap: the same packets are refused (unauthorized_source), nothing reaches the server', async () => {
+    const port = 5009;
+    const cfg = parseYaml(readFileSync(join(repoRoot(), BACK_CONFIGS.back1), 'utf8')) as { tun: { routes: string[] }; addresses: { mode?: string }[] };
+    cfg.tun.routes = [...cfg.tun.routes, EXTRA6.prefix, EXTRA4.prefix];
+    for (const a of cfg.addresses) a.mode = 'encap';
+    const file = join(lab.workDir, 'back1-encap-only.yaml');
+    writeFileSync(file, stringifyYaml(cfg));
+    await lab.stopService('back1');
+    await lab.startService('back1', file);
+    await settledDrops(lab, ['back1', 'back2']);
+    const cases = strangers(port);
+    const r = await run(port, cases);
+    expect(r.delta).toEqual({ back1: { unauthorized_source: cases.length * N }, back2: {} });
+    expect(r.got).toEqual({ server1: [], server2: [] });
+  }, 90_000);
+
 });

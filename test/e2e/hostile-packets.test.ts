@@ -68,7 +68,9 @@ const EXPECT: Record<string, Expect> = {
   'tunnel with inner IPv6 payload length past the outer payload': { reach: 'all', outcome: 'malformed' },
   'tunnel with a bad inner IPv4 header checksum': { reach: 'all', outcome: 'malformed' },
   'tunnel with a malformed inner extension-header chain': { reach: 'all', outcome: 'malformed' },
-  'tunnel from an unauthorized outer source': { reach: 'all', outcome: 'unauthorized_source' },
+  // back1 is `mode: auto`: a tunnel packet from outside allowedFronts is translated like any packet
+  // (SPEC 6), never unwrapped; `mode: encap` refuses it (datapath-back-refusals.test.ts).
+  'tunnel from an unauthorized outer source': { reach: 'all', outcome: 'forward' },
   'tunnel whose inner destination is not a service': { reach: 'all', outcome: 'not_service' },
   'truncated upper-layer headers to B': { reach: 'all', outcome: 'malformed' },
 };

@@ -13,10 +13,11 @@ import { ScapyWorker } from '../helpers/scapy-worker.js';
 const S6 = '2001:db8:5::80', B6 = '2001:db8:b::1', S4 = '192.0.2.80', B4 = '198.51.100.1', G6 = '2001:db8:f:1::1';
 const w = (a: string) => Array.from(words(a));
 
-function role(mtu = 1500): BackRole {
+/** mode: 2 = auto (the default), 1 = encap. */
+function role(mtu = 1500, mode = 2): BackRole {
   return {
     lbspType: 0x1e,
-    own: [{ family: 6, b: w(B6), s: w(S6), mode: 2 }, { family: 4, b: w(B4), s: w(S4), mode: 2 }],
+    own: [{ family: 6, b: w(B6), s: w(S6), mode }, { family: 4, b: w(B4), s: w(S4), mode }],
     services: [{ family: 6, words: w(S6) }, { family: 4, words: w(S4) }],
     allowedFronts: [{ family: 6, words: w(S6), len: 128 }, { family: 4, words: w(S4), len: 32 }],
     returnPath: true, stamp: false, serverId: [0, 0, 0, 0], mssClamp: 0, mtu: 1500,
@@ -128,7 +129,7 @@ describe('back: return encapsulation, outer reassembly, hop limit (issue 6)', ()
     for (const j of judged) expect(j.csum_ok).toBe(true);
   });
 
-  it('outer fragments from an allowed front are reassembled and unwrapped (sent from aux); from elsewhere they are refused', () => {
+  it('outer fragments from an allowed front are reassembled and unwrapped (sent from aux)', () => {
     const frags = P['outer_frags'] as string[];
     expect(frags.length).toBe(2);
     const a = send(frags[0]!);
@@ -137,8 +138,28 @@ describe('back: return encapsulation, outer reassembly, hop limit (issue 6)', ()
     const b = send(frags[1]!);
     expect(b.aux).toEqual([pkt('inner')]);
     expect(counters[eventIndex('tunnel_reassembled')]).toBe(1);
-    for (const f of P['unauth_frags'] as string[]) expect(send(f).aux).toEqual([]);
-    expect(counters[dropIndex('unauthorized_source')]).toBe(2);
+    expect(counters[dropIndex('malformed')]).toBe(0);
+  });
+
+  it('tunnel fragments from a source outside allowedFronts: mode auto translates each like any packet (SPEC 6), mode encap refuses them', () => {
+    const frags = P['unauth_frags'] as string[];
+    for (const f of frags) {
+      const r = send(f);
+      expect(r.aux).toEqual([]);
+      expect(r.verdict).toBeGreaterThanOrEqual(0);
+      const sent = Buffer.from(f, 'hex');
+      const got = r.fwd!;
+      expect(got.length).toBe(sent.length);
+      expect(got.subarray(24, 40).toString('hex')).toBe('20010db8000500000000000000000080'); // B -> S
+      expect(got[7]).toBe(sent[7]! + 1); // one router hop: the kernel takes it off on the way out
+      expect(Buffer.concat([got.subarray(0, 7), got.subarray(8, 24), got.subarray(40)])).toEqual(Buffer.concat([sent.subarray(0, 7), sent.subarray(8, 24), sent.subarray(40)]));
+    }
+    expect(counters[dropIndex('unauthorized_source')]).toBe(0);
+    expect(counters[eventIndex('tunnel_reassembled')]).toBe(0);
+
+    bp = new BackProcessor(role(1500, 1), counters);
+    for (const f of frags) expect(send(f)).toEqual({ verdict: -1, aux: [] });
+    expect(counters[dropIndex('unauthorized_source')]).toBe(frags.length);
     expect(counters[dropIndex('malformed')]).toBe(0);
   });
 
