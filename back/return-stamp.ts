@@ -5,11 +5,13 @@
 // - return direction (S -> client, steered into the TUN by the returnPath policy routing): insert
 //   the LBSP option (or fill its server segment) with this back's serverId, keeping the client
 //   segment learned from the request direction, and hand the packet back to the kernel, which routes
-//   it to the client. IPv4 return packets, and everything when stamping is off, pass unchanged.
-// A return packet that cannot carry the option (it would exceed the MTU, a fragment, a Destination
-// Options header without LBSP already there) is forwarded unstamped and counted.
+//   it to the client. A reply whose server set its own final Destination Options header gets the
+//   option merged into that header. IPv4 return packets, and everything when stamping is off, pass
+//   unchanged.
+// A return packet that cannot carry the option (it would exceed the MTU, a fragment, no upper layer,
+// a full chain or options list) is forwarded unstamped and counted.
 import { PacketInfo } from '../shared/packet/packet-info.js';
-import { Proto, LBSP_HDR_LEN } from '../shared/packet/constants.js';
+import { Proto } from '../shared/packet/constants.js';
 import { insertOrFillServerSegment, readLbspClient } from '../shared/packet/lbsp.js';
 import { clampMss } from '../shared/packet/tcp-mss.js';
 import { shiftVnetHeader, vnetGsoSize, vnetGsoType, vnetHdrLen, VIRTIO_NET_HDR_GSO_NONE } from '../shared/tun/vnet-header.js';
@@ -68,17 +70,15 @@ export class ReturnStamper {
     // The size on the wire: a GSO super-packet (offloads) leaves as segments of hdr_len + gso_size.
     const i = vnetOff / VNET_HDR_LEN;
     const wire = vnet.length > 0 && vnetGsoType(vnet, i) !== VIRTIO_NET_HDR_GSO_NONE ? vnetHdrLen(vnet, i) + vnetGsoSize(vnet, i) : info.totalLen;
-    if (info.lbspStatus !== 1 && wire + LBSP_HDR_LEN > this.mtu) {
-      c[E_SKIPPED]++;
-      return off;
-    }
+    // The codec knows how much the packet grows (40 inserted, 32 or 40 merged, 0 filled): it gets
+    // the room left under the MTU and refuses (NO_ROOM) past it.
     const known = this.segs !== null && this.segs.find(info.proto, info.src, info.srcPort, info.dst, info.dstPort, this.seg);
-    const o = insertOrFillServerSegment(buf, off, len, info, this.type, this.serverId, known ? this.seg : null);
+    const o = insertOrFillServerSegment(buf, off, len, info, this.type, this.serverId, known ? this.seg : null, this.mtu - wire);
     if (o < 0) {
       c[E_SKIPPED]++;
       return off;
     }
-    if (o !== off && vnet.length > 0) shiftVnetHeader(vnet, i, off - o); // csum_start, hdr_len + 40
+    if (o !== off && vnet.length > 0) shiftVnetHeader(vnet, i, off - o); // csum_start, hdr_len + growth
     c[E_STAMPED]++;
     this.outLen = info.totalLen;
     return o;

@@ -4,15 +4,21 @@
 //   - the deck's table "Session Persistence at a Load Balancer" (seeds/000), row by row;
 //   - a Linux server accepts a packet carrying the option as type 0x1E and replies; as type 1 (the
 //     deck's literal value, which is PadN) Linux drops it silently and counts Ip6InHdrErrors, and
-//     the front refuses it before it crosses the fabric (docs/lbsp.md).
+//     the front refuses it before it crosses the fabric (docs/lbsp.md);
+//   - a server that sets its own Destination Options header (IPV6_DSTOPTS, name-server.py /HEX):
+//     the back merges the option into it; checked on the client link by tshark (checksums) and
+//     scapy (the options), and the client's echo of it returns to the same back.
 // Needs root and `npm run build`.
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/netns.js';
+import { waitForOutput } from '../../lab/netns.js';
+import { PYTHON, repoRoot } from '../../lab/paths.js';
 import { parseAddress } from '../../shared/table/addr.js';
 import { CLIENTS, PORTS } from '../helpers/lab.js';
 import type { ServiceName } from '../../lab/lab.js';
 import {
-  FTP_PORT, LINE_PORT, PBACKS, backFor, VIP1, VIP2, compileForPrediction, connect, predictWith, startPersistenceLab, tableBacks,
+  BACK_IDS, FTP_PORT, LINE_PORT, PBACKS, backFor, VIP1, VIP2, compileForPrediction, connect, predictWith, startPersistenceLab, tableBacks,
   type BackId, type ConnSpec, type PersistenceLab,
 } from '../helpers/persistence-lab.js';
 
@@ -35,6 +41,32 @@ const C2 = '2001:db8:100::c2';
 const PROXY1 = CLIENTS.c1v6.address;
 const PROXY2 = CLIENTS.c2v6.address;
 const SERV: Record<string, BackId> = { SERV1: 'b1', SERV2: 'b2', SERV3: 'b3' };
+
+/** The server's own final Destination Options header: unknown options 07 (4 octets) and 3E (2), PadN(2). */
+const OWN_OPTS = [[0x07, 'aabbccdd'], [0x3e, '0102']] as const;
+const OWN_DSTOPTS = '0001' + OWN_OPTS.map(([t, d]) => t.toString(16).padStart(2, '0') + (d.length / 2).toString(16).padStart(2, '0') + d).join('') + '01020000';
+const OWN_PORT = 7001;
+
+// scapy reads the capture: for every TCP packet from the service, the options of its final
+// Destination Options header and whether its TCP checksum is the one scapy computes.
+const DISSECT = `
+import json, sys
+from scapy.all import rdpcap, IPv6, TCP, IPv6ExtHdrDestOpt, Pad1, PadN
+for p in rdpcap(sys.argv[1]):
+    if IPv6 not in p or TCP not in p or p[IPv6].src != sys.argv[2]:
+        continue
+    d = None
+    q = p[IPv6].payload
+    while not isinstance(q, TCP):
+        d = q if isinstance(q, IPv6ExtHdrDestOpt) else None
+        q = q.payload
+    opts = [] if d is None else [[o.otype, bytes(o)[2:].hex()] for o in d.options if not isinstance(o, (Pad1, PadN))]
+    t = p[TCP]
+    got = t.chksum
+    t.chksum = None
+    ok = IPv6(bytes(p[IPv6]))[TCP].chksum == got
+    print(json.dumps({'sport': t.sport, 'flags': str(t.flags), 'opts': opts, 'hdrLen': -1 if d is None else (d.len + 1) * 8, 'checksumOk': ok}))
+`;
 
 function snmp6(lab: PersistenceLab['lab'], ns: string, name: string): number {
   const text = lab.set.exec(ns, 'cat', ['/proc/net/snmp6']);
@@ -156,4 +188,69 @@ describe.skipIf(!isRoot())('session persistence: LBSP option', () => {
     expect((await lab.metric('front', 'mslb_drops_total', { reason: 'malformed' })) - mal0).toBeGreaterThanOrEqual(2);
     console.log(`type 0x1E: answered by server1; type 1: ${pad!.error}, server1 Ip6InHdrErrors +${hdrErrDelta}, no ICMPv6 sent; via the front: dropped as malformed`);
   }, 60_000);
+  it('a server that sets its own Destination Options header: its replies arrive stamped (option merged, its options kept, checksums valid on the client link), the client\'s echo returns to the same back, a bulk transfer is stamped whole', async () => {
+    const lab = pl.lab;
+    const script = join(repoRoot(), 'test/e2e/fixtures/name-server.py');
+    await Promise.all(BACK_IDS.map((b) => {
+      const srv = PBACKS[b].server;
+      const p = lab.set.spawn((lab.ns as unknown as Record<string, string>)[srv]!, PYTHON, [script, srv, `[${VIP1}]:${OWN_PORT}/${OWN_DSTOPTS}`]);
+      return waitForOutput(p, /^ready$/m, 10_000, `${srv} own-options server`);
+    }));
+    const backs = BACK_IDS.map((b) => PBACKS[b].ns) as ServiceName[];
+    const each = async (m: string) => Promise.all(backs.map((b) => lab.metric(b, m)));
+    const [st0, sk0] = [await each('mslb_lbsp_stamped_total'), await each('mslb_lbsp_stamp_skipped_total')];
+
+    const cap = await lab.capture('client-link', { filter: `ip6 host ${VIP1}` });
+    const [first] = await connect(lab, [{ src: PROXY1, dst: VIP1, port: OWN_PORT, mode: 'line', lbsp: { client: C1, server: '::' } }]);
+    const summary = await cap.stop();
+    expect(first).toMatchObject({ ok: true });
+    const back = backFor(first!.server)!;
+    expect(back).toBeDefined();
+    // the client's kernel handed up one header holding the server's options and ours
+    expect(first!.lbspBack).toEqual({ type: 0x1e, client: C1, server: PBACKS[back].vip1 });
+
+    // On the wire, toward the client: every reply carries the merged header (the handshake too).
+    const lines = lab.set.exec(cap.end.ns, PYTHON, ['-c', DISSECT, cap.file, VIP1], { timeoutMs: 60_000 }).split('\n').filter(Boolean);
+    const replies = lines.map((l) => JSON.parse(l) as { sport: number; flags: string; opts: [number, string][]; hdrLen: number; checksumOk: boolean })
+      .filter((r) => r.sport === OWN_PORT);
+    const hexOf = (a: string) => Array.from(parseAddress(a)!.words, (w) => w.toString(16).padStart(8, '0')).join('');
+    const want: [number, string][] = [...OWN_OPTS.map(([t, d]) => [t, d] as [number, string]), [0x1e, hexOf(C1) + hexOf(PBACKS[back].vip1)]];
+    console.log(`own-options server ${back}: ${replies.length} replies on the client link, header ${replies[0]?.hdrLen} octets, ` +
+      `options ${JSON.stringify(replies[0]?.opts)}; tshark checksums good ${summary.goodChecksums}, bad ${summary.badChecksums.length}`);
+    expect(replies.length).toBeGreaterThanOrEqual(3); // SYN-ACK, the line, FIN
+    expect(replies.some((r) => r.flags.includes('S'))).toBe(true);
+    for (const r of replies) {
+      expect(r.checksumOk, `reply ${r.flags}`).toBe(true);
+      if (r.flags.includes('R')) continue; // a reset leaves without the socket's options (then inserted)
+      expect(r.opts, `reply ${r.flags}`).toEqual(want);
+      expect(r.hdrLen).toBe(48); // the server's 16 octets, options ending at 12: + PadN(0) + 34
+    }
+    expect(summary.badChecksums).toEqual([]);
+    expect(summary.goodChecksums).toBeGreaterThanOrEqual(replies.length);
+
+    // The echo: from the other proxy, with a flow label that alone would pick another back, the
+    // server segment learned from the stamped reply sends the connection to the same back.
+    const t = compileForPrediction(TABLE);
+    let label = 0;
+    for (let l = 1; l < 100_000 && label === 0; l++) {
+      if (predictWith(t, { src: PROXY2, service: VIP1, label: l, lbspClient: C1, lbspServer: '::' }) !== back) label = l;
+    }
+    expect(label).toBeGreaterThan(0);
+    const lbspDec0 = await lab.metric('front', 'mslb_decisions_total', { reason: 'lbsp_server' });
+    const echoed = (first!.lbspBack as { server: string }).server; // what the client received
+    const [echo] = await connect(lab, [{ src: PROXY2, dst: VIP1, port: OWN_PORT, mode: 'line', label, lbsp: { client: C1, server: echoed } }]);
+    expect(echo).toMatchObject({ ok: true, server: PBACKS[back].server, sentServer: PBACKS[back].vip1 });
+    expect(echo!.lbspBack).toEqual({ type: 0x1e, client: C1, server: PBACKS[back].vip1 });
+    expect((await lab.metric('front', 'mslb_decisions_total', { reason: 'lbsp_server' })) - lbspDec0).toBe(1);
+
+    // Full-size segments from such a server still fit once merged (docs/lbsp.md, MSS): none skipped.
+    const BYTES = 2_000_000;
+    const [bulk] = await connect(lab, [{ src: PROXY2, dst: VIP1, port: OWN_PORT, mode: 'bulk', bytes: BYTES, lbsp: { client: C1, server: PBACKS[back].vip1 }, timeout: 20 }]);
+    expect(bulk, JSON.stringify(bulk)).toMatchObject({ ok: true, bytes: BYTES, server: PBACKS[back].server });
+    const [st1, sk1] = [await each('mslb_lbsp_stamped_total'), await each('mslb_lbsp_stamp_skipped_total')];
+    const i = BACK_IDS.indexOf(back);
+    console.log(`own-options server: ${back} stamped ${st1[i]! - st0[i]!} return packets (merged), skipped ${sk1.map((x, j) => x - sk0[j]!).join('/')}`);
+    expect(st1[i]! - st0[i]!).toBeGreaterThan(replies.length);
+    expect(sk1).toEqual(sk0);
+  }, 90_000);
 });

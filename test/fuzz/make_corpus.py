@@ -19,7 +19,7 @@ import struct
 
 from scapy.all import (IP, IPv6, TCP, UDP, ICMP, ICMPv6EchoRequest, ICMPv6PacketTooBig, ICMPv6TimeExceeded,
                        ICMPv6DestUnreach, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
-                       IPv6ExtHdrFragment, PadN, HBHOptUnknown, Raw, fragment, fragment6)
+                       IPv6ExtHdrFragment, PadN, Pad1, HBHOptUnknown, Raw, fragment, fragment6)
 from socket import inet_pton, AF_INET6
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -152,6 +152,36 @@ def return_packets():
     ]
 
 
+def own_dstopts_replies():
+    """Replies whose server set its own final Destination Options header (the back merges LBSP into it)."""
+    def d(*opts):
+        return IPv6ExtHdrDestOpt(autopad=0, options=list(opts))
+
+    def u(t, data):
+        return HBHOptUnknown(otype=t, optdata=data)
+    tcp = TCP(sport=443, dport=40000, flags='A') / (b'z' * 40)
+    return [
+        IPv6(src=S6, dst=C6) / d(PadN(optdata=b'\0' * 4)) / TCP(sport=443, dport=40000, flags='SA', options=[('MSS', 1400)]),
+        IPv6(src=S6, dst=C6) / d(u(0x07, b'\xaa\xbb'), PadN(optdata=b'')) / UDP(sport=53, dport=5353) / (b'q' * 20),
+        IPv6(src=S6, dst=C6) / d(u(0x07, b'\xaa\xbb\xcc\xdd')) / tcp,
+        IPv6(src=S6, dst=C6) / d(u(0x07, b'\x01\x02'), u(0x3e, b'\x03\x04\x05\x06'), PadN(optdata=b'\0\0')) / tcp,
+        IPv6(src=S6, dst=C6) / d(u(0x04, b'\x04'), u(0x07, b''), Pad1()) / tcp,
+        IPv6(src=S6, dst=C6) / IPv6ExtHdrHopByHop(options=[PadN(optdata=b'\0' * 4)]) / d(u(0x07, b'\x01'), Pad1(), Pad1(), Pad1()) / tcp,
+        IPv6(src=S6, dst=C6) / d(PadN(optdata=b'\0' * 4)) / IPv6ExtHdrRouting(segleft=0, addresses=[C6]) / d(u(0x07, b'\xaa\xbb'), PadN(optdata=b'')) / UDP(sport=1, dport=2),
+        IPv6(src=S6, dst=C6) / d(*[u(0x07 + k, b'') for k in range(7)]) / UDP(sport=1, dport=2),
+        IPv6(src=S6, dst=C6) / d(*[u(0x07 + k, b'') for k in range(8)], PadN(optdata=b'\0' * 4)) / UDP(sport=1, dport=2),
+        IPv6(src=S6, dst=C6) / d(u(LBSP, a6(C6)), PadN(optdata=b'\0\0')) / UDP(sport=1, dport=2),
+    ]
+
+
+def write_merge_seeds():
+    # lbsp: no client / client known, unlimited room, and rooms 32, 39, 40 (control bits 2-7)
+    for i, p in enumerate(b(x) for x in own_dstopts_replies()):
+        for ctrl in (0x02, 0x03, 0x02 | 32 << 2, 0x02 | 39 << 2, 0x03 | 40 << 2):
+            write('lbsp', f'merge-{i}-{ctrl:02x}', bytes([ctrl]) + p)
+        write('back', f'merge-{i}-2', bytes([2]) + p)
+
+
 # ---------------------------------------------------------------- ICMP errors
 def icmp_packets():
     q6 = IPv6(src=C6, dst=S6) / TCP(sport=40000, dport=443, flags='A') / rb(1200)
@@ -259,6 +289,7 @@ def main():
         vnet = struct.pack('<BBHHHHH', 1, 0, 0, 0, l4, 16, 1)
         write('front', f'vnet-{i}', bytes([0x80]) + vnet + p)
         write('back', f'vnet-{i}', bytes([0x80]) + vnet + p)
+    write_merge_seeds()
     for t in ('parse', 'extwalk', 'lbsp', 'icmp', 'decap', 'front', 'back'):
         print(t, len(os.listdir(os.path.join(HERE, 'corpus', t))))
 

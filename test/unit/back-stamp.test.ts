@@ -10,7 +10,7 @@ import { buildLbspHeader, readLbspClient, readLbspServer } from '../../shared/pa
 import { computeL4Checksum, l4ChecksumFieldOff, writeL4Checksum } from '../../shared/packet/checksum.js';
 import { dropIndex, eventIndex, newCounterBlock } from '../../shared/metrics/counter-layout.js';
 import type { AuxBatch } from '../../shared/engine/packet-processor.js';
-import { words } from '../vectors/load.js';
+import { hexOf, loadVectors, slab, words } from '../vectors/load.js';
 
 const S6 = '2001:db8:5::80', B6 = '2001:db8:b::1', S4 = '192.0.2.80', B4 = '198.51.100.1';
 const CLIENT = '2001:db8:c1::10', PROXY = '2001:db8:c2::10', C_SEG = '2001:db8:cc::1', SERVER_ID = '2001:db8:5::1';
@@ -28,7 +28,7 @@ function role(extra: Partial<BackRole> = {}): BackRole {
   };
 }
 
-interface Pkt { src: string; dst: string; sport: number; dport: number; flags?: number; mss?: number; payload?: number; lbsp?: { client: string; server: string } }
+interface Pkt { src: string; dst: string; sport: number; dport: number; flags?: number; mss?: number; payload?: number; lbsp?: { client: string; server: string }; dstopts?: number[] }
 
 /** IPv6 TCP with a valid checksum (optional MSS option and LBSP header). */
 function tcp6(p: Pkt): [Uint8Array, number, number] {
@@ -36,6 +36,7 @@ function tcp6(p: Pkt): [Uint8Array, number, number] {
   const off = 128;
   let q = off + 40;
   if (p.lbsp) { buildLbspHeader(buf, q, 6, 0x1e, words(p.lbsp.client), words(p.lbsp.server)); q += 40; }
+  if (p.dstopts) { buf.set(p.dstopts, q); buf[q] = 6; q += p.dstopts.length; } // the server's own header
   const t = q;
   buf[t] = p.sport >> 8; buf[t + 1] = p.sport & 0xff; buf[t + 2] = p.dport >> 8; buf[t + 3] = p.dport & 0xff;
   const hl = p.mss ? 24 : 20;
@@ -45,7 +46,7 @@ function tcp6(p: Pkt): [Uint8Array, number, number] {
   for (let i = 0; i < (p.payload ?? 0); i++) buf[q + i] = i & 0xff;
   q += p.payload ?? 0;
   const pl = q - off - 40;
-  buf[off] = 0x60; buf[off + 4] = pl >> 8; buf[off + 5] = pl & 0xff; buf[off + 6] = p.lbsp ? 60 : 6; buf[off + 7] = 64;
+  buf[off] = 0x60; buf[off + 4] = pl >> 8; buf[off + 5] = pl & 0xff; buf[off + 6] = p.lbsp || p.dstopts ? 60 : 6; buf[off + 7] = 64;
   const put = (at: number, a: string) => { const x = words(a); for (let i = 0; i < 4; i++) { buf[at + 4 * i] = x[i]! >>> 24; buf[at + 4 * i + 1] = (x[i]! >>> 16) & 0xff; buf[at + 4 * i + 2] = (x[i]! >>> 8) & 0xff; buf[at + 4 * i + 3] = x[i]! & 0xff; } };
   put(off + 8, p.src); put(off + 24, p.dst);
   const info = new PacketInfo();
@@ -168,6 +169,54 @@ describe('back: LBSP stamping of return traffic and MSS clamp', () => {
     const [b2, off2, len2] = mk(1440); // 60 + 1440 + 40 > 1500: not stamped
     expect(bp.process(b2, off2, len2, vnet, 0, aux)).toBe(off2);
     expect(vnet[2]).toBe(60);
+    expect(ev('lbsp_stamp_skipped')).toBe(1);
+  });
+
+  it('a reply with the server\'s own Destination Options header gets the option merged: at exactly tun.mtu stamped, one octet over forwarded as it is (scapy vectors)', () => {
+    const vs = loadVectors<{ desc: string; input: string; server: string; mtu?: number; output?: string }[]>('lbsp-merge.json').filter((v) => v.mtu === 1500);
+    expect(vs.filter((v) => v.output).length).toBeGreaterThanOrEqual(2);
+    expect(vs.filter((v) => !v.output).length).toBeGreaterThanOrEqual(2);
+    for (const v of vs) {
+      counters = newCounterBlock();
+      bp = new BackProcessor(role({ serverId: w(v.server) }), counters);
+      const [buf, off, len] = slab(v.input);
+      const o = bp.process(buf, off, len, new Uint8Array(0), 0, aux);
+      if (v.output) {
+        expect(bp.outLen, v.desc).toBe(1500);
+        expect(hexOf(buf, o, bp.outLen), v.desc).toBe(v.output);
+        expect([ev('lbsp_stamped'), ev('lbsp_stamp_skipped')], v.desc).toEqual([1, 0]);
+      } else {
+        expect([o, bp.outLen], v.desc).toEqual([off, len]);
+        expect(hexOf(buf, o, len), v.desc).toBe(v.input);
+        expect([ev('lbsp_stamped'), ev('lbsp_stamp_skipped')], v.desc).toEqual([0, 1]);
+      }
+    }
+  });
+
+  it('a GSO super-packet with the server\'s own Destination Options header: judged per segment with the merge\'s growth (32 here), vnet header shifted by it', () => {
+    const vnet = new Uint8Array(12);
+    const PADN_ONLY = [0, 0, 1, 4, 0, 0, 0, 0];
+    const mk = (gsoSize: number) => {
+      const p = tcp6({ src: S6, dst: CLIENT, sport: 80, dport: 41000, payload: 2 * gsoSize, dstopts: PADN_ONLY });
+      // NEEDS_CSUM, gso TCPV6, hdr_len 40 + 8 + 20, gso_size, csum_start 48, csum_offset 16
+      vnet.set([1, 4, 68, 0, gsoSize & 255, gsoSize >> 8, 48, 0, 16, 0, 0, 0]);
+      return p;
+    };
+    const [buf, off, len] = mk(1400); // 68 + 1400 + 32 = 1500: fits
+    const o = bp.process(buf, off, len, vnet, 0, aux);
+    expect(o).toBe(off - 32);
+    expect(bp.outLen).toBe(len + 32);
+    expect(Array.from(vnet.subarray(0, 10))).toEqual([1, 4, 100, 0, 1400 & 255, 1400 >> 8, 80, 0, 16, 0]);
+    const out = parsed(buf, o, bp.outLen);
+    expect([out.info.destOptsOff, out.info.destOptsLen, out.info.lbspStatus, out.info.l4Off]).toEqual([40, 40, 1, 80]);
+    const s = new Uint32Array(4);
+    readLbspServer(buf, o, out.info, s);
+    expect(hex(s)).toBe(hex(words(SERVER_ID)));
+    expect(checksumOk(out)).toBe(true);
+    expect(ev('lbsp_stamped')).toBe(1);
+    const [b2, off2, len2] = mk(1401); // one octet over per segment: not stamped
+    expect(bp.process(b2, off2, len2, vnet, 0, aux)).toBe(off2);
+    expect(vnet[2]).toBe(68);
     expect(ev('lbsp_stamp_skipped')).toBe(1);
   });
 
