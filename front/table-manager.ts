@@ -153,6 +153,7 @@ export class TableManager {
         lbspEnabled: c.lbsp.enabled,
         slotOf: this.slotOf,
         up: this.up,
+        previous: this.current ?? undefined, // unchanged parts are shared, not garbage at every reload
       });
       if (extra.routes.length > 0) {
         const m = table.meta;

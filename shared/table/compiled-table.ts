@@ -8,6 +8,13 @@
 // (never changes with health) and `alive` over the members that are up, rebuilt in place by
 // `refreshUp()` on the main thread. A key whose `full` member is up stays there, so a back going
 // down moves only its own keys; keys of a down member go to `alive`.
+//
+// Reloads: `compile` given the table in force (`previous`) reuses its arrays where the new ones
+// would be equal, so a frequent reload leaves little shared memory behind for every isolate to
+// collect: the Maglev tables when every pool has the same members (they are name-seeded, so equal
+// members give equal tables; `alive` is then shared too, with its record of which up-pattern it
+// holds, so whichever table refreshes it keeps it right), and the prefix tables' ranges and indexes
+// (shared/table/prefix-table.ts).
 
 import { parseAddress, type Family } from './addr.js';
 import { PrefixTable, PrefixTableBuilder, type PrefixTableShared } from './prefix-table.js';
@@ -30,6 +37,8 @@ export interface CompileOptions {
   /** Shared up[slot] array (1 = up); default: a new one with everything up. */
   up?: Uint8Array;
   maglevSize?: number;
+  /** The table in force: arrays equal to its ones are reused instead of allocated again. */
+  previous?: CompiledTable;
 }
 
 /** The JSON part. `view` is what GET /table returns (plus loadedAt and source). */
@@ -88,7 +97,10 @@ export class CompiledTable {
   readonly backCount: number;
   readonly maglevSize: number;
   private readonly lbspMask: number;
+  /** Per pool, the up-pattern `maglevAlive` was built for (shared with the tables sharing that array). */
   private aliveSig: string[] = [];
+  /** Pools' members (index, name, weight) the Maglev tables were built for ('' in a worker: no reuse). */
+  private maglevKey = '';
 
   private constructor(meta: CompiledMeta, arrays: CompiledArrays, prefix: PrefixTable[]) {
     this.meta = meta;
@@ -142,9 +154,9 @@ export class CompiledTable {
     const a = this.a;
     const M = this.maglevSize;
     let rebuilt = 0;
-    const scratch = new Int32Array(M);
     const poolTargets: number[] = [];
     for (let t = 0; t < a.targetPool.length; t++) if (a.targetPool[t]! >= 0) poolTargets.push(t);
+    let scratch: Int32Array | undefined; // 4*M bytes: only when a pool needs a rebuild (reloads call this)
     for (const t of poolTargets) {
       const p = a.targetPool[t]!;
       const start = a.targetStart[t]!, count = a.targetCount[t]!;
@@ -160,6 +172,7 @@ export class CompiledTable {
       }
       if (this.aliveSig[p] === sig) continue;
       this.aliveSig[p] = sig;
+      scratch ??= new Int32Array(M);
       buildMaglev(names, scratch, include);
       // Positions -> back indices, then one copy into shared memory: every entry a worker reads
       // mid-copy is a valid back index or -1, and the reader re-checks up[] anyway.
@@ -254,23 +267,39 @@ export class CompiledTable {
     targetKey.set(tKey); targetFailClosed.set(tFail); targetStart.set(tStart); targetCount.set(tCount); targetPool.set(tPool);
     const membersArr = sab(Int32Array, members.length, 4);
     membersArr.set(members);
-    const maglevFull = sab(Int32Array, P * M, 4), maglevAlive = sab(Int32Array, P * M, 4);
-    const scratch = new Int32Array(M);
-    poolMembers.forEach((pm, p) => {
-      const ms = members.slice(pm.start, pm.start + pm.count);
-      buildMaglev(ms.map((b) => ({ name: backs[b]!.name, weight: backs[b]!.weight })), scratch);
-      for (let j = 0; j < M; j++) scratch[j] = ms[scratch[j]!]!;
-      maglevFull.set(scratch, p * M);
-      maglevAlive.set(scratch, p * M);
-    });
+    const maglevKey = `${M}|` + poolMembers.map((pm) => members.slice(pm.start, pm.start + pm.count).map((b) => `${b}:${backs[b]!.name}:${backs[b]!.weight}`).join(',')).join(';');
+    const prev = o.previous;
+    const reuseMaglev = P > 0 && prev !== undefined && prev.maglevKey === maglevKey && o.up !== undefined && prev.a.up === o.up;
+    let maglevFull: Int32Array, maglevAlive: Int32Array;
+    if (reuseMaglev) {
+      maglevFull = prev.a.maglevFull;
+      maglevAlive = prev.a.maglevAlive;
+    } else {
+      maglevFull = sab(Int32Array, P * M, 4);
+      maglevAlive = sab(Int32Array, P * M, 4);
+      const scratch = new Int32Array(P > 0 ? M : 0); // 4*M bytes: only with pools
+      poolMembers.forEach((pm, p) => {
+        const ms = members.slice(pm.start, pm.start + pm.count);
+        buildMaglev(ms.map((b) => ({ name: backs[b]!.name, weight: backs[b]!.weight })), scratch);
+        for (let j = 0; j < M; j++) scratch[j] = ms[scratch[j]!]!;
+        maglevFull.set(scratch, p * M);
+        maglevAlive.set(scratch, p * M);
+      });
+    }
 
     // Prefix tables: general routes for every service, plus per-service tables when routes say service:.
     const specific = new Set(t.routes.filter((r) => r.service).map((r) => r.service!));
+    // The previous table's counterpart: its table for the same service, else its general one.
+    const prevPrefix = (svc: string | null): PrefixTable | undefined => {
+      if (!prev) return undefined;
+      const i = svc === null ? -1 : prev.meta.services.indexOf(svc);
+      return prev.prefix[i < 0 ? 0 : prev.a.tableOfService[i]!];
+    };
     const build = (svc: string | null): PrefixTable => {
       const b = new PrefixTableBuilder();
       for (const r of t.routes) if (!r.service) b.add(r.family, r.words, r.len, targetOf.get(r.to)!);
       if (svc) for (const r of t.routes) if (r.service === svc) b.add(r.family, r.words, r.len, targetOf.get(r.to)!); // added last: wins a tie
-      return b.build();
+      return b.build({ reuse: prevPrefix(svc) });
     };
     const prefix: PrefixTable[] = [build(null)];
     const tableOfService = sab(Int32Array, S, 4);
@@ -309,6 +338,8 @@ export class CompiledTable {
       targetKey, targetFailClosed, targetStart, targetCount, targetPool, members: membersArr, maglevFull, maglevAlive,
       tableOfService, up,
     }, prefix);
+    ct.maglevKey = maglevKey;
+    if (reuseMaglev) ct.aliveSig = prev.aliveSig; // one `alive` array, one record of what it holds
     ct.refreshUp();
     return ct;
   }

@@ -5,10 +5,16 @@
 // A lookup is then "last range start <= key": a 65536-entry index on the key's top 16 bits
 // narrows the binary search to one bucket; a bucket holding many ranges (routes clustered under one
 // prefix, e.g. a /32 of IPv6 customers) gets its own index block on the next 16 bits, and so on
-// (at most MAX_BLOCKS blocks per family), so the final binary search stays short. Everything lives in typed arrays over
-// SharedArrayBuffers so a compiled table is posted to workers without a copy, and lookups
-// allocate nothing. A trie (stride 8/16) was rejected: at a million random IPv6 prefixes its
-// node pools need gigabytes, while ranges need ~40 bytes per route.
+// (at most MAX_BLOCKS blocks per family), so the final binary search stays short. A small table
+// (both families at most SMALL_UP_TO ranges: no bucket could need a block of its own) indexes only
+// the top 12 bits: a 32 KiB block per family instead of 512 KiB, which would be garbage at every
+// reload. Its lookups are the same code with the other shift as a constant (SmallPrefixTable; 12
+// bits, not 8: as fast as the full index for such tables). Everything lives in typed arrays over
+// SharedArrayBuffers so a compiled table is posted to workers without a copy, and lookups allocate
+// nothing. A rebuild may reuse a previous table's arrays (`reuse`): equal ranges are taken whole,
+// equal starts keep their index, so an edit that only moves prefixes between targets leaves no
+// index behind. A trie (stride 8/16) was rejected: at a million random IPv6 prefixes its node pools
+// need gigabytes, while ranges need ~40 bytes per route.
 
 import type { Family } from './addr.js';
 import { wordMask } from './addr.js';
@@ -20,17 +26,33 @@ const BLOCK = 2 * BUCKETS + 1;
 const SPLIT_ABOVE = 32;
 /** Index blocks per family at most (512 KiB each); beyond, the binary search just runs longer. */
 const MAX_BLOCKS = 64;
+/** Families of at most this many ranges get the small index (no bucket can hold more than SPLIT_ABOVE). */
+const SMALL_UP_TO = SPLIT_ABOVE;
+/** The small index: one block on the top SMALL_BITS bits, laid out like a level-0 block. */
+const SMALL_BITS = 12;
+const SMALL_BUCKETS = 1 << SMALL_BITS;
+/** key >>> shift = the top-level digit. */
+const FULL_SHIFT = 16;
+const SMALL_SHIFT = 32 - SMALL_BITS;
 
 export interface IndexOptions {
   splitAbove?: number;
   maxBlocks?: number;
+  /** Ranges up to which both families get the small index (default SMALL_UP_TO; 0: the full index always). */
+  smallUpTo?: number;
+}
+
+export interface BuildOptions extends IndexOptions {
+  /** A previous table whose arrays are reused where the new ones would be equal (see top). */
+  reuse?: PrefixTable;
 }
 
 /** One family's flattened ranges. `starts` has W words per range (W = 1 for IPv4, 4 for IPv6). */
 export interface RangeSetShared {
   starts: Uint32Array;
   values: Int32Array;
-  index: Uint32Array; // index blocks of BLOCK entries (see buildIndex); block 0 covers the top 16 bits
+  index: Uint32Array; // index blocks of BLOCK entries (see buildIndex), block 0 on the top 16 bits; or the small index
+  topShift: number; // key >>> topShift = the top-level digit: FULL_SHIFT or SMALL_SHIFT (small index)
   routes: number; // prefixes that went in (for metrics)
 }
 
@@ -96,12 +118,13 @@ export class PrefixTableBuilder {
     else this.addV6(words[0]!, words[1]!, words[2]!, words[3]!, len, value);
   }
 
-  /** Build the immutable table; `o` tunes the index (tests force deep indexes with small values). */
-  build(o: IndexOptions = {}): PrefixTable {
-    return new PrefixTable({
-      v4: flatten(this.w4, this.l4, this.v4, this.n4, 1, o),
-      v6: flatten(this.w6, this.l6, this.v6, this.n6, 4, o),
-    });
+  /** Build the immutable table; `o` tunes the index (tests force deep or full indexes) and names a table to reuse. */
+  build(o: BuildOptions = {}): PrefixTable {
+    const r4 = flatten(this.w4, this.l4, this.v4, this.n4, 1);
+    const r6 = flatten(this.w6, this.l6, this.v6, this.n6, 4);
+    const upTo = o.smallUpTo ?? SMALL_UP_TO;
+    const shift = r4.m <= upTo && r6.m <= upTo ? SMALL_SHIFT : FULL_SHIFT;
+    return PrefixTable.fromShared({ v4: shareRanges(r4, shift, o, o.reuse?.v4), v6: shareRanges(r6, shift, o, o.reuse?.v6) });
   }
 }
 
@@ -109,8 +132,24 @@ function grow32(a: Uint32Array, n: number): Uint32Array<ArrayBuffer> { const b =
 function grow8(a: Uint8Array, n: number): Uint8Array<ArrayBuffer> { const b = new Uint8Array(n); b.set(a); return b; }
 function growI32(a: Int32Array, n: number): Int32Array<ArrayBuffer> { const b = new Int32Array(n); b.set(a); return b; }
 
+/** True when typed array `a` holds exactly the first `len` elements of `b`. */
+function sameHead(a: ArrayLike<number>, b: ArrayLike<number>, len: number): boolean {
+  if (a.length !== len) return false;
+  for (let i = 0; i < len; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** One family's ranges before they go to shared memory: m ranges, starts (W words each) and values. */
+interface Ranges {
+  starts: Uint32Array;
+  values: Int32Array;
+  m: number;
+  W: number;
+  routes: number;
+}
+
 /** Sweep sorted prefixes into disjoint ranges (W words per address). */
-function flatten(words: Uint32Array, lens: Uint8Array, vals: Int32Array, n: number, W: number, o: IndexOptions): RangeSetShared {
+function flatten(words: Uint32Array, lens: Uint8Array, vals: Int32Array, n: number, W: number): Ranges {
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   // Start ascending, then shorter (enclosing) first, then insertion order (later duplicate wins).
@@ -185,13 +224,51 @@ function flatten(words: Uint32Array, lens: Uint8Array, vals: Int32Array, n: numb
     emit(vals[p]!);
   }
   while (sp > 0) popOne();
+  return { starts: outS, values: outV, m, W, routes: n };
+}
 
+/** The ranges in shared memory with their index (of the kind `shift` says), or the previous table's arrays where equal. */
+function shareRanges(r: Ranges, shift: number, o: IndexOptions, prev?: RangeSetShared): RangeSetShared {
+  const { m, W } = r;
+  // Equal starts: the previous starts and index serve (an index depends on the starts alone).
+  if (prev && prev.topShift === shift && sameHead(prev.starts, r.starts, m * W)) {
+    const values = sameHead(prev.values, r.values, m) ? prev.values : sharedI32(m);
+    if (values !== prev.values) values.set(r.values.subarray(0, m));
+    return { starts: prev.starts, values, index: prev.index, topShift: shift, routes: r.routes };
+  }
   const starts = sharedU32(m * W);
-  starts.set(outS.subarray(0, m * W));
+  starts.set(r.starts.subarray(0, m * W));
   const values = sharedI32(m);
-  values.set(outV.subarray(0, m));
-  const index = buildIndex(starts, m, W, o.splitAbove ?? SPLIT_ABOVE, o.maxBlocks ?? MAX_BLOCKS);
-  return { starts, values, index, routes: n };
+  values.set(r.values.subarray(0, m));
+  const index = shift === SMALL_SHIFT ? buildSmallIndex(starts, m, W) : buildIndex(starts, m, W, o.splitAbove ?? SPLIT_ABOVE, o.maxBlocks ?? MAX_BLOCKS);
+  return { starts, values, index, topShift: shift, routes: r.routes };
+}
+
+/** Last range whose start <= key (W words; range 0 starts at 0). */
+function floorRange(starts: Uint32Array, m: number, W: number, key: Uint32Array): number {
+  let lo = 0, hi = m - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    let le = true;
+    for (let k = 0; k < W; k++) {
+      const x = starts[mid * W + k]!, y = key[k]!;
+      if (x !== y) { le = x < y; break; }
+    }
+    if (le) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The small index: entry 2d = range holding the first key of top digit d, 2d+1 = 0 (no child), 2 * SMALL_BUCKETS = the last range. */
+function buildSmallIndex(starts: Uint32Array, m: number, W: number): Uint32Array {
+  const blk = sharedU32(2 * SMALL_BUCKETS + 1);
+  const key = new Uint32Array(W);
+  for (let d = 0; d < SMALL_BUCKETS; d++) {
+    key[0] = (d << SMALL_SHIFT) >>> 0;
+    blk[2 * d] = floorRange(starts, m, W, key);
+  }
+  blk[2 * SMALL_BUCKETS] = m - 1;
+  return blk;
 }
 
 /**
@@ -261,14 +338,15 @@ function buildIndex(starts: Uint32Array, m: number, W: number, splitAbove: numbe
 export class PrefixTable {
   readonly v4: RangeSetShared;
   readonly v6: RangeSetShared;
-  private readonly s4: Uint32Array;
-  private readonly x4: Int32Array;
-  private readonly i4: Uint32Array;
-  private readonly s6: Uint32Array;
-  private readonly x6: Int32Array;
-  private readonly i6: Uint32Array;
+  protected readonly s4: Uint32Array;
+  protected readonly x4: Int32Array;
+  protected readonly i4: Uint32Array;
+  protected readonly s6: Uint32Array;
+  protected readonly x6: Int32Array;
+  protected readonly i6: Uint32Array;
 
-  constructor(shared: PrefixTableShared) {
+  /** Use fromShared (or the builder): it picks the lookups that match the index. */
+  protected constructor(shared: PrefixTableShared) {
     this.v4 = shared.v4;
     this.v6 = shared.v6;
     this.s4 = shared.v4.starts; this.x4 = shared.v4.values; this.i4 = shared.v4.index;
@@ -277,7 +355,9 @@ export class PrefixTable {
 
   /** The shared-memory form; post it to a worker and rebuild with fromShared (no copy). */
   toShared(): PrefixTableShared { return { v4: this.v4, v6: this.v6 }; }
-  static fromShared(s: PrefixTableShared): PrefixTable { return new PrefixTable(s); }
+  static fromShared(s: PrefixTableShared): PrefixTable {
+    return s.v4.topShift === SMALL_SHIFT ? new SmallPrefixTable(s) : new PrefixTable(s);
+  }
 
   get routes4(): number { return this.v4.routes; }
   get routes6(): number { return this.v6.routes; }
@@ -288,61 +368,76 @@ export class PrefixTable {
   }
 
   lookup4(addr: number): number {
-    const a = addr >>> 0;
-    const s = this.s4;
-    const x = this.i4;
-    let base = 0;
-    let d = a >>> 16;
-    const c = x[2 * d + 1]!;
-    if (c !== 0) {
-      base = (c - 1) * BLOCK;
-      d = a & 0xffff;
-    }
-    let lo = x[base + 2 * d]!;
-    let hi = x[base + 2 * d + 2]!;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (s[mid]! <= a) lo = mid; else hi = mid - 1;
-    }
-    return this.x4[lo]!;
+    return find4(this.s4, this.x4, this.i4, addr >>> 0, FULL_SHIFT);
   }
 
   lookup6(w0: number, w1: number, w2: number, w3: number): number {
-    const a0 = w0 >>> 0, a1 = w1 >>> 0, a2 = w2 >>> 0, a3 = w3 >>> 0;
-    const s = this.s6;
-    const x = this.i6;
-    let base = 0;
-    let d = a0 >>> 16;
-    for (let level = 1; ; level++) {
-      const c = x[base + 2 * d + 1]!;
-      if (c === 0) break;
-      base = (c - 1) * BLOCK;
-      const w = level < 2 ? a0 : level < 4 ? a1 : level < 6 ? a2 : a3;
-      d = (level & 1) === 1 ? w & 0xffff : w >>> 16;
-    }
-    let lo = x[base + 2 * d]!;
-    let hi = x[base + 2 * d + 2]!;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      const b = mid << 2;
-      let le: boolean;
-      const s0 = s[b]!;
-      if (s0 !== a0) le = s0 < a0;
-      else {
-        const s1 = s[b + 1]!;
-        if (s1 !== a1) le = s1 < a1;
-        else {
-          const s2 = s[b + 2]!;
-          le = s2 !== a2 ? s2 < a2 : s[b + 3]! <= a3;
-        }
-      }
-      if (le) lo = mid; else hi = mid - 1;
-    }
-    return this.x6[lo]!;
+    return find6(this.s6, this.x6, this.i6, w0 >>> 0, w1 >>> 0, w2 >>> 0, w3 >>> 0, FULL_SHIFT);
   }
 
   /** Lookup with words in an array (IPv4: word 0). */
   lookup(family: Family, w: ArrayLike<number>): number {
     return family === 4 ? this.lookup4(w[0]!) : this.lookup6(w[0]!, w[1]!, w[2]!, w[3]!);
   }
+}
+
+/** Both families with the small index: the same lookups, the other top shift (a constant, as in the full one). */
+class SmallPrefixTable extends PrefixTable {
+  override lookup4(addr: number): number {
+    return find4(this.s4, this.x4, this.i4, addr >>> 0, SMALL_SHIFT);
+  }
+
+  override lookup6(w0: number, w1: number, w2: number, w3: number): number {
+    return find6(this.s6, this.x6, this.i6, w0 >>> 0, w1 >>> 0, w2 >>> 0, w3 >>> 0, SMALL_SHIFT);
+  }
+}
+
+/** Value of the range holding IPv4 key `a`; `shift` gives the top digit (a constant at each call: inlined). */
+function find4(s: Uint32Array, v: Int32Array, x: Uint32Array, a: number, shift: number): number {
+  let base = 0;
+  let d = a >>> shift;
+  const c = x[2 * d + 1]!;
+  if (c !== 0) {
+    base = (c - 1) * BLOCK;
+    d = a & 0xffff;
+  }
+  let lo = x[base + 2 * d]!;
+  let hi = x[base + 2 * d + 2]!;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (s[mid]! <= a) lo = mid; else hi = mid - 1;
+  }
+  return v[lo]!;
+}
+
+/** Value of the range holding IPv6 key a0..a3 (see find4). */
+function find6(s: Uint32Array, v: Int32Array, x: Uint32Array, a0: number, a1: number, a2: number, a3: number, shift: number): number {
+  let base = 0;
+  let d = a0 >>> shift;
+  for (let level = 1; ; level++) {
+    const c = x[base + 2 * d + 1]!;
+    if (c === 0) break;
+    base = (c - 1) * BLOCK;
+    const w = level < 2 ? a0 : level < 4 ? a1 : level < 6 ? a2 : a3;
+    d = (level & 1) === 1 ? w & 0xffff : w >>> 16;
+  }
+  let lo = x[base + 2 * d]!;
+  let hi = x[base + 2 * d + 2]!;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    const b = mid << 2;
+    let le: boolean;
+    const s0 = s[b]!;
+    if (s0 !== a0) le = s0 < a0;
+    else {
+      const s1 = s[b + 1]!;
+      if (s1 !== a1) le = s1 < a1;
+      else {
+        const s2 = s[b + 2]!;
+        le = s2 !== a2 ? s2 < a2 : s[b + 3]! <= a3;
+      }
+    }
+    if (le) lo = mid; else hi = mid - 1;
+  }
+  return v[lo]!;
 }

@@ -5,42 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { PrefixTableBuilder } from '../../shared/table/prefix-table.js';
 import { wordMask } from '../../shared/table/addr.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-interface R {
-  w: number[];
-  len: number;
-  v: number;
-}
-function brute(routes: R[], key: number[], W: number): number {
-  let best = -1;
-  let bestLen = -1;
-  for (const r of routes) {
-    let ok = true;
-    for (let k = 0; k < W; k++) {
-      const m = wordMask(r.len - 32 * k);
-      if (((key[k]! & m) >>> 0) !== ((r.w[k]! & m) >>> 0)) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok && r.len >= bestLen) {
-      best = r.v;
-      bestLen = r.len;
-    }
-  }
-  return best;
-}
+import { brute, rng, type R } from '../helpers/lpm-oracle.js';
 
 /** Routes under a common prefix of `common` bits, varying below it; keys near them. */
 function check(W: 1 | 4, common: number, seed: number, opts: { splitAbove?: number; maxBlocks?: number }): void {

@@ -1,26 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { PrefixTableBuilder, PrefixTable } from '../../shared/table/prefix-table.js';
 import { parsePrefix, parseAddress, wordMask } from '../../shared/table/addr.js';
-
-// Deterministic PRNG so failures reproduce.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => { s = (s + 0x6d2b79f5) >>> 0; let t = s; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0); };
-}
-
-interface R { w: number[]; len: number; v: number }
-function brute(routes: R[], key: number[], W: number): number {
-  let best = -1, bestLen = -1;
-  for (const r of routes) {
-    let ok = true;
-    for (let k = 0; k < W; k++) {
-      const m = wordMask(r.len - 32 * k);
-      if (((key[k]! & m) >>> 0) !== ((r.w[k]! & m) >>> 0)) { ok = false; break; }
-    }
-    if (ok && r.len >= bestLen) { best = r.v; bestLen = r.len; } // later duplicate wins
-  }
-  return best;
-}
+import { brute, rng, type R } from '../helpers/lpm-oracle.js';
 
 describe('PrefixTable', () => {
   it('matches the SPEC example longest-prefix semantics', () => {
