@@ -3,17 +3,8 @@
 //   node dist/bench/table-bench.js [maxRoutes]
 import { PrefixTableBuilder } from '../shared/table/prefix-table.js';
 import { wordMask } from '../shared/table/addr.js';
+import { rng } from './seeded-rng.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 function run(n: number): void {
   const r = rng(n);

@@ -1,17 +1,9 @@
 // Brute-force longest-prefix match (the oracle the prefix-table tests judge lookups by) and the
 // deterministic PRNG they draw routes and keys from, so a failure reproduces.
 import { wordMask } from '../../shared/table/addr.js';
+import { rng } from '../../bench/seeded-rng.js';
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+export { rng };
 
 /** A route: W prefix words (host bits zero), its length, its value. */
 export interface R {
