@@ -12,7 +12,7 @@ import { rewriteDst } from '../shared/packet/translate.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
 import { Proto } from '../shared/packet/constants.js';
-import { AddressSet } from '../shared/table/address-set.js';
+import { AddressSet } from './address-set.js';
 import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader } from '../shared/tun/vnet-header.js';
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';

@@ -1,6 +1,6 @@
 // The back's per-worker settings, derived from its config on the main thread: plain data
 // (addresses as words) so it crosses to workers by structured clone.
-import type { BackConfig } from '../shared/config/back-config.js';
+import type { BackConfig } from './back-config.js';
 import { parseAddress, parsePrefix } from '../shared/table/addr.js';
 import { LBSP_DEFAULT_TYPE } from '../shared/packet/constants.js';
 import { workerShare } from '../shared/engine/icmp-rate-limiter.js';

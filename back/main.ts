@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // mslb-back: the MSLB-B service. Validates its config before touching any interface, then runs
 // one worker per TUN queue (see shared/engine/service-host.ts).
-import { loadBackConfig } from '../shared/config/back-config.js';
+import { loadBackConfig } from './back-config.js';
 import { formatErrors } from '../shared/config/config-errors.js';
 import { ServiceHost } from '../shared/engine/service-host.js';
 import { configPathFromArgs } from '../shared/engine/service-args.js';

@@ -6,8 +6,8 @@
 import { FrontProcessor } from '../front/front-processor.js';
 import { FlowTable } from '../front/flow-table.js';
 import { decide, DecisionInput, DecisionResult } from '../front/decision.js';
-import { validateTable } from '../shared/table/table-loader.js';
-import { CompiledTable } from '../shared/table/compiled-table.js';
+import { validateTable } from '../front/table/table-loader.js';
+import { CompiledTable } from '../front/table/compiled-table.js';
 import { newCounterBlock } from '../shared/metrics/counter-layout.js';
 import { parsePacket } from '../shared/packet/parse.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';

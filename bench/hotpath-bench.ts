@@ -5,15 +5,15 @@
 //   vnet header preparation, checksum completion (JS small / native large), GSO split per 64 KiB
 //   super-packet, and FrontProcessor / BackProcessor.process for translate, encap and decap.
 import { PrefixTableBuilder } from '../shared/table/prefix-table.js';
-import { validateTable, type TableContext } from '../shared/table/table-loader.js';
-import { CompiledTable } from '../shared/table/compiled-table.js';
+import { validateTable, type TableContext } from '../front/table/table-loader.js';
+import { CompiledTable } from '../front/table/compiled-table.js';
 import { decide, DecisionInput, DecisionResult } from '../front/decision.js';
 import { FrontProcessor } from '../front/front-processor.js';
 import { frontRoleFromConfig } from '../front/front-role.js';
 import { BackProcessor } from '../back/back-processor.js';
 import { backRoleFromConfig } from '../back/back-role.js';
-import { frontConfigFromValue } from '../shared/config/front-config.js';
-import { backConfigFromValue } from '../shared/config/back-config.js';
+import { frontConfigFromValue } from '../front/front-config.js';
+import { backConfigFromValue } from '../back/back-config.js';
 import { newCounterBlock } from '../shared/metrics/counter-layout.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket } from '../shared/packet/parse.js';

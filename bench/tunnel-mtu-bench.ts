@@ -6,8 +6,8 @@
 // over established flows, plus heap growth over each run (the hot path must not allocate).
 // Prints numbers only. Run: npx tsc -p tsconfig.json && node --expose-gc dist/bench/tunnel-mtu-bench.js
 import { FrontProcessor } from '../front/front-processor.js';
-import { validateTable } from '../shared/table/table-loader.js';
-import { CompiledTable } from '../shared/table/compiled-table.js';
+import { validateTable } from '../front/table/table-loader.js';
+import { CompiledTable } from '../front/table/compiled-table.js';
 import { newCounterBlock } from '../shared/metrics/counter-layout.js';
 import type { AuxBatch } from '../shared/engine/packet-processor.js';
 

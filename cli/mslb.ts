@@ -5,11 +5,11 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { readDocument } from '../shared/config/read-document.js';
-import { frontConfigFromValue, loadFrontConfig, type FrontConfig } from '../shared/config/front-config.js';
-import { backConfigFromValue } from '../shared/config/back-config.js';
+import { frontConfigFromValue, loadFrontConfig, type FrontConfig } from '../front/front-config.js';
+import { backConfigFromValue } from '../back/back-config.js';
 import { formatError, type ConfigError } from '../shared/config/config-errors.js';
-import { loadTableFile } from '../shared/table/table-file.js';
-import { CompiledTable } from '../shared/table/compiled-table.js';
+import { loadTableFile } from '../front/table/table-file.js';
+import { CompiledTable } from '../front/table/compiled-table.js';
 import { parseAddress, formatAddress } from '../shared/table/addr.js';
 import { decide, DecisionInput, DecisionResult, REASON_NAMES } from '../front/decision.js';
 import { planHealthChecks } from '../front/health-checker.js';

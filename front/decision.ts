@@ -2,8 +2,8 @@
 // Pure and allocation-free: the caller fills a reusable DecisionInput, decide() writes into a
 // reusable DecisionResult. The flow table (step 5) sits in front of this, in the processor.
 
-import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL } from '../shared/table/compiled-table.js';
-import { hash1, hash2, hash4, hash5, KEY_SEED } from '../shared/table/hash32.js';
+import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL } from './table/compiled-table.js';
+import { hash1, hash2, hash4, hash5, KEY_SEED } from '../shared/packet/hash32.js';
 
 export const REASON_LBSP_SERVER = 0;
 export const REASON_SOURCE_PREFIX = 1;

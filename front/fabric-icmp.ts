@@ -18,7 +18,7 @@ import type { AuxBatch } from '../shared/engine/packet-processor.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { IcmpErrorInfo, parseIcmpError } from '../shared/packet/icmp.js';
 import { Proto } from '../shared/packet/constants.js';
-import { CompiledTable, MODE_ENCAP } from '../shared/table/compiled-table.js';
+import { CompiledTable, MODE_ENCAP } from './table/compiled-table.js';
 import { eventIndex } from '../shared/metrics/counter-layout.js';
 import { plateauBelow } from './pmtu-cache.js';
 import type { TunnelMtu } from '../shared/engine/tunnel-mtu.js';

@@ -18,7 +18,7 @@
 // flow's pinned back differs from the key-based choice (label changed, table edited).
 import type { PacketInfo } from '../shared/packet/packet-info.js';
 import { Proto } from '../shared/packet/constants.js';
-import type { CompiledTable } from '../shared/table/compiled-table.js';
+import type { CompiledTable } from './table/compiled-table.js';
 import { C_FLOW_TABLE_SIZE, MAX_BACKEND_SLOTS, decisionIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { FlowTable } from './flow-table.js';
 

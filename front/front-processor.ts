@@ -16,7 +16,7 @@ import { TunnelReassembly } from '../shared/engine/tunnel-reassembly.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
-import { CompiledTable, MODE_ENCAP, type CompiledTableTransfer } from '../shared/table/compiled-table.js';
+import { CompiledTable, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
 import { TunnelOffload, TUNNEL_DROP_TOO_BIG } from '../shared/engine/tunnel-offload.js';
 import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';

@@ -1,5 +1,5 @@
 // The front's per-worker settings derived from its config on the main thread (plain data).
-import type { FrontConfig } from '../shared/config/front-config.js';
+import type { FrontConfig } from './front-config.js';
 import { parseAddress } from '../shared/table/addr.js';
 import { workerShare } from '../shared/engine/icmp-rate-limiter.js';
 import type { PmtuShared } from './pmtu-cache.js';

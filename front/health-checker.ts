@@ -22,7 +22,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { Logger } from '../shared/log.js';
 import { formatAddress, parseAddress, parsePrefix, type Family } from '../shared/table/addr.js';
-import type { TableError, TableRoute, ValidatedTable } from '../shared/table/table-loader.js';
+import type { TableError, TableRoute, ValidatedTable } from './table/table-loader.js';
 
 export interface HealthDefaults {
   interval: number; // seconds

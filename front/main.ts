@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // mslb-front: the MSLB-F service. Validates config and table before touching any interface, then
 // runs one worker per TUN queue (shared/engine/service-host.ts) and keeps the table live.
-import { loadFrontConfig } from '../shared/config/front-config.js';
+import { loadFrontConfig } from './front-config.js';
 import { formatErrors } from '../shared/config/config-errors.js';
 import { ServiceHost } from '../shared/engine/service-host.js';
 import { configPathFromArgs } from '../shared/engine/service-args.js';
@@ -12,7 +12,7 @@ import { HealthChecker, planHealthChecks, type HealthPlan } from './health-check
 import type { HostSetup } from '../shared/netlink/host-setup.js';
 import { PmtuCache } from './pmtu-cache.js';
 import { encapSourceRoutes, pathMtuView, refreshBaseMtus } from './path-mtu.js';
-import type { CompiledTable } from '../shared/table/compiled-table.js';
+import type { CompiledTable } from './table/compiled-table.js';
 
 async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-front');

@@ -3,8 +3,8 @@
 // MTU of the route toward each of the back's addresses, read through rtnetlink (HostSetup.routeToward:
 // the route's MTU metric when it has one, else the egress link's MTU). A back with several
 // addresses of one family gets the smallest. Nothing here is on the packet path.
-import type { CompiledTable } from '../shared/table/compiled-table.js';
-import { MODE_ENCAP } from '../shared/table/compiled-table.js';
+import type { CompiledTable } from './table/compiled-table.js';
+import { MODE_ENCAP } from './table/compiled-table.js';
 import { parseAddress, parsePrefix } from '../shared/table/addr.js';
 import type { HostSetup } from '../shared/netlink/host-setup.js';
 import type { Logger } from '../shared/log.js';

@@ -16,10 +16,10 @@
 // SIGHUP reloads at once (no settle); an unchanged file then installs nothing but counts a success.
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import type { FrontConfig } from '../shared/config/front-config.js';
-import { parseTableText } from '../shared/table/table-file.js';
-import type { TableError, TableRoute, ValidatedTable } from '../shared/table/table-loader.js';
-import { CompiledTable } from '../shared/table/compiled-table.js';
+import type { FrontConfig } from './front-config.js';
+import { parseTableText } from './table/table-file.js';
+import type { TableError, TableRoute, ValidatedTable } from './table/table-loader.js';
+import { CompiledTable } from './table/compiled-table.js';
 import { MAX_BACKEND_SLOTS } from '../shared/metrics/counter-layout.js';
 import type { Logger } from '../shared/log.js';
 

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
 import { BACK_CONFIGS, Lab, LINKS, PROBE } from '../helpers/lab.js';
 import { addClientAddresses, curlFrom, logEvents, sleep, startLabServer, stopLabServer, UdpStream, untilMetric } from '../helpers/ops.js';
-import { parseTableText } from '../../shared/table/table-file.js';
-import { CompiledTable } from '../../shared/table/compiled-table.js';
+import { parseTableText } from '../../front/table/table-file.js';
+import { CompiledTable } from '../../front/table/compiled-table.js';
 import { decide, DecisionInput, DecisionResult } from '../../front/decision.js';
 import { parseAddress } from '../../shared/table/addr.js';
 

@@ -15,8 +15,8 @@ import { S6, PORTS, CLIENTS } from '../../lab/address-plan.js';
 import { waitFor, waitForOutput } from '../../lab/netns.js';
 import { PYTHON, distFile, repoRoot } from '../../lab/paths.js';
 import { makeCert } from '../../lab/servers.js';
-import { validateTable } from '../../shared/table/table-loader.js';
-import { CompiledTable } from '../../shared/table/compiled-table.js';
+import { validateTable } from '../../front/table/table-loader.js';
+import { CompiledTable } from '../../front/table/compiled-table.js';
 import { parseAddress } from '../../shared/table/addr.js';
 import { decide, DecisionInput, DecisionResult } from '../../front/decision.js';
 

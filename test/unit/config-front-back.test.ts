@@ -1,7 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { frontConfigFromValue, loadFrontConfig } from '../../shared/config/front-config.js';
-import { backConfigFromValue, loadBackConfig } from '../../shared/config/back-config.js';
+import { frontConfigFromValue, loadFrontConfig } from '../../front/front-config.js';
+import { backConfigFromValue, loadBackConfig } from '../../back/back-config.js';
 import { formatErrors } from '../../shared/config/config-errors.js';
 
 const examples = fileURLToPath(new URL('../../deploy/examples/', import.meta.url));

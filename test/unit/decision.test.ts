@@ -1,8 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import { validateTable, type TableContext } from '../../shared/table/table-loader.js';
-import { CompiledTable, type CompiledTableTransfer } from '../../shared/table/compiled-table.js';
+import { validateTable, type TableContext } from '../../front/table/table-loader.js';
+import { CompiledTable, type CompiledTableTransfer } from '../../front/table/compiled-table.js';
 import { parseAddress } from '../../shared/table/addr.js';
-import { hash1, KEY_SEED } from '../../shared/table/hash32.js';
+import { hash1, KEY_SEED } from '../../shared/packet/hash32.js';
 import { decide, DecisionInput, DecisionResult, REASON_NAMES } from '../../front/decision.js';
 
 const ctx: TableContext = { services: ['2001:db8:5::80', '192.0.2.80'], mode: 'translate', encap: { source: 'service', source4: '', source6: '' } };

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { ServiceMetrics } from '../../shared/metrics/registry.js';
 import { newCounterBlock } from '../../shared/metrics/counter-layout.js';
-import { loadFrontConfig } from '../../shared/config/front-config.js';
-import { loadBackConfig } from '../../shared/config/back-config.js';
+import { loadFrontConfig } from '../../front/front-config.js';
+import { loadBackConfig } from '../../back/back-config.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const deploy = (p: string) => join(root, 'deploy', p);

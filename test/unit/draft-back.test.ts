@@ -173,7 +173,7 @@ describe('back: return encapsulation, outer reassembly, hop limit (issue 6)', ()
 
 describe('back config: returnEncap', () => {
   it('the gateway needs an own address of its family (the outer source); with one, the role carries it', async () => {
-    const { backConfigFromValue } = await import('../../shared/config/back-config.js');
+    const { backConfigFromValue } = await import('../../back/back-config.js');
     const { backRoleFromConfig } = await import('../../back/back-role.js');
     const base = { addresses: [{ address: '198.51.100.1', service: '192.0.2.80' }], returnPath: { interface: 'eth-server' } };
     const bad = backConfigFromValue({ ...base, returnEncap: { gateway: '2001:db8:f:1::1' } }, 'back.yaml');

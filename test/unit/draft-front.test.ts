@@ -5,8 +5,8 @@
 // front emits is judged by scapy too (checksums recomputed and compared, fragments reassembled).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ScapyWorker } from '../helpers/scapy-worker.js';
-import { validateTable, type TableContext } from '../../shared/table/table-loader.js';
-import { CompiledTable } from '../../shared/table/compiled-table.js';
+import { validateTable, type TableContext } from '../../front/table/table-loader.js';
+import { CompiledTable } from '../../front/table/compiled-table.js';
 import { dropIndex, eventIndex, icmpIndex, newCounterBlock } from '../../shared/metrics/counter-layout.js';
 import type { AuxBatch } from '../../shared/engine/packet-processor.js';
 import { FrontProcessor } from '../../front/front-processor.js';

@@ -1,8 +1,8 @@
 // The front's flow table in the packet processor (SPEC 2 step 5): pure, crafted packets through
 // FrontProcessor.process() with a compiled table and a fake clock (no TUN).
 import { describe, it, expect, beforeEach } from 'vitest';
-import { validateTable, type TableContext } from '../../shared/table/table-loader.js';
-import { CompiledTable } from '../../shared/table/compiled-table.js';
+import { validateTable, type TableContext } from '../../front/table/table-loader.js';
+import { CompiledTable } from '../../front/table/compiled-table.js';
 import { buildLbspHeader } from '../../shared/packet/lbsp.js';
 import { C_FLOW_TABLE_SIZE, decisionIndex, eventIndex, newCounterBlock } from '../../shared/metrics/counter-layout.js';
 import type { AuxBatch } from '../../shared/engine/packet-processor.js';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { maglevTable, maglevLookup, buildMaglev, MAGLEV_DEFAULT_SIZE } from '../../shared/table/maglev.js';
-import { hash1, hash4, hashString, KEY_SEED } from '../../shared/table/hash32.js';
+import { maglevTable, maglevLookup, buildMaglev, MAGLEV_DEFAULT_SIZE } from '../../front/table/maglev.js';
+import { hash1, hash4, hashString, KEY_SEED } from '../../shared/packet/hash32.js';
 
 const KEYS = 200_000;
 const names = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `b${i + 1}` }));

@@ -1,8 +1,8 @@
 // offload.enabled (issue 7): on by default in the front and the back, switchable off in the file
 // or with MSLB_OFFLOAD_ENABLED, and a non-boolean is a config error naming the entry.
 import { afterEach, describe, expect, it } from 'vitest';
-import { frontConfigFromValue } from '../../shared/config/front-config.js';
-import { backConfigFromValue } from '../../shared/config/back-config.js';
+import { frontConfigFromValue } from '../../front/front-config.js';
+import { backConfigFromValue } from '../../back/back-config.js';
 
 const front = { tun: { routes: ['2001:db8:5::80/128'] }, services: ['2001:db8:5::80'], table: './t.yaml' };
 const back = { addresses: [{ address: '2001:db8:b::1', service: '2001:db8:5::80' }] };

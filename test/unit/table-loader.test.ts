@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { parseTableText } from '../../shared/table/table-file.js';
-import { validateTable, type TableContext } from '../../shared/table/table-loader.js';
+import { parseTableText } from '../../front/table/table-file.js';
+import { validateTable, type TableContext } from '../../front/table/table-loader.js';
 
 const ctx: TableContext = { services: ['2001:db8:5::80', '192.0.2.80'], mode: 'translate', encap: { source: 'service', source4: '', source6: '' } };
 

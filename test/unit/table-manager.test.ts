@@ -8,9 +8,9 @@ import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TableManager, type TableManagerOptions } from '../../front/table-manager.js';
-import { frontConfigFromValue, type FrontConfig } from '../../shared/config/front-config.js';
+import { frontConfigFromValue, type FrontConfig } from '../../front/front-config.js';
 import { createLogger } from '../../shared/log.js';
-import type { CompiledTable } from '../../shared/table/compiled-table.js';
+import type { CompiledTable } from '../../front/table/compiled-table.js';
 import { parsePrefix } from '../../shared/table/addr.js';
 
 const GOOD = `backs:

@@ -4,12 +4,12 @@
 // exactly like one compiled from scratch; and what is not equal must not be reused.
 import { describe, expect, it } from 'vitest';
 import { PrefixTableBuilder, type PrefixTable } from '../../shared/table/prefix-table.js';
-import { validateTable, type TableContext } from '../../shared/table/table-loader.js';
-import { CompiledTable } from '../../shared/table/compiled-table.js';
+import { validateTable, type TableContext } from '../../front/table/table-loader.js';
+import { CompiledTable } from '../../front/table/compiled-table.js';
 import { parseAddress, wordMask } from '../../shared/table/addr.js';
 import { decide, DecisionInput, DecisionResult } from '../../front/decision.js';
 import { TableManager } from '../../front/table-manager.js';
-import { frontConfigFromValue } from '../../shared/config/front-config.js';
+import { frontConfigFromValue } from '../../front/front-config.js';
 import { createLogger } from '../../shared/log.js';
 import { brute, rng, type R } from '../helpers/lpm-oracle.js';
 

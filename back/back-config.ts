@@ -1,11 +1,11 @@
 // mslb-back's config (SPEC 6a): convict schema (doc + default for every key, MSLB_* env
 // overrides), then cross-field checks.
 
-import { loadDocumentWith } from './read-document.js';
-import { runConvict } from './convict-load.js';
-import { Checker } from './check-values.js';
-import type { ConfigError } from './config-errors.js';
-import { parseAddress } from '../table/addr.js';
+import { loadDocumentWith } from '../shared/config/read-document.js';
+import { runConvict } from '../shared/config/convict-load.js';
+import { Checker } from '../shared/config/check-values.js';
+import type { ConfigError } from '../shared/config/config-errors.js';
+import { parseAddress } from '../shared/table/addr.js';
 import { resolve } from 'node:path';
 
 export const backSchema = {

@@ -2,11 +2,11 @@
 // overrides), then cross-field checks. Relative paths resolve against the config file's directory.
 
 import { dirname, resolve } from 'node:path';
-import { loadDocumentWith } from './read-document.js';
-import { runConvict } from './convict-load.js';
-import { Checker } from './check-values.js';
-import type { ConfigError } from './config-errors.js';
-import { parseAddress } from '../table/addr.js';
+import { loadDocumentWith } from '../shared/config/read-document.js';
+import { runConvict } from '../shared/config/convict-load.js';
+import { Checker } from '../shared/config/check-values.js';
+import type { ConfigError } from '../shared/config/config-errors.js';
+import { parseAddress } from '../shared/table/addr.js';
 
 export const frontSchema = {
   tun: {

@@ -3,7 +3,7 @@
 // filled in name order, so every front computes the same table from the same member set whatever
 // the order the config lists them in. The table maps hash % size -> member position.
 
-import { hashString } from './hash32.js';
+import { hashString } from '../../shared/packet/hash32.js';
 
 export const MAGLEV_DEFAULT_SIZE = 65537; // prime, as in Katran
 const SEED_OFFSET = 0x2a4f1b3d;

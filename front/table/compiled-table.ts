@@ -16,10 +16,10 @@
 // holds, so whichever table refreshes it keeps it right), and the prefix tables' ranges and indexes
 // (shared/table/prefix-table.ts).
 
-import { parseAddress, type Family } from './addr.js';
-import { PrefixTable, PrefixTableBuilder, type PrefixTableShared } from './prefix-table.js';
+import { parseAddress, type Family } from '../../shared/table/addr.js';
+import { PrefixTable, PrefixTableBuilder, type PrefixTableShared } from '../../shared/table/prefix-table.js';
 import { buildMaglev, MAGLEV_DEFAULT_SIZE } from './maglev.js';
-import { hash4, KEY_SEED } from './hash32.js';
+import { hash4, KEY_SEED } from '../../shared/packet/hash32.js';
 import type { HealthCheckSpec, PoolKey, ValidatedTable, BackMode } from './table-loader.js';
 
 export const MODE_TRANSLATE = 0;

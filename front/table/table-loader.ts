@@ -1,7 +1,7 @@
 // The translation table file (SPEC 6a): parse and validate against the front config.
 // Every error names the file, the entry (routes[3].source, backs.b2.address, ...) and the reason.
 
-import { parseAddress, parsePrefix, formatAddress, formatPrefix, type Family } from './addr.js';
+import { parseAddress, parsePrefix, formatAddress, formatPrefix, type Family } from '../../shared/table/addr.js';
 
 export interface TableError { file: string; entry: string; reason: string }
 
