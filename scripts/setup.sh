@@ -40,9 +40,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now bird >/dev/null 2>&1 || true; fi
 fi
 
-# npm ci runs the root install script (node-gyp rebuild: the TUN addon) and prepare (tsc -> dist/).
+# npm ci runs the root install script (node-gyp-build: the prebuilt TUN addon from prebuilds/, or a
+# node-gyp compile where none fits) and prepare (tsc -> dist/). The lab and the tests then run the
+# addon compiled from this tree (build/Release is loaded before prebuilds/), so they test its sources.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+  npm run --silent build:native >/dev/null
 else
   npm run --silent build:native >/dev/null
   npm run --silent build
