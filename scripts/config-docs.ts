@@ -148,9 +148,13 @@ const TABLE_DOCS: Record<string, Record<string, string>> = {
     fall: 'failures in a row that mark the back down; default the front config\'s.',
   },
   pool: {
-    members: 'list of back names (at least one, each once).',
+    members: 'list of members (at least one, each back once): a back name, or a mapping `{ back, weight }` (below).',
     key: '`source` (default: the client key), `label` or `source+label` (the IPv6 flow label when non-zero, else the client key).',
     failClosed: '`true`: drop (`backend_down`) when no member is up; default `false`: send to all configured members (fail-open).',
+  },
+  member: {
+    back: 'the back\'s name.',
+    weight: 'its share in this pool (default: the back\'s own `weight`, else 1); `0` drains it: no new key or flow goes to it, flows already pinned to it stay until they end or idle out.',
   },
   route: {
     source: 'client prefix (ADDRESS/LENGTH, no host bits set); matched against the client key (the LBSP client segment when present, else the IP source).',
@@ -192,6 +196,7 @@ function tableBounds(part: string, key: string): string {
   const value =
     part === 'healthCheck' ? { backs: { b: { address: '2001:db8::1', healthCheck: { [key]: 1e15 } } } }
     : part === 'back' ? { backs: { b: { address: '2001:db8::1', [key]: 1e15 } } }
+    : part === 'member' ? { backs: { b: { address: '2001:db8::1' } }, pools: { p: { members: [{ back: 'b', [key]: 1e15 }] } } }
     : undefined;
   if (!value) return '';
   const { errors } = validateTable(value, 'probe.yaml', TABLE_CTX);
