@@ -148,7 +148,7 @@ const TABLE_DOCS: Record<string, Record<string, string>> = {
     fall: 'failures in a row that mark the back down; default the front config\'s.',
   },
   pool: {
-    members: 'list of members (at least one, each back once): a back name, or a mapping `{ back, weight }` (below).',
+    members: 'list of back names (at least one, each once).',
     key: '`source` (default: the client key), `label` or `source+label` (the IPv6 flow label when non-zero, else the client key).',
     failClosed: '`true`: drop (`backend_down`) when no member is up; default `false`: send to all configured members (fail-open).',
   },
@@ -206,11 +206,15 @@ function tableBounds(part: string, key: string): string {
 
 function tableSection(): string {
   const parts: string[] = [];
-  for (const t of tableKeys()) {
+  const all = tableKeys();
+  const memberMappings = all.some((t) => t.part === 'member');
+  for (const t of all) {
     const rows = ['| key | unit / bounds | what |', '|---|---|---|'];
     for (const k of t.keys) {
       const unit = [UNITS[`${t.part}.${k}`] ?? '', tableBounds(t.part, k)].filter(Boolean).join(', ');
-      rows.push(`| \`${k}\` | ${cell(unit)} | ${cell(TABLE_DOCS[t.part]?.[k] ?? 'UNDOCUMENTED: describe it in scripts/config-docs.ts')} |`);
+      let what = TABLE_DOCS[t.part]?.[k] ?? 'UNDOCUMENTED: describe it in scripts/config-docs.ts';
+      if (t.part === 'pool' && k === 'members' && memberMappings) what = 'list of members (at least one, each back once): a back name, or a mapping `{ back, weight }` (below).';
+      rows.push(`| \`${k}\` | ${cell(unit)} | ${cell(what)} |`);
     }
     parts.push(`### ${t.title}\n\n${rows.join('\n')}`);
   }
