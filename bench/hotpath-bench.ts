@@ -251,6 +251,7 @@ try {
   const enc = frontProc('encap');
   const e = tcpSlab(true, N, 0);
   const offs = new Int32Array(N);
+  a.reset();
   for (let i = 0; i < N; i++) enc.process(e.buf, i * SLOT + HEAD, e.len, noVnet, 0, a);
   for (let i = 0; i < N; i++) offs[i] = a.offs[i]!;
   const eb = e.buf.slice();

@@ -39,6 +39,7 @@ export interface BatchLoopOptions {
 }
 
 const I_WRITE_ERROR = dropIndex('write_error');
+const I_READ_ERROR = dropIndex('read_error');
 const I_READ_BATCHES = eventIndex('read_batches');
 
 export class BatchLoop {
@@ -49,6 +50,7 @@ export class BatchLoop {
   private readonly emptyVnet = new Uint8Array(0);
   private stopped = false;
   private lastWriteDrops = 0;
+  private lastReadDrops = 0;
   /** Write-side GRO: merge TCP (TSO4+TSO6 on the device) / UDP (USO4+USO6) before writing. */
   private readonly groTcp: number;
   private readonly groUdp: number;
@@ -89,6 +91,7 @@ export class BatchLoop {
     try {
       for (let b = 0; b < BATCH_BUDGET && !this.stopped; b++) {
         const n = this.dev.read();
+        if (this.dev.readDrops !== this.lastReadDrops) this.countReadDrops();
         if (n <= 0) break;
         total += n;
         this.runBatch(n);
@@ -99,6 +102,14 @@ export class BatchLoop {
       this.deviceError(err);
     }
     return total;
+  }
+
+  /** Packets the device lost on read: received (rx) and dropped as read_error. */
+  private countReadDrops(): void {
+    const d = this.dev.readDrops - this.lastReadDrops;
+    this.lastReadDrops = this.dev.readDrops;
+    this.counters[C_RX_PACKETS] += d;
+    this.counters[I_READ_ERROR] += d;
   }
 
   private deviceError(err: Error): void {
