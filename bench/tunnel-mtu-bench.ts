@@ -1,4 +1,4 @@
-// Issue 6 micro-benchmark: ns per packet through FrontProcessor.process() in encap mode for
+// Tunnel MTU micro-benchmark: ns per packet through FrontProcessor.process() in encap mode for
 //   fit        — a 1000-byte IPv6 TCP packet that fits the tunnel (the common path: MTU check added),
 //   ptb        — a 1500-byte IPv6 packet: dropped, ICMPv6 Packet Too Big built (rate limit lifted),
 //   frag4      — a 1500-byte IPv4 UDP packet without DF: cut in two, each wrapped 4in4,

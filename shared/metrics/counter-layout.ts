@@ -26,7 +26,7 @@ export const EVENT_COUNTERS = [
   'lbsp_ignored_unknown_server',
   'lbsp_stamped',
   'mss_clamped',
-  // issue 6 (tunnel MTU, fragments, tunnels a front accepts, return encapsulation)
+  // tunnel MTU, fragments, tunnels a front accepts, return encapsulation
   'fragmented',
   'pmtu_learned',
   'tunnel_reassembled',
@@ -40,7 +40,7 @@ export const EVENT_COUNTERS = [
   'icmp_rate_limited',
   'multicast_ignored',
   'lbsp_stamp_skipped',
-  // issue 9: packets taken in without being forwarded or dropped, so rx = tx + drops + these
+  // packets taken in without being forwarded or dropped, so rx = tx + drops + these
   'fabric_icmp_handled',
   'fragments_held',
 ] as const;
