@@ -16,11 +16,11 @@
 // holds, so whichever table refreshes it keeps it right), and the prefix tables' ranges and indexes
 // (shared/table/prefix-table.ts).
 
+import { MODE_ENCAP, MODE_TRANSLATE } from '../../shared/packet/constants.js';
 import { parseAddress, type Family } from '../../shared/table/addr.js';
 import { PrefixTable, PrefixTableBuilder, type PrefixTableShared } from '../../shared/table/prefix-table.js';
 import { buildMaglev, MAGLEV_DEFAULT_SIZE } from './maglev.js';
 import { hash4, KEY_SEED } from '../../shared/packet/hash32.js';
-import { MODE_ENCAP, MODE_TRANSLATE } from '../../shared/packet/constants.js';
 import type { HealthCheckSpec, PoolKey, ValidatedTable, BackMode } from './table-loader.js';
 
 // backMode holds these; the front's processors compare against them where they read the table.
