@@ -2,16 +2,10 @@ import { PacketInfo } from './packet-info.js';
 import { Proto } from './constants.js';
 import { fmix32, mix32 } from './hash32.js';
 import { applyComplete, fold, ipv4HeaderChecksumValid, writeIpv4HeaderChecksum } from './checksum.js';
+import { put32 } from './bytes.js';
 
 export const OUTER_HDR_LEN4 = 20;
 export const OUTER_HDR_LEN6 = 40;
-
-function put32(buf: Uint8Array, p: number, v: number): void {
-  buf[p] = v >>> 24;
-  buf[p + 1] = (v >>> 16) & 0xff;
-  buf[p + 2] = (v >>> 8) & 0xff;
-  buf[p + 3] = v & 0xff;
-}
 
 /**
  * RFC 6438 outer flow label from the inner flow: inner addresses, protocol, inner flow label, and

@@ -1,6 +1,7 @@
 import { PacketInfo } from './packet-info.js';
 import { Proto } from './constants.js';
 import { fold, pseudoHeaderSum, sum16, writeIpv4HeaderChecksum } from './checksum.js';
+import { get32, put32 } from './bytes.js';
 
 /** Hop limit / TTL of the ICMP errors we originate. */
 export const ICMP_ERROR_HOP_LIMIT = 64;
@@ -8,17 +9,6 @@ export const ICMP_ERROR_HOP_LIMIT = 64;
 export const ICMP6_ERROR_MAX = 1280;
 /** Largest ICMPv4 error (RFC 1812 4.3.2.3: at most 576 bytes). */
 export const ICMP4_ERROR_MAX = 576;
-
-function put32(buf: Uint8Array, p: number, v: number): void {
-  buf[p] = v >>> 24;
-  buf[p + 1] = (v >>> 16) & 0xff;
-  buf[p + 2] = (v >>> 8) & 0xff;
-  buf[p + 3] = v & 0xff;
-}
-
-function get32(buf: Uint8Array, p: number): number {
-  return ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
-}
 
 function isV4Special(a: number): boolean {
   // unspecified, multicast 224/4 (and reserved 240/4), limited broadcast
