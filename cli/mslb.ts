@@ -125,7 +125,7 @@ function lookup(opts: Map<string, string>, io: CliIo): number {
   if (!t.table) return printErrors(io, t.errors);
   const slots = new Map<string, number>();
   const ct = CompiledTable.compile(t.table, {
-    services: cfg.services, flowLabelEnabled: cfg.flowLabel.enabled, lbspEnabled: cfg.lbsp.enabled,
+    services: cfg.services, flowLabelEnabled: cfg.flowLabel.enabled, lbspEnabled: cfg.lbsp.enabled, hashKey: cfg.hashKey,
     slotOf: (n) => { if (!slots.has(n)) slots.set(n, slots.size); return slots.get(n)!; },
   });
   const inp = new DecisionInput();
