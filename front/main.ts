@@ -110,6 +110,9 @@ async function main(): Promise<void> {
     host.metrics.markLoaded();
     tables.watch();
     log.info('table_loaded', { trigger: 'start', file: config.table, routes4: first.table.meta.routes4, routes6: first.table.meta.routes6 });
+    // Never the key itself: only where it came from.
+    if (config.hashKeySource === 'built-in') log.warn('hash_key_builtin', { message: 'no hashKey configured: pools use the built-in key, which anyone reading the source knows; set hashKey (the same on every front)' });
+    else log.info('hash_key', { source: config.hashKeySource });
   } catch (e) {
     log.error('start_failed', { error: (e as Error).message });
     health.stop();
