@@ -106,7 +106,7 @@ function check(pos: string[], opts: Map<string, string>, io: CliIo): number {
     const bc = backConfigFromValue(doc.value, file);
     if (!bc.config) return printErrors(io, bc.errors);
     io.out(`OK back ${file}: ${bc.config.addresses.length} addresses, ${bc.config.allowedFronts.length} allowed front prefixes, ` +
-      `stamping ${bc.config.lbsp.stamp ? 'on' : 'off'}`);
+      `stamping ${bc.config.lbsp.stamp === 'always' ? 'always' : bc.config.lbsp.stamp ? 'on (echo)' : 'off'}`);
     return 0;
   }
   if (role === 'table') {
