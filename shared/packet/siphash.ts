@@ -8,7 +8,7 @@
 //
 // Key layout: a Uint32Array(4) of the 16 key bytes read little-endian: [k0 lo, k0 hi, k1 lo, k1 hi].
 
-// Lanes v0..v3 as hi/lo pairs; module state so a round needs no object or array per call.
+// Byte-string variant (off the hot path: vectors, member names): lanes as module state.
 let v0h = 0, v0l = 0, v1h = 0, v1l = 0, v2h = 0, v2l = 0, v3h = 0, v3l = 0;
 
 function init(k: Uint32Array): void {
@@ -37,51 +37,64 @@ function round(): void {
   h = v2h; v2h = v2l; v2l = h;
 }
 
-/** One 8-byte message block (lo = bytes 0-3, hi = bytes 4-7, little-endian), c = 1. */
-function block13(mh: number, ml: number): void {
-  v3h ^= mh; v3l ^= ml;
-  round();
-  v0h ^= mh; v0l ^= ml;
-}
-
-/** Finalisation with d = 3; the low 32 bits of v0^v1^v2^v3. */
-function final13(): number {
-  v2l ^= 0xff;
-  round(); round(); round();
+/**
+ * SipHash-1-3 of n (1..5) 32-bit words a..e, low 32 bits. The lanes are locals, so optimised code
+ * keeps them in registers as int32: module or object state would box every lane value beyond the
+ * small-integer range into a heap number on each store (an allocation per hash, and 50x slower).
+ * One loop runs the compression rounds (one per 8-byte block, the last block holding the length)
+ * and then the three finalisation rounds, so the round is written once.
+ */
+function sipWords(k: Uint32Array, n: number, a: number, b: number, c: number, d: number, e: number): number {
+  const k0l = k[0]! | 0, k0h = k[1]! | 0, k1l = k[2]! | 0, k1h = k[3]! | 0;
+  let v0h = k0h ^ 0x736f6d65, v0l = k0l ^ 0x70736575;
+  let v1h = k1h ^ 0x646f7261, v1l = k1l ^ 0x6e646f6d;
+  let v2h = k0h ^ 0x6c796765, v2l = k0l ^ 0x6e657261;
+  let v3h = k1h ^ 0x74656462, v3l = k1l ^ 0x79746573;
+  const nb = (n >> 1) + 1; // 8-byte blocks, the last one with the length in its top byte
+  let mh = 0, ml = 0, lo = 0, h = 0, l = 0;
+  for (let i = 0; i < nb + 3; i++) {
+    if (i < nb) {
+      const w = 2 * i; // word index of the block's low half
+      if (i < nb - 1) { ml = w === 0 ? a : w === 2 ? c : e; mh = w === 0 ? b : w === 2 ? d : 0; }
+      else { ml = (n & 1) === 0 ? 0 : n === 1 ? a : n === 3 ? c : e; mh = (4 * n) << 24; }
+      v3h ^= mh; v3l ^= ml;
+    }
+    lo = (v0l >>> 0) + (v1l >>> 0); v0h = (v0h + v1h + (lo > 0xffffffff ? 1 : 0)) | 0; v0l = lo | 0;
+    h = (v1h << 13) | (v1l >>> 19); l = (v1l << 13) | (v1h >>> 19); v1h = h ^ v0h; v1l = l ^ v0l;
+    h = v0h; v0h = v0l; v0l = h;
+    lo = (v2l >>> 0) + (v3l >>> 0); v2h = (v2h + v3h + (lo > 0xffffffff ? 1 : 0)) | 0; v2l = lo | 0;
+    h = (v3h << 16) | (v3l >>> 16); l = (v3l << 16) | (v3h >>> 16); v3h = h ^ v2h; v3l = l ^ v2l;
+    lo = (v0l >>> 0) + (v3l >>> 0); v0h = (v0h + v3h + (lo > 0xffffffff ? 1 : 0)) | 0; v0l = lo | 0;
+    h = (v3h << 21) | (v3l >>> 11); l = (v3l << 21) | (v3h >>> 11); v3h = h ^ v0h; v3l = l ^ v0l;
+    lo = (v2l >>> 0) + (v1l >>> 0); v2h = (v2h + v1h + (lo > 0xffffffff ? 1 : 0)) | 0; v2l = lo | 0;
+    h = (v1h << 17) | (v1l >>> 15); l = (v1l << 17) | (v1h >>> 15); v1h = h ^ v2h; v1l = l ^ v2l;
+    h = v2h; v2h = v2l; v2l = h;
+    if (i < nb) {
+      v0h ^= mh; v0l ^= ml;
+      if (i === nb - 1) v2l ^= 0xff; // finalisation starts
+    }
+  }
   return (v0l ^ v1l ^ v2l ^ v3l) >>> 0;
 }
 
 /** SipHash-1-3 of one 32-bit word (4 bytes). */
 export function sip1(k: Uint32Array, a: number): number {
-  init(k);
-  block13(4 << 24, a);
-  return final13();
+  return sipWords(k, 1, a | 0, 0, 0, 0, 0);
 }
 
 /** SipHash-1-3 of two words (8 bytes). */
 export function sip2(k: Uint32Array, a: number, b: number): number {
-  init(k);
-  block13(b, a);
-  block13(8 << 24, 0);
-  return final13();
+  return sipWords(k, 2, a | 0, b | 0, 0, 0, 0);
 }
 
 /** SipHash-1-3 of four words (16 bytes: an IPv6 address). */
 export function sip4(k: Uint32Array, a: number, b: number, c: number, d: number): number {
-  init(k);
-  block13(b, a);
-  block13(d, c);
-  block13(16 << 24, 0);
-  return final13();
+  return sipWords(k, 4, a | 0, b | 0, c | 0, d | 0, 0);
 }
 
 /** SipHash-1-3 of five words (20 bytes: an IPv6 address and a flow label). */
 export function sip5(k: Uint32Array, a: number, b: number, c: number, d: number, e: number): number {
-  init(k);
-  block13(b, a);
-  block13(d, c);
-  block13(20 << 24, e);
-  return final13();
+  return sipWords(k, 5, a | 0, b | 0, c | 0, d | 0, e | 0);
 }
 
 /**
