@@ -37,64 +37,75 @@ function round(): void {
   h = v2h; v2h = v2l; v2l = h;
 }
 
+/** Message blocks of the word functions as (lo, hi) int32 pairs, the last one holding the length. */
+const M = new Int32Array(6);
+
 /**
- * SipHash-1-3 of n (1..5) 32-bit words a..e, low 32 bits. The lanes are locals, so optimised code
- * keeps them in registers as int32: module or object state would box every lane value beyond the
- * small-integer range into a heap number on each store (an allocation per hash, and 50x slower).
- * One loop runs the compression rounds (one per 8-byte block, the last block holding the length)
- * and then the three finalisation rounds, so the round is written once.
+ * SipHash-1-3 over the first `nw` words of M (whole 8-byte blocks), low 32 bits. The lanes are
+ * locals, so optimised code keeps them in registers as int32: module or object state would box
+ * every lane value beyond the small-integer range into a heap number on each store (an allocation
+ * per hash, and many times slower). The 64-bit add's carry is an int32 compare, not a float sum.
  */
-function sipWords(k: Uint32Array, n: number, a: number, b: number, c: number, d: number, e: number): number {
+function sipBlocks(k: Uint32Array, nw: number): number {
   const k0l = k[0]! | 0, k0h = k[1]! | 0, k1l = k[2]! | 0, k1h = k[3]! | 0;
   let v0h = k0h ^ 0x736f6d65, v0l = k0l ^ 0x70736575;
   let v1h = k1h ^ 0x646f7261, v1l = k1l ^ 0x6e646f6d;
   let v2h = k0h ^ 0x6c796765, v2l = k0l ^ 0x6e657261;
   let v3h = k1h ^ 0x74656462, v3l = k1l ^ 0x79746573;
-  const nb = (n >> 1) + 1; // 8-byte blocks, the last one with the length in its top byte
-  let mh = 0, ml = 0, lo = 0, h = 0, l = 0;
-  for (let i = 0; i < nb + 3; i++) {
-    if (i < nb) {
-      const w = 2 * i; // word index of the block's low half
-      if (i < nb - 1) { ml = w === 0 ? a : w === 2 ? c : e; mh = w === 0 ? b : w === 2 ? d : 0; }
-      else { ml = (n & 1) === 0 ? 0 : n === 1 ? a : n === 3 ? c : e; mh = (4 * n) << 24; }
-      v3h ^= mh; v3l ^= ml;
-    }
-    lo = (v0l >>> 0) + (v1l >>> 0); v0h = (v0h + v1h + (lo > 0xffffffff ? 1 : 0)) | 0; v0l = lo | 0;
+  let t = 0, h = 0, l = 0;
+  for (let i = 0; i < nw; i += 2) {
+    const ml = M[i]!, mh = M[i + 1]!;
+    v3h ^= mh; v3l ^= ml;
+    t = (v0l + v1l) | 0; v0h = (v0h + v1h + ((t >>> 0) < (v0l >>> 0) ? 1 : 0)) | 0; v0l = t;
     h = (v1h << 13) | (v1l >>> 19); l = (v1l << 13) | (v1h >>> 19); v1h = h ^ v0h; v1l = l ^ v0l;
     h = v0h; v0h = v0l; v0l = h;
-    lo = (v2l >>> 0) + (v3l >>> 0); v2h = (v2h + v3h + (lo > 0xffffffff ? 1 : 0)) | 0; v2l = lo | 0;
+    t = (v2l + v3l) | 0; v2h = (v2h + v3h + ((t >>> 0) < (v2l >>> 0) ? 1 : 0)) | 0; v2l = t;
     h = (v3h << 16) | (v3l >>> 16); l = (v3l << 16) | (v3h >>> 16); v3h = h ^ v2h; v3l = l ^ v2l;
-    lo = (v0l >>> 0) + (v3l >>> 0); v0h = (v0h + v3h + (lo > 0xffffffff ? 1 : 0)) | 0; v0l = lo | 0;
+    t = (v0l + v3l) | 0; v0h = (v0h + v3h + ((t >>> 0) < (v0l >>> 0) ? 1 : 0)) | 0; v0l = t;
     h = (v3h << 21) | (v3l >>> 11); l = (v3l << 21) | (v3h >>> 11); v3h = h ^ v0h; v3l = l ^ v0l;
-    lo = (v2l >>> 0) + (v1l >>> 0); v2h = (v2h + v1h + (lo > 0xffffffff ? 1 : 0)) | 0; v2l = lo | 0;
+    t = (v2l + v1l) | 0; v2h = (v2h + v1h + ((t >>> 0) < (v2l >>> 0) ? 1 : 0)) | 0; v2l = t;
     h = (v1h << 17) | (v1l >>> 15); l = (v1l << 17) | (v1h >>> 15); v1h = h ^ v2h; v1l = l ^ v2l;
     h = v2h; v2h = v2l; v2l = h;
-    if (i < nb) {
-      v0h ^= mh; v0l ^= ml;
-      if (i === nb - 1) v2l ^= 0xff; // finalisation starts
-    }
+    v0h ^= mh; v0l ^= ml;
+  }
+  v2l ^= 0xff;
+  for (let i = 0; i < 3; i++) {
+    t = (v0l + v1l) | 0; v0h = (v0h + v1h + ((t >>> 0) < (v0l >>> 0) ? 1 : 0)) | 0; v0l = t;
+    h = (v1h << 13) | (v1l >>> 19); l = (v1l << 13) | (v1h >>> 19); v1h = h ^ v0h; v1l = l ^ v0l;
+    h = v0h; v0h = v0l; v0l = h;
+    t = (v2l + v3l) | 0; v2h = (v2h + v3h + ((t >>> 0) < (v2l >>> 0) ? 1 : 0)) | 0; v2l = t;
+    h = (v3h << 16) | (v3l >>> 16); l = (v3l << 16) | (v3h >>> 16); v3h = h ^ v2h; v3l = l ^ v2l;
+    t = (v0l + v3l) | 0; v0h = (v0h + v3h + ((t >>> 0) < (v0l >>> 0) ? 1 : 0)) | 0; v0l = t;
+    h = (v3h << 21) | (v3l >>> 11); l = (v3l << 21) | (v3h >>> 11); v3h = h ^ v0h; v3l = l ^ v0l;
+    t = (v2l + v1l) | 0; v2h = (v2h + v1h + ((t >>> 0) < (v2l >>> 0) ? 1 : 0)) | 0; v2l = t;
+    h = (v1h << 17) | (v1l >>> 15); l = (v1l << 17) | (v1h >>> 15); v1h = h ^ v2h; v1l = l ^ v2l;
+    h = v2h; v2h = v2l; v2l = h;
   }
   return (v0l ^ v1l ^ v2l ^ v3l) >>> 0;
 }
 
 /** SipHash-1-3 of one 32-bit word (4 bytes). */
 export function sip1(k: Uint32Array, a: number): number {
-  return sipWords(k, 1, a | 0, 0, 0, 0, 0);
+  M[0] = a; M[1] = 4 << 24;
+  return sipBlocks(k, 2);
 }
 
 /** SipHash-1-3 of two words (8 bytes). */
 export function sip2(k: Uint32Array, a: number, b: number): number {
-  return sipWords(k, 2, a | 0, b | 0, 0, 0, 0);
+  M[0] = a; M[1] = b; M[2] = 0; M[3] = 8 << 24;
+  return sipBlocks(k, 4);
 }
 
 /** SipHash-1-3 of four words (16 bytes: an IPv6 address). */
 export function sip4(k: Uint32Array, a: number, b: number, c: number, d: number): number {
-  return sipWords(k, 4, a | 0, b | 0, c | 0, d | 0, 0);
+  M[0] = a; M[1] = b; M[2] = c; M[3] = d; M[4] = 0; M[5] = 16 << 24;
+  return sipBlocks(k, 6);
 }
 
 /** SipHash-1-3 of five words (20 bytes: an IPv6 address and a flow label). */
 export function sip5(k: Uint32Array, a: number, b: number, c: number, d: number, e: number): number {
-  return sipWords(k, 5, a | 0, b | 0, c | 0, d | 0, e | 0);
+  M[0] = a; M[1] = b; M[2] = c; M[3] = d; M[4] = e; M[5] = 20 << 24;
+  return sipBlocks(k, 6);
 }
 
 /**
