@@ -10,7 +10,7 @@ import { frontRoleFromConfig } from './front-role.js';
 import { TableManager } from './table-manager.js';
 import { HealthChecker, planHealthChecks, type HealthPlan } from './health-checker.js';
 import type { HostSetup } from '../shared/netlink/host-setup.js';
-import { PmtuCache } from './pmtu-cache.js';
+import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
 import { encapSourceRoutes, pathMtuView, refreshBaseMtus } from './path-mtu.js';
 import type { CompiledTable } from './table/compiled-table.js';
 

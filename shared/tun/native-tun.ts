@@ -144,13 +144,6 @@ export function closeTunFds(fds: readonly number[]): void {
   for (const fd of fds) a.closeFd(fd);
 }
 
-export interface AttachOptions extends TunQueueOptions {
-  /** Must match how the fd was opened. */
-  vnetHdr?: boolean;
-  /** Offloads the opener set (informational; TUNSETOFFLOAD is per device). */
-  offloads?: number;
-}
-
 export interface OpenTunOptions extends TunQueueOptions, OpenQueuesOptions {
   /** Interface name (< 16 bytes); "" or a pattern like "mslb%d" lets the kernel choose. */
   name: string;
@@ -170,7 +163,7 @@ export class NativeTun implements TunDevice {
   readonly rx: TunRx;
   private q: NativeQueue | null;
 
-  private constructor(fd: number, o: AttachOptions, name: string) {
+  private constructor(fd: number, o: TunQueueOptions, name: string) {
     const vnetHdr = o.vnetHdr ?? false;
     const g = slabGeometry(vnetHdr, o);
     this.name = name;
@@ -196,7 +189,7 @@ export class NativeTun implements TunDevice {
   }
 
   /** Take over an fd from openTunQueues (typically in a worker thread). The queue owns it now. */
-  static attach(fd: number, o: AttachOptions = {}): NativeTun {
+  static attach(fd: number, o: TunQueueOptions = {}): NativeTun {
     const name = loadAddon().ifName(fd);
     return new NativeTun(fd, o, name);
   }

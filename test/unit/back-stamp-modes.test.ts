@@ -9,12 +9,12 @@ import { parsePacket } from '../../shared/packet/parse.js';
 import { buildLbspHeader, readLbspClient, readLbspServer } from '../../shared/packet/lbsp.js';
 import { writeL4Checksum } from '../../shared/packet/checksum.js';
 import { eventIndex, newCounterBlock } from '../../shared/metrics/counter-layout.js';
-import type { AuxBatch } from '../../shared/engine/packet-processor.js';
+import { newTxQueue } from '../helpers/tx-queue.js';
 import { words } from '../vectors/load.js';
 
 const S6 = '2001:db8:5::80', B6 = '2001:db8:b::1', CLIENT = '2001:db8:c1::10', OTHER = '2001:db8:c1::20';
 const C_SEG = '2001:db8:cc::1', SERVER_ID = '2001:db8:5::1';
-const aux: AuxBatch = { buf: new Uint8Array(0), slotSize: 0, offs: new Int32Array(0), lens: new Int32Array(0), count: 0, capacity: 0 };
+const tx = newTxQueue(0);
 const w = (a: string) => Array.from(words(a));
 
 function role(always: boolean, stamp = true): BackRole {
@@ -50,10 +50,12 @@ function tcp6(src: string, dst: string, sport: number, dport: number, o: { seg?:
 }
 
 function through(bp: BackProcessor, p: [Uint8Array, number, number]): PacketInfo & { at: number; buf: Uint8Array } {
-  const o = bp.process(p[0], p[1], p[2], new Uint8Array(0), 0, aux);
-  expect(o).toBeGreaterThanOrEqual(0);
+  tx.reset();
+  expect(bp.process(p[0], p[1], p[2], new Uint8Array(0), 0, tx)).toBeGreaterThanOrEqual(0);
+  expect(tx.count).toBe(1);
+  const o = tx.offs[0]!;
   const info = new PacketInfo() as PacketInfo & { at: number; buf: Uint8Array };
-  expect(parsePacket(p[0], o, bp.outLen, info, 0x1e)).toBe(0);
+  expect(parsePacket(p[0], o, tx.lens[0]!, info, 0x1e)).toBe(0);
   info.at = o; info.buf = p[0];
   return info;
 }
