@@ -66,6 +66,8 @@ export interface FuzzResult {
   ft: number;
   corpus: number;
   seeds: number;
+  /** Inputs this run kept beyond the seeds (reached coverage nothing before had). */
+  newInputs: number;
   crashes: string[];
   /** The finding's message (stack) and the last lines of the fuzzer's output (for a failure message). */
   tail: string;
@@ -121,7 +123,7 @@ export async function fuzzTarget(t: string, o: FuzzOptions): Promise<FuzzResult>
   const nSeeds = existsSync(seeds) ? readdirSync(seeds).length : 0;
   const r = await runEngine(
     ['--target', t, '--mode', o.mode ?? 'guided', '--seconds', String(o.seconds), '--seed', String(o.seed ?? 1),
-      ...(o.runs ? ['--runs', String(o.runs)] : []), ...(o.noSeeds ? [] : ['--seeds', newCorpus, '--seeds', seeds]),
+      ...(o.runs !== undefined ? ['--runs', String(o.runs)] : []), ...(o.noSeeds ? [] : ['--seeds', newCorpus, '--seeds', seeds]),
       '--corpus', newCorpus, '--artifacts', artifacts, '--timeout', '10', '--max-len', '2048'],
     (o.seconds + 120) * 1000,
   );
@@ -138,6 +140,7 @@ export async function fuzzTarget(t: string, o: FuzzOptions): Promise<FuzzResult>
     ft: x?.ft ?? 0,
     corpus: x?.corpus ?? 0,
     seeds: o.noSeeds ? 0 : nSeeds,
+    newInputs: readdirSync(newCorpus).length,
     crashes,
     tail: `${x?.crash ? `${x.crash.message}\n` : ''}${r.out.split('\n').slice(-40).join('\n')}`,
   };
@@ -184,7 +187,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult[]> {
 
 export function formatResult(r: FuzzResult): string {
   const cov = r.coverage ? ` replay: sites ${r.coverage.sites}% lines ${r.coverage.lines}%` : '';
-  return `${r.target.padEnd(8)} exit ${r.exitCode} ${String(r.seconds).padStart(4)} s  runs ${String(r.runs).padStart(9)} (${r.execPerSec}/s)  cov ${r.cov}/${r.sites} ft ${r.ft}  corpus ${r.corpus} (seeds ${r.seeds})  crashes ${r.crashes.length}${cov}`;
+  return `${r.target.padEnd(8)} exit ${r.exitCode} ${String(r.seconds).padStart(4)} s  runs ${String(r.runs).padStart(9)} (${r.execPerSec}/s)  cov ${r.cov}/${r.sites} ft ${r.ft}  corpus ${r.corpus} (seeds ${r.seeds}, new ${r.newInputs})  crashes ${r.crashes.length}${cov}`;
 }
 
 async function main(): Promise<void> {
