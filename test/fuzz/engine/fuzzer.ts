@@ -79,8 +79,10 @@ export class Fuzzer {
     this.rand = rng(o.seed);
     this.mutator = new Mutator(this.rand, this.cov.dictionary(), o.maxLen);
     this.buf = new Uint8Array(o.maxLen);
-    // what module setup ran (configs, tables) is no input's coverage
-    this.cov.reset();
+    // What module setup ran (configs, tables) is no input's coverage, and must not hide what an input
+    // reaches; the replay's report counts it, as a line-coverage tool would (a module's setup code
+    // is then not reported as never reached).
+    if (o.mode !== 'replay') this.cov.reset();
   }
 
   private below(n: number): number {
