@@ -195,7 +195,7 @@ export function formatResult(r: FuzzResult): string {
 async function main(): Promise<void> {
   const a = process.argv.slice(2);
   const arg = (k: string) => {
-    const i = a.indexOf(k);
+    const i = a.lastIndexOf(k); // the last wins: `npm run fuzz -- --seconds 5` overrides the script's 30
     return i >= 0 ? a[i + 1] : undefined;
   };
   const seconds = Number(arg('--seconds') ?? 60);
