@@ -253,4 +253,22 @@ export class FlowPinning {
     else ft.repin(i, back, slot, this.generation);
     this.sync();
   }
+
+  /**
+   * For an ICMP error about a server's packet (SPEC 2 step 6): is the REVERSED flow of the quoted
+   * packet (src, dst, protocol, ports as quoted) pinned to a back usable now? Sets back/slot/service
+   * like lookup(), counts no hit and pins nothing: the error is not a packet of that flow.
+   */
+  lookupReversed(family: number, proto: number, qSrc: Uint32Array, qDst: Uint32Array, qSrcPort: number, qDstPort: number): boolean {
+    const t = this.compiled;
+    if (t === null) return false;
+    const s = t.serviceIndex(family, qSrc);
+    if (s < 0) return false;
+    const ft = this.table;
+    ft.setFlowKey(family, proto, qDst, qSrc, qDstPort, qSrcPort);
+    const i = ft.find(this.tick());
+    const ok = i >= 0 && this.usable(i, t, s);
+    this.sync();
+    return ok;
+  }
 }

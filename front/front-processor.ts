@@ -16,7 +16,8 @@ import { TunnelReassembly, REASM_HELD } from '../shared/tunnel/tunnel-reassembly
 import { addrDelta } from '../shared/packet/checksum.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
-import { CompiledTable, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
+import { isSteerableError, readQuote, QuotedFlow, QUOTE_OK, QUOTE_TRUNCATED } from '../shared/packet/icmp-quote.js';
+import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
 import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
 import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
@@ -59,6 +60,18 @@ const E_UNWRAPPED = eventIndex('tunnel_unwrapped');
 const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
 /** The config schema's icmp defaults, for roles built without them. */
 const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50 };
+const E_ST_FLOW = eventIndex('icmp_steered_flow_table');
+const E_ST_KEY = eventIndex('icmp_steered_client_key');
+const E_ST_COPIES = eventIndex('icmp_steered_copies');
+const E_COPIES = eventIndex('icmp_steer_copies');
+const E_REF_TRUNCATED = eventIndex('icmp_refused_quote_truncated');
+const E_REF_INVALID = eventIndex('icmp_refused_quote_invalid');
+const E_REF_NOT_SERVICE = eventIndex('icmp_refused_not_service');
+const E_REF_NO_ROUTE = eventIndex('icmp_refused_no_route');
+const E_REF_BACKEND_DOWN = eventIndex('icmp_refused_backend_down');
+const E_REF_COPY_LIMITED = eventIndex('icmp_refused_copy_limited');
+/** Aux slots left free before one more copy: the copy, its outer fragments, the original's. */
+const COPY_RESERVE = 6;
 
 export class FrontProcessor implements RoleProcessor {
   private readonly info = new PacketInfo();
@@ -78,6 +91,8 @@ export class FrontProcessor implements RoleProcessor {
   private readonly decap = new DecapResult();
   private readonly outerDst = new Uint32Array(4);
   private readonly noVnet = new Uint8Array(0);
+  private readonly quote = new QuotedFlow();
+  private readonly keepDst = new Uint32Array(4);
   private now: number;
   /** GSO split + checksum completion before the outer header (offloads on). */
   private readonly tunnel: TunnelOffload;
@@ -219,6 +234,7 @@ export class FrontProcessor implements RoleProcessor {
     const v = info.version;
     const r = this.result;
     const flows = this.flows;
+    if (info.icmpType >= 0 && isSteerableError(info)) return this.steerError(buf, off, info, t, hopDone, vnet, vnetOff, tx);
     if (info.lbspStatus === 2) c[E_LBSP_BAD_LEN]++;
     if (flows.lookup(info)) {
       // SPEC 2 step 5: a pinned flow keeps its back (reason flow_table, counted by lookup)
@@ -240,10 +256,20 @@ export class FrontProcessor implements RoleProcessor {
       c[reason === REASON_LBSP_SERVER ? DEC_LBSP : reason === REASON_FLOW_LABEL ? DEC_LABEL : DEC_PREFIX]++;
       flows.remember(info, r.back, r.slot);
     }
+    return this.toBack(buf, off, info, t, r.back, r.slot, r.service, hopDone, vnet, vnetOff, tx);
+  }
+
+  /**
+   * Send the parsed packet at buf[off] to back `back` (slot, service index): counted per back, hop
+   * limit checked, then translated or wrapped. Returns the verdict.
+   */
+  private toBack(buf: Uint8Array, off: number, info: PacketInfo, t: CompiledTable, back: number, slot: number, service: number, hopDone: boolean, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    const c = this.counters;
+    const v = info.version;
     const b = this.backAddr;
-    const fam = t.backAddress(r.back, r.service, b);
-    c[backendPacketsIndex(r.slot)] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets (SPEC 8)
-    c[backendPacketsIndex(r.slot) + 1] += info.totalLen;
+    const fam = t.backAddress(back, service, b);
+    c[backendPacketsIndex(slot)] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets (SPEC 8)
+    c[backendPacketsIndex(slot) + 1] += info.totalLen;
     // Hop limit (RFC 2473 section 3, RFC 2003 3.1): this host is one hop. A client's packet was
     // decremented by the kernel on its way into the TUN; an unwrapped inner packet was not, so its
     // hop is taken here. A packet that would leave with 0 is dropped with Time Exceeded.
@@ -251,7 +277,7 @@ export class FrontProcessor implements RoleProcessor {
       this.icmp.send(tx, buf, off, info, ICMP_TIME_EXCEEDED, 0, this.now);
       return this.drop(D_HOP_LIMIT);
     }
-    if (t.a.backMode[r.back] === MODE_ENCAP) return this.encap(buf, off, info, fam, r.slot, hopDone, vnet, vnetOff, tx);
+    if (t.a.backMode[back] === MODE_ENCAP) return this.encap(buf, off, info, fam, slot, hopDone, vnet, vnetOff, tx);
     // translate: same family is guaranteed by table validation
     const partial = vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
     rewriteDst(buf, off, info, b, addrDelta(info.dst, b, v === 4 ? 1 : 4), partial);
@@ -260,6 +286,106 @@ export class FrontProcessor implements RoleProcessor {
     if (hopDone) incrementHopLimit(buf, off, info);
     tx.forward(buf, off, info.totalLen, vnet, vnetOff);
     return VERDICT_QUEUED;
+  }
+
+  /**
+   * An ICMP error addressed to service S (SPEC 2 step 6): a router on the client's side could not
+   * deliver a packet the server sent (too big, unreachable, out of hops). It goes to the back that
+   * carries the quoted flow, so the server that owns the connection learns of it: the flow table's
+   * pin of the reversed quoted flow; else the decision taken with the quoted destination (the
+   * client) as the key; for a pool keyed by flow label or LBSP, which the quote cannot give back, a
+   * copy to every member that is up. A quote that is not a packet from S is malformed (SPEC 5).
+   */
+  private steerError(buf: Uint8Array, off: number, info: PacketInfo, t: CompiledTable, hopDone: boolean, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    const c = this.counters;
+    const q = this.quote;
+    const v = info.version;
+    const qs = readQuote(buf, off + info.l4Off + 8, info.l4Len - 8, v, q);
+    if (qs !== QUOTE_OK) {
+      c[qs === QUOTE_TRUNCATED ? E_REF_TRUNCATED : E_REF_INVALID]++;
+      return this.drop(D_MALFORMED);
+    }
+    const d = info.dst;
+    const qsrc = q.src;
+    if (qsrc[0] !== d[0] || qsrc[1] !== d[1] || qsrc[2] !== d[2] || qsrc[3] !== d[3]) {
+      c[E_REF_NOT_SERVICE]++; // quotes a packet the service it is addressed to never sent
+      return this.drop(D_MALFORMED);
+    }
+    if (!q.nonFirst && this.flows.lookupReversed(v, q.proto, qsrc, q.dst, q.srcPort, q.dstPort)) {
+      c[E_ST_FLOW]++;
+      const f = this.flows;
+      return this.toBack(buf, off, info, t, f.back, f.slot, f.service, hopDone, vnet, vnetOff, tx);
+    }
+    const inp = this.input;
+    const r = this.result;
+    inp.family = v === 4 ? 4 : 6;
+    inp.src.set(q.dst);
+    inp.service.set(qsrc);
+    inp.flowLabel = 0;
+    inp.hasLbsp = false;
+    const reason = decide(t, inp, r);
+    if (r.back < 0) {
+      if (reason === REASON_BACKEND_DOWN) {
+        c[E_REF_BACKEND_DOWN]++;
+        return this.drop(D_BACKEND_DOWN);
+      }
+      c[E_REF_NO_ROUTE]++;
+      return this.drop(D_NO_ROUTE);
+    }
+    if (v === 6 && r.target >= 0 && this.keyLost(t, r.target)) return this.copies(buf, off, info, t, r.target, r.back, r.slot, r.service, hopDone, vnet, vnetOff, tx);
+    c[E_ST_KEY]++;
+    return this.toBack(buf, off, info, t, r.back, r.slot, r.service, hopDone, vnet, vnetOff, tx);
+  }
+
+  /**
+   * The target's pool hashes something the quote of a server's packet cannot give back: the
+   * client's flow label (the quote carries the server's) or an LBSP option of the client's packets.
+   */
+  private keyLost(t: CompiledTable, target: number): boolean {
+    const a = t.a;
+    if (a.targetCount[target]! < 2) return false;
+    const k = a.targetKey[target];
+    return (t.meta.flowLabelEnabled && (k === KEY_LABEL || k === KEY_SOURCE_LABEL)) || t.meta.lbspEnabled;
+  }
+
+  /**
+   * A copy of the error to every member of the target's pool that is up (draining ones too: their
+   * pinned flows are still theirs). The chosen back gets the received packet; every other member a
+   * copy in an aux slot, each drawing on the ICMP rate limit, as long as slots are left.
+   */
+  private copies(buf: Uint8Array, off: number, info: PacketInfo, t: CompiledTable, target: number, back: number, slot: number, service: number, hopDone: boolean, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    const c = this.counters;
+    const a = t.a;
+    const S = t.serviceCount;
+    const start = a.targetStart[target]!;
+    const count = a.targetCount[target]!;
+    const aux = tx.aux;
+    const len = info.totalLen;
+    const keep = this.keepDst;
+    keep.set(info.dst);
+    const hop = info.hopLimit;
+    let sent = 0;
+    for (let i = 0; i < count; i++) {
+      const m = a.members[start + i]!;
+      if (m === back || a.up[a.backSlot[m]!] === 0 || a.backAddrFamily[m * S + service] === 0) continue;
+      let dup = false;
+      for (let j = 0; j < i; j++) if (a.members[start + j] === m) dup = true;
+      if (dup) continue;
+      // room for the copy and whatever it may become (outer fragments), and the received packet's
+      if (aux.free < COPY_RESERVE || aux.headroom + len > aux.slotSize || !this.icmp.allow(this.now)) {
+        c[E_REF_COPY_LIMITED]++;
+        continue;
+      }
+      const o = aux.claim() + aux.headroom;
+      aux.buf.set(buf.subarray(off, off + len), o);
+      const verdict = this.toBack(aux.buf, o, info, t, m, a.backSlot[m]!, service, hopDone, this.noVnet, 0, tx);
+      info.dst.set(keep); // the copy's translation rewrote info; the next copy starts from S again
+      info.hopLimit = hop;
+      if (verdict === VERDICT_QUEUED) sent++;
+    }
+    c[E_ST_COPIES]++;
+    c[E_COPIES] += sent;
+    return this.toBack(buf, off, info, t, back, slot, service, hopDone, vnet, vnetOff, tx);
   }
 
   private encap(buf: Uint8Array, off: number, info: PacketInfo, fam: number, slot: number, hopDone: boolean, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {

@@ -51,6 +51,18 @@ export const EVENT_COUNTERS = [
   'lbsp_ignored_backend_down',
   'lbsp_ignored_draining',
   'lbsp_client_fallback',
+  // ICMP errors to a service about a packet it sent (SPEC 2 step 6): how each was steered, the
+  // extra copies sent to a pool whose key the quote cannot give back, and why one was refused
+  'icmp_steered_flow_table',
+  'icmp_steered_client_key',
+  'icmp_steered_copies',
+  'icmp_steer_copies',
+  'icmp_refused_quote_truncated',
+  'icmp_refused_quote_invalid',
+  'icmp_refused_not_service',
+  'icmp_refused_no_route',
+  'icmp_refused_backend_down',
+  'icmp_refused_copy_limited',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 

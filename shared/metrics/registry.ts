@@ -102,7 +102,12 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['tunnel_unwrapped', 'mslb_tunnel_unwrapped_total', 'Tunnel packets from acceptTunnelFrom sources unwrapped (multi-stage, return encapsulation).'],
   ['fabric_icmp_handled', 'mslb_fabric_icmp_handled_total', 'ICMP errors about the front\'s own tunnel packets taken in (path MTU, relay to the inner source), not forwarded.'],
   ['lbsp_client_fallback', 'mslb_lbsp_client_fallback_total', 'LBSP client segments no route covers (anonymous values): the IP source was the key.'],
+  ['icmp_steer_copies', 'mslb_icmp_steer_copies_total', 'Extra copies of ICMP errors sent to the other members of a pool keyed by flow label or LBSP (beyond the first copy).'],
 ];
+/** `by` of mslb_icmp_steered_total -> event counter. */
+export const ICMP_STEERED_BY = ['flow_table', 'client_key', 'copies'] as const;
+/** `reason` of mslb_icmp_steer_refused_total -> event counter. */
+export const ICMP_REFUSED_REASONS = ['quote_truncated', 'quote_invalid', 'not_service', 'no_route', 'backend_down', 'copy_limited'] as const;
 const BACK_EVENTS: readonly [EventCounter, string, string][] = [
   ['lbsp_stamped', 'mslb_lbsp_stamped_total', 'Return packets stamped with the LBSP server segment.'],
   ['mss_clamped', 'mslb_mss_clamped_total', 'TCP SYNs whose MSS was clamped to leave room for the LBSP option.'],
@@ -202,6 +207,20 @@ export class ServiceMetrics {
         'reason',
         ['bad_length', 'unknown_server', 'other_service', 'backend_down', 'draining'],
         (r) => eventIndex(`lbsp_ignored_${r}` as EventCounter),
+      );
+      labelled(
+        'mslb_icmp_steered_total',
+        'ICMP errors to a service about a packet it sent, steered to the back of the quoted flow, by how.',
+        'by',
+        ICMP_STEERED_BY,
+        (r) => eventIndex(`icmp_steered_${r}` as EventCounter),
+      );
+      labelled(
+        'mslb_icmp_steer_refused_total',
+        'ICMP errors to a service not steered (dropped), or copies not sent, by why.',
+        'reason',
+        ICMP_REFUSED_REASONS,
+        (r) => eventIndex(`icmp_refused_${r}` as EventCounter),
       );
     }
 

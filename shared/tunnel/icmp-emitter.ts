@@ -42,6 +42,17 @@ export class IcmpEmitter {
   }
 
   /**
+   * Take one token for an error the service passes on in more than one copy (an error to a service
+   * copied to every member of a pool): copies draw on the same budget as the errors it originates.
+   * A refusal counts as rate limited.
+   */
+  allow(nowMs: number): boolean {
+    if (this.bucket.take(nowMs)) return true;
+    this.counters[E_RATE_LIMITED]++;
+    return false;
+  }
+
+  /**
    * Queue an error about the packet at buf[off] (parsed into info, unmodified; info.totalLen bytes
    * are there to quote). kind ICMP_TOO_BIG uses `mtu` (PTB: at least 1280). Returns true when queued.
    */

@@ -53,7 +53,7 @@ def build():
     p['v6_translate_h1'] = tcp6(100, h=1, src=C6b)
     p['v4_translate_h1'] = tcp4(100, h=1, src=C4b)
     p['v6_encap_h0'] = tcp6(100, h=0)
-    p['icmp_err_1500'] = IPv6(src=C6, dst=S6)/ICMPv6DestUnreach(code=4)/Raw(bytes(1452))
+    p['icmp_err_1500'] = IPv6(src=C6, dst=S6)/ICMPv6DestUnreach(code=4)/Raw(bytes(IPv6(src=S6, dst=C6)/TCP(sport=80, dport=40000)/Raw(bytes(1500)))[:1452])
     p['echo_1500'] = IPv6(src=C6, dst=S6)/ICMPv6EchoRequest(id=1, seq=1)/Raw(bytes(1452))
     # ICMP errors from the fabric about our tunnel packets (quoted: outer S -> B, inner client -> S)
     tun6 = IPv6(src=S6, dst=B6, nh=41, hlim=63)/tcp6(1500)
@@ -260,12 +260,13 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
   it('forged PTBs (outer destination not a back, outer source not ours) change nothing and are not relayed', async () => {
     for (const k of ['ptb_forged_dst', 'ptb_forged_src']) {
       const r = send(pkt(k));
-      expect(r.verdict, k).toBeLessThan(0); // addressed to S: balanced as ordinary traffic, no route for the router's address
+      expect(r.verdict, k).toBeLessThan(0); // addressed to S: steered by the quote (no route for B99; not from S: malformed)
       expect(r.aux, k).toEqual([]);
     }
     expect(cache.get(slot('b1'), 6, now)).toBe(1500);
     expect(ctr(eventIndex('pmtu_learned'))).toBe(0);
-    expect(ctr(dropIndex('no_route'))).toBe(2);
+    expect(ctr(dropIndex('no_route'))).toBe(1);
+    expect(ctr(dropIndex('malformed'))).toBe(1);
   });
 
   it('Frag Needed from the fabric: learned (with and without next-hop MTU: RFC 1191 plateau), relayed for DF; a short quote only lowers; other errors consumed', async () => {
@@ -353,7 +354,7 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     for (const k of ['malformed', 'too_big', 'not_service']) expect(ctr(dropIndex(k as 'malformed')), k).toBe(0);
   });
 
-  it('no ICMP error about an ICMP error: a 1500-byte Destination Unreachable to S is dropped silently; a 1500-byte echo request gets PTB', async () => {
+  it('no ICMP error about an ICMP error: a 1500-byte Destination Unreachable to S (steered to b1 by its quote) is dropped silently; a 1500-byte echo request gets PTB', async () => {
     const e = send(pkt('icmp_err_1500'));
     expect(e.verdict).toBeLessThan(0);
     expect(e.aux).toEqual([]);
