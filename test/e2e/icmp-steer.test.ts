@@ -80,6 +80,9 @@ describe.skipIf(!isRoot())('ICMP errors about the servers\' packets reach the ow
     // servers send full-size packets, and the router must tell the servers
     lab.set.ip(l.far.ns, `link set dev ${l.far.iface} mtu 1400`);
     for (const p of ['2001:db8:c1::/48', '2001:db8:c2::/48']) lab.set.ip(l.far.ns, `-6 route replace ${p} via ${L.v6[0]} mtu lock 1280`);
+    // one arm: the router's error comes back through the router on its way to the back, with the
+    // router's own address as source, which Linux drops as martian unless told to accept it
+    lab.set.exec(l.far.ns, 'sysctl', ['-qw', 'net.ipv4.conf.all.accept_local=1', 'net.ipv4.conf.eth-front.accept_local=1']);
     for (const srv of ['server1', 'server2'] as const) {
       lab.set.exec(lab.ns[srv], 'sysctl', ['-qw', 'net.ipv4.tcp_mtu_probing=0']);
     }
@@ -139,9 +142,10 @@ describe.skipIf(!isRoot())('ICMP errors about the servers\' packets reach the ow
     expect(await lab.metric('front', 'mslb_drops_total', { reason: 'malformed' })).toBe(0);
   }, 120_000);
 
-  it('a pool keyed by flow label: downloads complete; IPv6 errors are copied to both members, the owner caches 1280', async () => {
+  it('a pool keyed by flow label: downloads complete; the owner of each IPv6 flow got the PTB and caches 1280', async () => {
     await lab.restartFront(frontConfig(dir, true));
-    const copies = await lab.metric('front', 'mslb_icmp_steer_copies_total');
+    const steered = async () => (await lab.metric('front', 'mslb_icmp_steered_total', { by: 'flow_table' })) + (await lab.metric('front', 'mslb_icmp_steered_total', { by: 'copies' }));
+    const before = await steered();
     const r = await round();
     expect(r.got).toEqual([MB, MB, MB, MB]);
     for (const x of CLIENTS) {
@@ -155,6 +159,7 @@ describe.skipIf(!isRoot())('ICMP errors about the servers\' packets reach the ow
         expect(cached(x.server, x.c, x.s)).toBe(1400);
       }
     }
-    expect(await lab.metric('front', 'mslb_icmp_steer_copies_total')).toBeGreaterThan(copies);
+    // one queue: the reversed flow's pin is found first (copies, for errors that miss it, are unit-tested)
+    expect(await steered()).toBeGreaterThan(before);
   }, 120_000);
 });
