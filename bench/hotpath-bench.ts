@@ -14,7 +14,7 @@ import { BackProcessor } from '../back/back-processor.js';
 import { backRoleFromConfig } from '../back/back-role.js';
 import { frontConfigFromValue } from '../front/front-config.js';
 import { backConfigFromValue } from '../back/back-config.js';
-import { newCounterBlock } from '../shared/metrics/counter-layout.js';
+import { eventIndex, newCounterBlock } from '../shared/metrics/counter-layout.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket } from '../shared/packet/parse.js';
 import { partialPseudoSum, writeL4Checksum } from '../shared/packet/checksum.js';
@@ -156,6 +156,36 @@ function tcpSlab(v6: boolean, n: number, payload: number, src6Hi = 0xc1): { buf:
 
 const N = 256;
 
+/** ICMPv6 Packet Too Big (router -> S) quoting the answer to each client packet of `c`. */
+function errorSlab(c: { buf: Uint8Array; len: number }): { buf: Uint8Array; len: number } {
+  const q = c.len + 200;
+  const len = 48 + q;
+  const buf = new Uint8Array(N * SLOT);
+  for (let i = 0; i < N; i++) {
+    const o = i * SLOT + HEAD;
+    const src = c.buf.subarray(o, o + c.len);
+    buf[o] = 0x60;
+    buf[o + 4] = (len - 40) >> 8;
+    buf[o + 5] = (len - 40) & 0xff;
+    buf[o + 6] = 58;
+    buf[o + 7] = 64;
+    buf.set([0x20, 0x01, 0x0d, 0xb8, 0, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], o + 8);
+    buf.set(src.subarray(24, 40), o + 24); // to S
+    buf[o + 40] = 2; // Packet Too Big, MTU 1280
+    buf[o + 46] = 0x05;
+    const a = o + 48;
+    buf.set(src.subarray(0, 8), a);
+    buf[a + 4] = (q - 40) >> 8;
+    buf[a + 5] = (q - 40) & 0xff;
+    buf.set(src.subarray(24, 40), a + 8); // the answer: S -> client, ports swapped
+    buf.set(src.subarray(8, 24), a + 24);
+    buf.set(src.subarray(42, 44), a + 40);
+    buf.set(src.subarray(40, 42), a + 42);
+    buf.set(src.subarray(44, 60), a + 44);
+  }
+  return { buf, len };
+}
+
 /** The batch loop's transmit queue for a batch of N packets (reset per batch, as the loop does). */
 function txQueue(seg?: SegmentSlab): TxQueue {
   return new TxQueue(N + 64 + (seg?.capacity ?? 0), seg !== undefined, new PacketSlab(64, AUX_SLOT, AUX_HEADROOM), seg);
@@ -221,6 +251,23 @@ try {
   const fe = frontProc('encap');
   perPacket('FrontProcessor.process encap 6in6 TCP (flow hit)', fe, true, 0);
   perPacket('FrontProcessor.process encap 4in4 TCP (flow hit)', fe, false, 0);
+  // ICMPv6 Packet Too Big from a client-side router to S, quoting the server's answer to each
+  // client of the rows above (S -> client, ports swapped, 200 bytes of its payload): steered by the
+  // quote to the back of the flow. `ft` has pinned those flows; a fresh front has not.
+  const errors = errorSlab(tcpSlab(true, N, 0));
+  const steer = (name: string, p: FrontProcessor, by: 'icmp_steered_flow_table' | 'icmp_steered_client_key'): void => {
+    const buf = errors.buf.slice();
+    const a = txQueue();
+    const before = counters[eventIndex(by)]!;
+    bench(name, N, 1000, () => {
+      buf.set(errors.buf);
+      a.reset();
+      for (let i = 0; i < N; i++) p.process(buf, i * SLOT + HEAD, errors.len, noVnet, 0, a);
+    });
+    if (counters[eventIndex(by)]! - before < N) console.log(`  (unexpected: not every error steered by ${by})`);
+  };
+  steer('ICMPv6 PTB to S steered, translate (reversed flow pinned)', ft, 'icmp_steered_flow_table');
+  steer('ICMPv6 PTB to S steered, translate (no pin: client key)', frontProc('translate'), 'icmp_steered_client_key');
 } catch (e) {
   console.log(`FrontProcessor rows skipped: ${(e as Error).message}`);
 }
