@@ -17,6 +17,7 @@ import { decisionInput, explainDecision, formatDecisionReport, DecisionQueryErro
 import { usageMessage } from '../shared/engine/service-args.js';
 import { adminUrl } from '../shared/admin/admin-client.js';
 import { MSLB_VERSION } from '../shared/version.js';
+import type { FlowView } from '../front/front-admin.js';
 
 export interface CliIo {
   out(line: string): void;
@@ -244,22 +245,6 @@ async function lookupLive(admin: string, q: DecisionQuery, opts: Opts, io: CliIo
   if (r.status !== 200) { io.err(`mslb lookup: ${admin}: ${String(r.body.error ?? `HTTP ${r.status}`)}`); return r.status === 400 ? 2 : 1; }
   printReport(r.body as unknown as DecisionReport, opts.json === true, io);
   return 0;
-}
-
-/** One pinned flow as GET /flows and GET /lookup return it. */
-export interface FlowView {
-  kind: 'flow' | 'fragment';
-  proto: number;
-  src: string;
-  dst: string;
-  sport?: number;
-  dport?: number;
-  fragId?: number;
-  back: string | null;
-  idleMs: number;
-  expiresInMs: number;
-  closing: boolean;
-  queue: number;
 }
 
 const PROTO_NAMES: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };

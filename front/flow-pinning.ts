@@ -20,7 +20,8 @@ import type { PacketInfo } from '../shared/packet/packet-info.js';
 import { Proto } from '../shared/packet/constants.js';
 import type { CompiledTable } from './table/compiled-table.js';
 import { C_FLOW_TABLE_SIZE, MAX_BACKEND_SLOTS, decisionIndex, eventIndex } from '../shared/metrics/counter-layout.js';
-import { FlowTable } from './flow-table.js';
+import { FlowTable, KEY_WORDS, KIND_FRAGMENT } from './flow-table.js';
+import type { FlowEntry, FlowQuery, FlowSnapshot } from '../shared/engine/worker-messages.js';
 
 const TCP_FIN = 0x01;
 const TCP_SYN = 0x02;
@@ -240,6 +241,44 @@ export class FlowPinning {
   private timeoutFor(info: PacketInfo): number {
     const p = info.proto;
     return p === Proto.TCP ? this.tcpMs : p === Proto.UDP ? this.udpMs : this.otherMs;
+  }
+
+  /**
+   * Read-only view of the pinned entries matching q (GET /flows, /lookup), at most q.limit of them.
+   * A full scan of the table's typed arrays, off the packet path (between batches); allocates
+   * only the answer.
+   */
+  snapshot(q: FlowQuery, queue: number, now: number = this.clock()): FlowSnapshot {
+    const ft = this.table;
+    const flows: FlowEntry[] = [];
+    let matched = 0;
+    const want = new Uint32Array(KEY_WORDS);
+    for (let i = 0; i < ft.capacity; i++) {
+      if (!ft.isLive(i, now)) continue;
+      if (q.slot >= 0 && ft.slot[i] !== q.slot) continue;
+      const k0 = ft.keyWord(i, 0);
+      const family = ((k0 >>> 8) & 0xff) as 4 | 6;
+      const proto = k0 & 0xff;
+      if (q.family !== undefined && family !== q.family) continue;
+      if (q.proto !== undefined && proto !== q.proto) continue;
+      for (let w = 0; w < KEY_WORDS; w++) want[w] = ft.keyWord(i, w);
+      if (q.src && (want[1] !== q.src[0] || want[2] !== q.src[1] || want[3] !== q.src[2] || want[4] !== q.src[3])) continue;
+      if (q.dst && (want[5] !== q.dst[0] || want[6] !== q.dst[1] || want[7] !== q.dst[2] || want[8] !== q.dst[3])) continue;
+      const fragment = (k0 >>> 16) === KIND_FRAGMENT;
+      const ports = want[9]!;
+      if (q.sport !== undefined && (fragment || ports >>> 16 !== q.sport)) continue;
+      if (q.dport !== undefined && (fragment || (ports & 0xffff) !== q.dport)) continue;
+      matched++;
+      if (flows.length >= q.limit) continue;
+      const idle = ft.idleMs(i, now);
+      flows.push({
+        kind: fragment ? 'fragment' : 'flow', family, proto,
+        src: [want[1]!, want[2]!, want[3]!, want[4]!], dst: [want[5]!, want[6]!, want[7]!, want[8]!],
+        sport: fragment ? 0 : ports >>> 16, dport: fragment ? 0 : ports & 0xffff, fragId: fragment ? ports : 0,
+        slot: ft.slot[i]!, idleMs: idle, expiresInMs: Math.max(0, ft.timeoutMs(i) - idle), closing: ft.isClosing(i),
+      });
+    }
+    return { type: 'flows', id: q.id, queue, total: ft.count, matched, flows };
   }
 
   private pinFragment(info: PacketInfo, back: number, slot: number, now: number): void {

@@ -216,6 +216,25 @@ export class FlowTable {
     return removed;
   }
 
+  /** Entry i holds a flow not yet expired at `now` (read-only views: GET /flows). */
+  isLive(i: number, now: number): boolean {
+    return this.used[i] !== 0 && !this.expired(i, now);
+  }
+
+  /** Key word w of entry i (see the key layout at the top). */
+  keyWord(i: number, w: number): number {
+    return this.keys[i * KEY_WORDS + w]!;
+  }
+
+  /** Milliseconds since entry i last saw a packet, and until it expires. */
+  idleMs(i: number, now: number): number {
+    return now - this.lastSeen[i]!;
+  }
+
+  timeoutMs(i: number): number {
+    return this.timeout[i]!;
+  }
+
   /** Drop every entry (not counted as evictions). */
   clear(): void {
     this.used.fill(0);

@@ -13,6 +13,8 @@ import type { HostSetup } from '../shared/netlink/host-setup.js';
 import { PmtuCache } from './pmtu-cache.js';
 import { encapSourceRoutes, pathMtuView, refreshBaseMtus } from './path-mtu.js';
 import type { CompiledTable } from './table/compiled-table.js';
+import { tableHash } from './table/table-hash.js';
+import { frontAdminRoutes } from './front-admin.js';
 
 async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-front');
@@ -26,6 +28,8 @@ async function main(): Promise<void> {
   let health: HealthChecker | undefined;
   let hostSetup: HostSetup | undefined;
   let started = false;
+  /** Hash of the table in force (mslb_table_info, /table, POST /reload). */
+  let hash = '';
   // Path MTU toward each encap back, shared with the workers (issue 6: tunnel MTU).
   const pmtu = PmtuCache.create(config.encap.mtu > 0 ? config.encap.mtu : config.tun.mtu);
   const refreshMtus = (t: CompiledTable): void => {
@@ -35,6 +39,8 @@ async function main(): Promise<void> {
     config,
     log,
     (t, generation, plan) => {
+      hash = tableHash(t.meta.view);
+      host?.metrics.setTableHash(hash);
       host?.broadcast({ type: 'table', table: t.toTransfer(), generation });
       health?.update((plan as HealthPlan | undefined)?.backs ?? []);
       refreshMtus(t);
@@ -46,6 +52,7 @@ async function main(): Promise<void> {
         const p = planHealthChecks(t, config, slotOf);
         return { routes: p.routes, errors: p.errors, data: p };
       },
+      onInSync: () => host?.metrics.markInSync(),
     },
   );
   const first = tables.build();
@@ -91,8 +98,17 @@ async function main(): Promise<void> {
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
     table: () => {
       const t = tables.table;
-      return t ? { ...t.meta.view, pathMtu: pathMtuView(t, pmtu, Date.now()) } : undefined;
+      return t ? { ...t.meta.view, hash, pathMtu: pathMtuView(t, pmtu, Date.now()) } : undefined;
     },
+    adminRoutes: frontAdminRoutes({
+      table: () => tables.table,
+      queryFlows: (q) => host?.queryFlows(q) ?? Promise.resolve([]),
+      reload: () => {
+        if (!started) return { result: { outcome: 'rejected', errors: [{ file: config.table, entry: '', reason: 'the front is still starting' }] }, file: config.table, hash };
+        tables.reload('admin');
+        return { result: tables.lastReload!, file: config.table, hash };
+      },
+    }),
     ready: () => (tables.table ? { ready: true } : { ready: false, reason: 'no table loaded' }),
     setupHost: async (h) => {
       hostSetup = h;

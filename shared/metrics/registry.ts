@@ -123,6 +123,9 @@ export class ServiceMetrics {
   private reloadsOk = 0;
   private reloadsFailed = 0;
   private lastSuccess = 0;
+  /** 1 when the file on disk is the one in force (last reload applied or unchanged), 0 after a rejection. */
+  private lastReloadOk = 0;
+  private tableHash = '';
 
   constructor(opts: ServiceMetricsOptions) {
     this.role = opts.role;
@@ -287,6 +290,26 @@ export class ServiceMetrics {
       },
     });
     new Gauge({
+      name: 'mslb_config_last_reload_successful',
+      help: 'Whether the file on disk is the one in force: 1 after a load, reload or unchanged file, 0 while an edit is rejected (the previous one keeps serving).',
+      registers: reg,
+      collect() {
+        this.set(self.lastReloadOk);
+      },
+    });
+    if (this.role === 'front') {
+      new Gauge({
+        name: 'mslb_table_info',
+        help: 'Always 1; hash: hash of the table in force (its canonical content: equal on fronts with equal tables).',
+        labelNames: ['hash'],
+        registers: reg,
+        collect() {
+          this.reset();
+          if (self.tableHash !== '') this.set({ hash: self.tableHash }, 1);
+        },
+      });
+    }
+    new Gauge({
       name: 'mslb_workers',
       help: 'Worker threads (TUN queues) running.',
       registers: reg,
@@ -316,6 +339,7 @@ export class ServiceMetrics {
 
   /** A reload attempt finished (file change or SIGHUP). Success also sets the timestamp. */
   recordReload(ok: boolean, atMs: number = Date.now()): void {
+    this.lastReloadOk = ok ? 1 : 0;
     if (ok) {
       this.reloadsOk++;
       this.lastSuccess = atMs / 1000;
@@ -327,6 +351,17 @@ export class ServiceMetrics {
   /** The start-up load succeeded: sets the timestamp without counting a reload. */
   markLoaded(atMs: number = Date.now()): void {
     this.lastSuccess = atMs / 1000;
+    this.lastReloadOk = 1;
+  }
+
+  /** The file on disk went back to the content in force after a rejected edit (no reload counted). */
+  markInSync(): void {
+    this.lastReloadOk = 1;
+  }
+
+  /** Hash of the table in force (front): mslb_table_info{hash}. */
+  setTableHash(hash: string): void {
+    this.tableHash = hash;
   }
 
   /** Prometheus text exposition of everything. */
