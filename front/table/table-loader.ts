@@ -2,6 +2,8 @@
 // Every error names the file, the entry (routes[3].source, backs.b2.address, ...) and the reason.
 
 import { parseAddress, parsePrefix, formatAddress, formatPrefix, type Family } from '../../shared/table/addr.js';
+import { DURATION_HINT, formatDuration, parseDuration } from '../../shared/config/duration.js';
+import { HEALTH_INTERVAL_MAX, HEALTH_INTERVAL_MIN, HEALTH_TIMEOUT_MAX, HEALTH_TIMEOUT_MIN } from '../health-check-bounds.js';
 
 export interface TableError { file: string; entry: string; reason: string }
 
@@ -11,8 +13,8 @@ export type PoolKey = 'source' | 'label' | 'source+label';
 export interface HealthCheckSpec {
   url?: string; // HTTP probe, e.g. the back's /readyz
   servicePort?: number; // TCP connect to the service through the back
-  interval?: number; // seconds
-  timeout?: number;
+  interval?: number; // seconds (the file may say "2s", "500ms")
+  timeout?: number; // seconds
   rise?: number;
   fall?: number;
 }
@@ -149,6 +151,12 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
             let good = typeof v === 'string';
             if (good) { try { const u = new URL(v as string); good = u.protocol === 'http:' || u.protocol === 'https:'; } catch { good = false; } }
             if (!good) { err(he, `must be an http(s) URL, got ${JSON.stringify(v)}`); ok = false; } else spec.url = v as string;
+          } else if (k === 'interval' || k === 'timeout') {
+            const [lo, hi] = k === 'interval' ? [HEALTH_INTERVAL_MIN, HEALTH_INTERVAL_MAX] : [HEALTH_TIMEOUT_MIN, HEALTH_TIMEOUT_MAX];
+            const sec = parseDuration(v);
+            if (sec === null) { err(he, `must be ${DURATION_HINT}, got ${JSON.stringify(v)}`); ok = false; }
+            else if (sec < lo || sec > hi) { err(he, `must be from ${formatDuration(lo)} to ${formatDuration(hi)}, got ${formatDuration(sec)}${typeof v === 'number' ? ' (a plain number is seconds)' : ''}`); ok = false; }
+            else spec[k] = sec;
           } else {
             const max = k === 'servicePort' ? 65535 : 3600;
             if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) { err(he, `must be an integer from 1 to ${max}`); ok = false; }
