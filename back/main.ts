@@ -59,6 +59,7 @@ async function main(): Promise<void> {
   host.handleSignals();
   try {
     await host.start();
+    host.metrics.markLoaded(); // the config in force is the file's (mslb_config_last_reload_successful 1)
   } catch (e) {
     log.error('start_failed', { error: (e as Error).message });
     process.exitCode = 1;
