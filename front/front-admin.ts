@@ -83,6 +83,19 @@ function merge(answers: FlowSnapshot[], limit: number, t: CompiledTable) {
 }
 
 export function frontAdminRoutes(d: FrontAdminDeps): Record<string, AdminRoute> {
+  // A flow question stops each worker's packet loop for one table scan: one question at a time,
+  // so a burst of admin requests cannot turn into a forwarding stall.
+  let busy = false;
+  const askWorkers = async (q: Omit<FlowQuery, 'type' | 'id'>): Promise<FlowSnapshot[] | null> => {
+    if (busy) return null;
+    busy = true;
+    try {
+      return await d.queryFlows(q);
+    } finally {
+      busy = false;
+    }
+  };
+  const BUSY: AdminReply = { status: 429, body: { error: 'another flow-table query is running; ask again' } };
   const guarded = (f: (q: URLSearchParams) => AdminReply | Promise<AdminReply>) => async (q: URLSearchParams): Promise<AdminReply> => {
     try {
       return await f(q);
@@ -116,11 +129,12 @@ export function frontAdminRoutes(d: FrontAdminDeps): Record<string, AdminRoute> 
         }
         const sport = intParam(q, 'sport', 0, 65535);
         const dport = intParam(q, 'dport', 0, 65535);
-        const answers = await d.queryFlows({
+        const answers = await askWorkers({
           slot: -1, family: inp.family, src: Array.from(inp.src), dst: Array.from(inp.service),
           ...(proto !== undefined ? { proto } : {}), ...(sport !== undefined ? { sport } : {}), ...(dport !== undefined ? { dport } : {}),
           limit: LOOKUP_PINS_LIMIT,
         });
+        if (answers === null) return BUSY;
         const m = merge(answers, LOOKUP_PINS_LIMIT, t);
         return { status: 200, body: { ...report, pins: m.flows, pinsMatched: m.matched, live: true } };
       }),
@@ -145,7 +159,8 @@ export function frontAdminRoutes(d: FrontAdminDeps): Record<string, AdminRoute> 
           if (!a) throw new BadRequest(`src: not an address: ${JSON.stringify(src)}`);
           filter = { family: a.family, src: Array.from(a.words) };
         }
-        const answers = await d.queryFlows({ slot, ...filter, limit });
+        const answers = await askWorkers({ slot, ...filter, limit });
+        if (answers === null) return BUSY;
         return { status: 200, body: { ...(back !== null ? { back } : {}), ...merge(answers, limit, t) } };
       }),
     },

@@ -155,6 +155,26 @@ describe('front admin routes', () => {
     expect((await call(port, '/flows?limit=x')).status).toBe(400);
   });
 
+  it('one flow-table question at a time: a second one meanwhile gets 429', async () => {
+    const t = compile(TABLE);
+    let release: () => void = () => undefined;
+    const port = await serve({
+      table: () => t,
+      queryFlows: () => new Promise((resolve) => { release = () => resolve([]); }),
+      reload: () => ({ result: { outcome: 'unchanged', errors: [] }, file: '', hash: '' }),
+    });
+    const first = call(port, '/flows');
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await call(port, '/lookup?src=2001:db8::1');
+    expect(second.status).toBe(429);
+    release();
+    expect((await first).status).toBe(200);
+    const third = call(port, '/flows');
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    expect((await third).status).toBe(200);
+  });
+
   it('POST /reload answers 200 when applied or unchanged, 422 with the errors when rejected; GET is refused', async () => {
     const t = compile(TABLE);
     const fp = new FlowPinning({ size: 16, tcpTimeout: 300, udpTimeout: 30, otherTimeout: 30 }, newCounterBlock(), () => 0, 1);
