@@ -47,11 +47,15 @@ export interface AdminRoute {
   handle(query: URLSearchParams): AdminReply | Promise<AdminReply>;
 }
 
-/** A peer on this host: 127.0.0.0/8, ::1, or IPv4-mapped 127.x. */
-export function isLoopbackPeer(addr: string | undefined): boolean {
+/**
+ * A peer on this host: 127.0.0.0/8, ::1, IPv4-mapped 127.x, or the listening address itself (a
+ * command on the host that connects to the fabric address admin.listen names comes from it; a
+ * packet from elsewhere with our own address as source is a martian the kernel drops).
+ */
+export function isLoopbackPeer(addr: string | undefined, local?: string): boolean {
   if (addr === undefined) return false;
   const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-  return a === '::1' || /^127\./.test(a);
+  return a === '::1' || /^127\./.test(a) || (local !== undefined && addr === local);
 }
 
 export interface AdminServerOptions extends AdminHandlers {
@@ -143,7 +147,7 @@ export class AdminServer {
       res.setHeader('Allow', route.method === 'GET' ? 'GET, HEAD' : route.method);
       return this.send(res, 405, JSON_TYPE, JSON.stringify({ error: 'method not allowed', method }));
     }
-    if (route.loopbackOnly && !isLoopbackPeer(req.socket.remoteAddress)) {
+    if (route.loopbackOnly && !isLoopbackPeer(req.socket.remoteAddress, req.socket.localAddress)) {
       return this.send(res, 403, JSON_TYPE, JSON.stringify({ error: 'only from this host (loopback)' }));
     }
     req.resume(); // a body, if any, is not read: drain it

@@ -191,6 +191,9 @@ describe('front admin routes', () => {
   it('reload is for loopback peers only', () => {
     for (const a of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '127.8.9.1']) expect(isLoopbackPeer(a), a).toBe(true);
     for (const a of ['192.0.2.1', '2001:db8::1', '::ffff:192.0.2.1', undefined]) expect(isLoopbackPeer(a), String(a)).toBe(false);
+    // a command on the host reaching a fabric admin.listen comes from that same address
+    expect(isLoopbackPeer('2001:db8:e1::2', '2001:db8:e1::2')).toBe(true);
+    expect(isLoopbackPeer('2001:db8:e1::9', '2001:db8:e1::2')).toBe(false);
   });
 });
 
