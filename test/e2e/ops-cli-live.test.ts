@@ -2,15 +2,17 @@
 // flows its clients pinned, `mslb lookup --admin` answers with the live decision, the matched route
 // and the pins of that source; `mslb reload` exits 1 naming the error on a broken table (the old one
 // keeps serving, mslb_config_last_reload_successful 0) and 0 on a good one (gauge 1, the
-// mslb_table_info hash is the one reload printed). Needs root and `npm run build`.
+// mslb_table_info hash is the one reload printed); with back1 stopped, the live lookup shows b1 down
+// (health checks with durations in the table) and fail-open where b1 is the only back of a route.
+// Needs root and `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRoot } from '../helpers/netns.js';
-import { CLIENTS, Lab } from '../helpers/lab.js';
-import { curlFrom } from '../helpers/ops.js';
+import { CLIENTS, LINKS, Lab } from '../helpers/lab.js';
+import { curlFrom, until } from '../helpers/ops.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/mslb.js', import.meta.url));
 const ADMIN = '[::1]:9101';
@@ -21,8 +23,12 @@ mode: translate
 admin: { listen: "${ADMIN}" }
 `;
 const GOOD = `backs:
-  b1: { addresses: { "2001:db8:5::80": "2001:db8:b::1", "192.0.2.80": "198.51.100.1" } }
-  b2: { addresses: { "2001:db8:5::80": "2001:db8:b::2", "192.0.2.80": "198.51.100.2" } }
+  b1:
+    addresses: { "2001:db8:5::80": "2001:db8:b::1", "192.0.2.80": "198.51.100.1" }
+    healthCheck: { url: "http://[${LINKS.back1.v6[1]}]:9102/readyz", interval: 500ms, timeout: 400ms, fall: 2 }
+  b2:
+    addresses: { "2001:db8:5::80": "2001:db8:b::2", "192.0.2.80": "198.51.100.2" }
+    healthCheck: { url: "http://[${LINKS.back2.v6[1]}]:9103/readyz", interval: 500ms, timeout: 400ms, fall: 2 }
 pools:
   web: { members: [b1, b2], key: label }
 routes:
@@ -115,5 +121,21 @@ describe.skipIf(!isRoot())('mslb flows / lookup --admin / reload against a runni
     const again = await mslb('reload', '--admin', ADMIN);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/^reload unchanged: .* hash [0-9a-f]{16}$/m);
+  }, 60_000);
+
+  it('lookup --admin shows the front\'s live health: a stopped back is down, fail-open where it is alone', async () => {
+    const before = JSON.parse((await mslb('lookup', '--admin', ADMIN, '--src', CLIENTS.c1v6.address, '--json')).stdout);
+    expect(before).toMatchObject({ down: [], failOpen: false });
+    await lab.stopService('back1');
+    await until(async () => JSON.parse((await mslb('lookup', '--admin', ADMIN, '--src', '2001:db8:99::1', '--json')).stdout).down.includes('b1'), 15_000, 'b1 seen down', 200);
+    // ::/0 -> pool web: the live decision avoids b1
+    for (const label of ['1', '2', '3', '4']) {
+      const r = JSON.parse((await mslb('lookup', '--admin', ADMIN, '--src', '2001:db8:99::1', '--flow-label', label, '--json')).stdout);
+      expect(r).toMatchObject({ back: 'b2', pool: 'web', failOpen: false, down: ['b1'] });
+      expect(r.members).toEqual([{ back: 'b1', weight: 1, draining: false, up: false }, { back: 'b2', weight: 1, draining: false, up: true }]);
+    }
+    // MOVED is in force: client prefix 1 -> b2; prefix 203.0.113.0/26 -> b1 alone: fail-open
+    const alone = await mslb('lookup', '--admin', ADMIN, '--src', CLIENTS.c1v4.address);
+    expect(alone.stdout).toMatch(/^back b1 .* via back:b1 route 203\.0\.113\.0\/26; fail-open: every member is down \(b1\), health ignored; down: b1$/m);
   }, 60_000);
 });
