@@ -309,6 +309,12 @@ async function reload(opts: Opts, io: CliIo): Promise<number> {
     timeoutMs = s * 1000;
   }
   const r = await adminRequest(admin, '/reload', 'POST', timeoutMs);
+  if (r.status === 404 || r.status === 403) {
+    io.err(r.status === 404
+      ? `mslb reload: ${admin} has no POST /reload (a service without it reloads on SIGHUP: kill -HUP PID)`
+      : `mslb reload: ${admin}: ${String(r.body.error ?? 'forbidden')}: run it on the service's host`);
+    return 1;
+  }
   if (opts.json === true) io.out(JSON.stringify(r.body));
   if (r.status === 200) {
     if (opts.json !== true) io.out(`reload ${String(r.body.result)}: ${String(r.body.file ?? '')}${r.body.hash ? ` hash ${String(r.body.hash)}` : ''}`);

@@ -3,7 +3,8 @@
 //        the decision for a first packet with the live health (up[] as the workers see it), plus
 //        the flows pinned from that source to that service in the workers' flow tables;
 //   GET  /flows?back=NAME&limit=N   pinned flows (bounded: default 100, at most 1000);
-//   POST /reload                    reload the table now and answer with the result (loopback only).
+//   POST /reload                    reload the table now and answer with the result (host only;
+//                                   shared/admin/reload-route.ts).
 // Read-only but the reload; every answer is bounded whatever the table or flow-table size.
 import type { AdminReply, AdminRoute } from '../shared/admin/admin-server.js';
 import type { FlowEntry, FlowQuery, FlowSnapshot } from '../shared/engine/worker-messages.js';
@@ -11,6 +12,7 @@ import { formatAddress, parseAddress } from '../shared/table/addr.js';
 import { decisionInput, explainDecision, DecisionQueryError, type DecisionQuery } from './decision-report.js';
 import type { CompiledTable } from './table/compiled-table.js';
 import type { ReloadResult } from './table-manager.js';
+import { reloadRoute } from '../shared/admin/reload-route.js';
 
 export const FLOWS_DEFAULT_LIMIT = 100;
 export const FLOWS_MAX_LIMIT = 1000;
@@ -164,19 +166,9 @@ export function frontAdminRoutes(d: FrontAdminDeps): Record<string, AdminRoute> 
         return { status: 200, body: { ...(back !== null ? { back } : {}), ...merge(answers, limit, t) } };
       }),
     },
-    '/reload': {
-      method: 'POST',
-      loopbackOnly: true,
-      handle: () => {
-        const r = d.reload();
-        const ok = r.result.outcome !== 'rejected';
-        return {
-          status: ok ? 200 : 422,
-          body: ok
-            ? { result: r.result.outcome, file: r.file, hash: r.hash }
-            : { result: 'rejected', file: r.file, hash: r.hash, error: `${r.file}: ${r.result.errors.length} error(s)`, errors: r.result.errors },
-        };
-      },
-    },
+    '/reload': reloadRoute(() => {
+      const r = d.reload();
+      return { outcome: r.result.outcome, file: r.file, errors: r.result.errors, hash: r.hash };
+    }),
   };
 }
