@@ -7,6 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { main } from '../../cli/mslb.js';
+import { startAdminServer } from '../../shared/admin/admin-server.js';
+import { reloadRoute, type ReloadAnswer } from '../../shared/admin/reload-route.js';
+import { ServiceMetrics } from '../../shared/metrics/registry.js';
 import { parseServiceArgs } from '../../shared/engine/service-args.js';
 import { MSLB_VERSION } from '../../shared/version.js';
 
@@ -111,6 +114,43 @@ describe('mslb command-line conventions', () => {
     const r = await run('reload', '--admin', `127.0.0.1:${port}`);
     expect(r.code).toBe(1);
     expect(r.err[0]).toBe(`mslb reload: http://127.0.0.1:${port}/reload: ECONNREFUSED`);
+  });
+});
+
+describe('mslb reload exit codes', () => {
+  it('0 when applied or unchanged, 1 with every error when rejected, 1 when the service has no /reload', async () => {
+    let next: ReloadAnswer = { outcome: 'installed', file: '/etc/mslb/table.yaml', errors: [], hash: '0123456789abcdef' };
+    const metrics = new ServiceMetrics({ role: 'front', sources: { blocks: () => [] } });
+    const common = { listen: '127.0.0.1:0', metrics, ready: () => ({ ready: true }), table: () => ({}) };
+    const withRoute = await startAdminServer({ ...common, routes: { '/reload': reloadRoute(() => next) } });
+    const without = await startAdminServer(common);
+    try {
+      const admin = `127.0.0.1:${withRoute.address()!.port}`;
+      const ok = await run('reload', '--admin', admin);
+      expect(ok).toEqual({ code: 0, out: ['reload installed: /etc/mslb/table.yaml hash 0123456789abcdef'], err: [] });
+      next = { outcome: 'unchanged', file: '/etc/mslb/table.yaml', errors: [] };
+      expect((await run('reload', '--admin', admin)).code).toBe(0);
+      next = { outcome: 'rejected', file: '/etc/mslb/table.yaml', errors: [
+        { file: '/etc/mslb/table.yaml', entry: 'routes[1].to', reason: 'unknown back or pool "b9"' },
+        { file: '/etc/mslb/table.yaml', entry: 'routes[2].source', reason: 'not a prefix' },
+      ] };
+      const bad = await run('reload', '--admin', admin);
+      expect(bad.code).toBe(1);
+      expect(bad.err).toEqual([
+        `reload rejected (${admin}): /etc/mslb/table.yaml: 2 error(s); the previous one keeps serving`,
+        '/etc/mslb/table.yaml: routes[1].to: unknown back or pool "b9"',
+        '/etc/mslb/table.yaml: routes[2].source: not a prefix',
+      ]);
+      const json = await run('reload', '--admin', admin, '--json');
+      expect(json.code).toBe(1);
+      expect(JSON.parse(json.out[0]!)).toMatchObject({ result: 'rejected', errors: [{ entry: 'routes[1].to' }, { entry: 'routes[2].source' }] });
+      const none = await run('reload', '--admin', `127.0.0.1:${without.address()!.port}`);
+      expect(none.code).toBe(1);
+      expect(none.err[0]).toMatch(/has no POST \/reload/);
+    } finally {
+      await withRoute.close();
+      await without.close();
+    }
   });
 });
 
