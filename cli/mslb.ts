@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readDocument } from '../shared/config/read-document.js';
+import { roleOf, wrongRole } from '../shared/config/config-role.js';
 import { frontConfigFromValue, loadFrontConfig, type FrontConfig } from '../front/front-config.js';
 import { backConfigFromValue } from '../back/back-config.js';
 import { formatError, type ConfigError } from '../shared/config/config-errors.js';
@@ -74,16 +75,6 @@ const OPTIONS = {
 
 class UsageError extends Error {}
 
-type Role = 'front' | 'back' | 'table' | 'unknown';
-function roleOf(v: unknown): Role {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'unknown';
-  const k = Object.keys(v);
-  if (k.includes('services') || k.includes('table') || k.includes('acceptTunnelFrom')) return 'front';
-  if (k.includes('addresses') || k.includes('allowedFronts') || k.includes('returnPath') || k.includes('returnEncap')) return 'back';
-  if (k.includes('routes') || k.includes('backs') || k.includes('pools')) return 'table';
-  return 'unknown';
-}
-
 function printErrors(io: CliIo, errs: readonly ConfigError[]): number {
   for (const e of errs) io.err(formatError(e));
   return 1;
@@ -103,9 +94,8 @@ function frontTableErrors(c: FrontConfig, t: Parameters<typeof planHealthChecks>
 function readFrontConfig(file: string, io: CliIo): FrontConfig | undefined {
   const doc = readDocument(file);
   if (!doc.ok) { printErrors(io, doc.errors); return undefined; }
-  const role = roleOf(doc.value);
-  if (role === 'back') { io.err(`${file}: this is a back config (it has addresses/allowedFronts); --config needs the front's config (services, table)`); return undefined; }
-  if (role === 'table') { io.err(`${file}: this is a table file (it has backs/pools/routes); --config needs the front config that names it (table: ${file})`); return undefined; }
+  const wrong = wrongRole(file, doc.value, 'front');
+  if (wrong !== undefined) { io.err(`${wrong} for --config`); return undefined; }
   const fc = frontConfigFromValue(doc.value, file);
   if (!fc.config) { printErrors(io, fc.errors); return undefined; }
   return fc.config;

@@ -3,6 +3,7 @@
 // runs one worker per TUN queue (shared/engine/service-host.ts) and keeps the table live.
 import { loadFrontConfig } from './front-config.js';
 import { formatErrors } from '../shared/config/config-errors.js';
+import { wrongRoleOfFile } from '../shared/config/config-role.js';
 import { ServiceHost } from '../shared/engine/service-host.js';
 import { configPathFromArgs } from '../shared/engine/service-args.js';
 import { createLogger } from '../shared/log.js';
@@ -20,7 +21,8 @@ async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-front');
   const { config, errors } = loadFrontConfig(file);
   if (!config || errors.length > 0) {
-    process.stderr.write(`mslb-front: invalid config\n${formatErrors(errors)}\n`);
+    const wrong = wrongRoleOfFile(file, 'front');
+    process.stderr.write(wrong !== undefined ? `mslb-front: ${wrong}\n` : `mslb-front: invalid config\n${formatErrors(errors)}\n`);
     process.exit(1);
   }
   const log = createLogger({ level: config.log.level, base: { service: 'mslb-front' } });

@@ -96,7 +96,7 @@ describe('mslb command-line conventions', () => {
     const b = await run('lookup', '--config', ex('back.yaml'), '--src', '2001:db8::1');
     expect(b.code).toBe(1);
     expect(b.err).toHaveLength(1);
-    expect(b.err[0]).toMatch(/back\.yaml: this is a back config .*--config needs the front's config/);
+    expect(b.err[0]).toMatch(/back\.yaml: this is a back config \(it has addresses\/allowedFronts\); expected the front's config \(services, table\) for --config$/);
     const t = await run('lookup', '--config', ex('table.yaml'), '--src', '2001:db8::1');
     expect(t.code).toBe(1);
     expect(t.err).toHaveLength(1);
@@ -184,8 +184,18 @@ describe('mslb-front / mslb-back command line', () => {
       expect(h.stdout).toMatch(/^usage: /);
       expect(h.stderr).toBe('');
       const bad = spawnSync(f, ['--bogus'], { encoding: 'utf8' });
+      expect(bad.stdout).toBe('');
       expect(bad.status).toBe(2);
       expect(bad.stderr).toMatch(/unknown option --bogus/);
     }
+  });
+
+  it('a service given the other role\'s config or a table says so in one line (before touching anything)', () => {
+    const front = spawnSync(`${root}dist/front/main.js`, ['--config', ex('back.yaml')], { encoding: 'utf8' });
+    expect(front.status).toBe(1);
+    expect(front.stderr.trim().split('\n')).toEqual([`mslb-front: ${ex('back.yaml')}: this is a back config (it has addresses/allowedFronts); expected the front's config (services, table)`]);
+    const back = spawnSync(`${root}dist/back/main.js`, ['--config', ex('table.yaml')], { encoding: 'utf8' });
+    expect(back.status).toBe(1);
+    expect(back.stderr.trim().split('\n')).toEqual([`mslb-back: ${ex('table.yaml')}: this is a table file (it has backs/pools/routes); expected the back's config (addresses, allowedFronts)`]);
   });
 });
