@@ -3,7 +3,7 @@
 // matched, the pool's members with their weights and state, and whether fail-open applied.
 // Off the hot path: it parses the table view's routes per question (an admin request, a CLI run).
 
-import { parseAddress, parsePrefix, formatAddress, maskedWords, type Family } from '../shared/table/addr.js';
+import { parseAddress, parsePrefix, formatAddress, wordMask, type Family } from '../shared/table/addr.js';
 import { decide, DecisionInput, DecisionResult, REASON_NAMES } from './decision.js';
 import type { CompiledTable } from './table/compiled-table.js';
 
@@ -100,9 +100,12 @@ export function matchRoute(routes: readonly ViewRoute[], service: string, family
     if (r.service !== undefined && r.service !== service) continue;
     const p = parsePrefix(r.source);
     if (!p || p.family !== family) continue;
-    const m = maskedWords(family, words, p.len);
-    const n = maskedWords(family, p.words, p.len);
-    if (m[0] !== n[0] || m[1] !== n[1] || m[2] !== n[2] || m[3] !== n[3]) continue;
+    let inside = true;
+    for (let i = 0; i < (family === 4 ? 1 : 4) && inside; i++) {
+      const m = wordMask(p.len - 32 * i);
+      inside = ((words[i]! & m) >>> 0) === ((p.words[i]! & m) >>> 0);
+    }
+    if (!inside) continue;
     const specific = r.service !== undefined;
     if (p.len > bestLen || (p.len === bestLen && specific && !bestSpecific)) { best = r; bestLen = p.len; bestSpecific = specific; }
   }

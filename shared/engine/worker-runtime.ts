@@ -7,8 +7,8 @@ import type { PacketProcessor } from './packet-processor.js';
 import type { WorkerInit, ToWorker, FromWorker, FlowQuery, FlowSnapshot } from './worker-messages.js';
 
 export interface RoleProcessor extends PacketProcessor {
-  /** Apply a control message other than stop (e.g. a new compiled table). */
-  update(msg: ToWorker): void;
+  /** Apply a control message other than stop (a new compiled table); roles without any omit it. */
+  update?(msg: ToWorker): void;
   /** Answer a flow-table question (roles without one leave it out: empty answer). */
   flowSnapshot?(q: FlowQuery, queue: number): FlowSnapshot;
 }
@@ -31,7 +31,6 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
       (err) => {
         post({ type: 'device-error', queue: init.queue, message: err.message });
       },
-      { mtu: init.tun.mtu },
     );
     port.on('message', (msg: ToWorker) => {
       if (msg.type === 'stop') {
@@ -47,7 +46,7 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
         return;
       }
       try {
-        processor.update(msg);
+        processor.update?.(msg);
       } catch (err) {
         post({ type: 'error', queue: init.queue, message: (err as Error).message });
       }
