@@ -46,6 +46,13 @@ export interface ProcessorCase {
   failWrites?: number;
   /** Packets the kernel hands to the TUN, hex. */
   inputs: string[];
+  /** With offloads (IFF_VNET_HDR): each input's 12-byte virtio_net_hdr, hex. */
+  vnet?: string[];
+  /** With offloads: the virtio_net_hdr written with each output, hex. */
+  outputsVnet?: string[];
+  /** Wire packets received / sent when not one per input / output (a GSO super-packet counts its segments). */
+  rxPackets?: number;
+  txPackets?: number;
   /** Packets the service must write, in order, hex. */
   outputs: string[];
   /** Non-zero counter deltas: drop.<reason>, decision.<reason>, icmp.<type>, event.<name>. */
@@ -55,6 +62,8 @@ export interface ProcessorCase {
 export interface CaseRun {
   /** Every packet written, in order, hex. */
   written: string[];
+  /** With offloads: the virtio_net_hdr written with each packet, hex. */
+  writtenVnet: string[];
   /** Non-zero deltas of the named counters (event.read_batches left out: see readBatches). */
   counters: Record<string, number>;
   rxPackets: number;
@@ -108,19 +117,23 @@ export function runProcessorCase(c: ProcessorCase): CaseRun {
   try {
     const counters = newCounterBlock();
     const processor = c.role === 'front' ? buildFront(c, counters) : buildBack(c, counters);
-    const dev = new FakeTun({ batchSize: 64, queueLimit: 1000 });
+    const offloads = c.vnet !== undefined;
+    const dev = new FakeTun({ batchSize: offloads ? 8 : 64, queueLimit: 1000, vnetHdr: offloads });
     const loop = new BatchLoop(dev, processor, counters, (err) => {
       throw err;
     });
     dev.failWrites = c.failWrites ?? 0;
-    for (const h of c.inputs) {
-      if (!dev.inject(Uint8Array.from(Buffer.from(h, 'hex')))) throw new Error('FakeTun refused an input');
+    const bytes = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
+    for (const [i, h] of c.inputs.entries()) {
+      if (!dev.inject(bytes(h), offloads ? bytes(c.vnet![i]!) : undefined)) throw new Error('FakeTun refused an input');
       loop.drain();
     }
     const named: Record<string, number> = {};
     for (const [name, i] of NAMED_COUNTERS) if (counters[i] !== 0) named[name] = counters[i]!;
+    const written = dev.takeWritten();
     return {
-      written: dev.takeWritten().map((w) => Buffer.from(w.data).toString('hex')),
+      written: written.map((w) => Buffer.from(w.data).toString('hex')),
+      writtenVnet: written.flatMap((w) => (w.vnet === null ? [] : [Buffer.from(w.vnet).toString('hex')])),
       counters: named,
       rxPackets: counters[C_RX_PACKETS]!,
       txPackets: counters[C_TX_PACKETS]!,
