@@ -52,6 +52,21 @@ describe('fixture coverage', () => {
     for (const c of ALL) for (const k of Object.keys(c.counters)) expect(NAMED_COUNTERS.map(([n]) => n)).toContain(k);
   });
 
+  it('each role has a case for every counter it can produce', () => {
+    // What each processor (with the loop, ICMP emitter, tunnel MTU and reassembly it uses) counts
+    const front = NAMED_COUNTERS.map(([n]) => n).filter((n) => !['event.lbsp_stamped', 'event.lbsp_stamp_skipped', 'event.mss_clamped', 'event.return_encapsulated'].includes(n));
+    const back = [
+      'drop.malformed', 'drop.not_service', 'drop.unauthorized_source', 'drop.too_big', 'drop.write_error',
+      'icmp.packet_too_big', 'icmp.frag_needed',
+      'event.lbsp_stamped', 'event.lbsp_stamp_skipped', 'event.mss_clamped', 'event.return_encapsulated', 'event.fragmented',
+      'event.tunnel_reassembled', 'event.fragments_held', 'event.icmp_rate_limited', 'event.multicast_ignored',
+    ];
+    const of = (cases: ProcessorCase[]) => new Set(cases.flatMap((c) => Object.keys(c.counters)));
+    const f = of(FRONT), b = of(BACK);
+    expect(front.filter((n) => !f.has(n))).toEqual([]);
+    expect(back.filter((n) => !b.has(n))).toEqual([]);
+  });
+
   it('every forwarding shape of both roles has a case', () => {
     const seen = new Set<string>();
     for (const c of ALL) {
