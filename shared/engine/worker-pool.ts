@@ -2,7 +2,8 @@
 // control messages (a new compiled table is posted once per worker and swapped in whole there).
 import { Worker } from 'node:worker_threads';
 import { newCounterBlock } from '../metrics/counter-layout.js';
-import type { FromWorker, ToWorker, TunQueueOptions, WorkerInit } from './worker-messages.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-messages.js';
+import type { TunQueueOptions } from '../tun/tun-device.js';
 
 export interface WorkerPoolOptions {
   /** Compiled worker entry file (e.g. dist/front/worker.js). */

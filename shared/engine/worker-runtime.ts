@@ -7,8 +7,8 @@ import type { PacketProcessor } from './packet-processor.js';
 import type { WorkerInit, ToWorker, FromWorker } from './worker-messages.js';
 
 export interface RoleProcessor extends PacketProcessor {
-  /** Apply a control message other than stop (e.g. a new compiled table). */
-  update(msg: ToWorker): void;
+  /** Apply a control message other than stop (a new compiled table); roles without any omit it. */
+  update?(msg: ToWorker): void;
 }
 
 export function runWorker(make: (init: WorkerInit, counters: Float64Array) => RoleProcessor): void {
@@ -29,7 +29,6 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
       (err) => {
         post({ type: 'device-error', queue: init.queue, message: err.message });
       },
-      { mtu: init.tun.mtu },
     );
     port.on('message', (msg: ToWorker) => {
       if (msg.type === 'stop') {
@@ -40,7 +39,7 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
         return;
       }
       try {
-        processor.update(msg);
+        processor.update?.(msg);
       } catch (err) {
         post({ type: 'error', queue: init.queue, message: (err as Error).message });
       }
