@@ -24,7 +24,7 @@ import type { RoleProcessor } from '../../shared/engine/worker-runtime.js';
 import { frontConfigFromValue } from '../../front/front-config.js';
 import { frontRoleFromConfig } from '../../front/front-role.js';
 import { FrontProcessor } from '../../front/front-processor.js';
-import { PmtuCache } from '../../front/pmtu-cache.js';
+import { PmtuCache } from '../../shared/tunnel/path-mtu-cache.js';
 import { validateTable } from '../../front/table/table-loader.js';
 import { CompiledTable } from '../../front/table/compiled-table.js';
 import { backConfigFromValue } from '../../back/back-config.js';
@@ -53,6 +53,8 @@ export interface ProcessorCase {
   /** Wire packets received / sent when not one per input / output (a GSO super-packet counts its segments). */
   rxPackets?: number;
   txPackets?: number;
+  /** Read batches when not one per input (an input the device drops on read makes none). */
+  readBatches?: number;
   /** Packets the service must write, in order, hex. */
   outputs: string[];
   /** Non-zero counter deltas: drop.<reason>, decision.<reason>, icmp.<type>, event.<name>. */
@@ -70,6 +72,9 @@ export interface CaseRun {
   txPackets: number;
   readBatches: number;
 }
+
+/** Hash seed of the flow table / client-segment cache: fixed, so a case runs the same every time. */
+const SEED = 0x5eed;
 
 /** Every named counter a case may expect, with its slot in the counter block. */
 export const NAMED_COUNTERS: ReadonlyArray<readonly [string, number]> = [
@@ -99,7 +104,7 @@ function buildFront(c: ProcessorCase, counters: Float64Array): RoleProcessor {
   table.refreshUp();
   // as front/main.ts: the path MTU toward the backs is encap.mtu, else the TUN MTU until routes are read
   const pmtu = PmtuCache.create(cfg.encap.mtu > 0 ? cfg.encap.mtu : cfg.tun.mtu);
-  const p = new FrontProcessor({ ...frontRoleFromConfig(cfg), pmtu: pmtu.toShared() }, counters, () => c.clockMs);
+  const p = new FrontProcessor({ ...frontRoleFromConfig(cfg), pmtu: pmtu.toShared() }, counters, () => c.clockMs, SEED);
   p.setTable(table);
   return p;
 }
@@ -107,12 +112,12 @@ function buildFront(c: ProcessorCase, counters: Float64Array): RoleProcessor {
 function buildBack(c: ProcessorCase, counters: Float64Array): RoleProcessor {
   const r = backConfigFromValue(c.config, '');
   if (r.config === undefined) throw new Error(`back config: ${JSON.stringify(r.errors)}`);
-  return new BackProcessor(backRoleFromConfig(r.config), counters);
+  return new BackProcessor(backRoleFromConfig(r.config), counters, () => c.clockMs, SEED);
 }
 
 /** Build the case's role and processor, push its inputs through a FakeTun and the batch loop. */
 export function runProcessorCase(c: ProcessorCase): CaseRun {
-  // The back and the loop read Date.now() (no injected clock there yet): pin it to the case's clock.
+  // The processors get the case's clock; the loop reads Date.now() once per batch: pin it there too.
   vi.useFakeTimers({ toFake: ['Date'], now: c.clockMs });
   try {
     const counters = newCounterBlock();

@@ -27,7 +27,7 @@ describe.each([
     expect(hdr(r.writtenVnet)).toEqual(hdr(c.outputsVnet ?? []));
     expect(r.counters).toEqual(c.counters);
     expect(r.rxPackets).toBe(c.rxPackets ?? c.inputs.length);
-    expect(r.readBatches).toBe(c.inputs.length); // one read batch per input (event.read_batches)
+    expect(r.readBatches).toBe(c.readBatches ?? c.inputs.length); // one read batch per input (event.read_batches)
     expect(r.txPackets).toBe(c.txPackets ?? c.outputs.length);
   });
 });
@@ -56,7 +56,7 @@ describe('fixture coverage', () => {
     // What each processor (with the loop, ICMP emitter, tunnel MTU and reassembly it uses) counts
     const front = NAMED_COUNTERS.map(([n]) => n).filter((n) => !['event.lbsp_stamped', 'event.lbsp_stamp_skipped', 'event.mss_clamped', 'event.return_encapsulated'].includes(n));
     const back = [
-      'drop.malformed', 'drop.not_service', 'drop.unauthorized_source', 'drop.too_big', 'drop.write_error',
+      'drop.read_error', 'drop.malformed', 'drop.not_service', 'drop.unauthorized_source', 'drop.too_big', 'drop.write_error',
       'icmp.packet_too_big', 'icmp.frag_needed',
       'event.lbsp_stamped', 'event.lbsp_stamp_skipped', 'event.mss_clamped', 'event.return_encapsulated', 'event.fragmented',
       'event.tunnel_reassembled', 'event.fragments_held', 'event.icmp_rate_limited', 'event.multicast_ignored',
