@@ -129,13 +129,16 @@ function check(pos: string[], opts: Opts, io: CliIo): number {
     const r4 = t.table.routes.filter((r) => r.family === 4).length;
     io.out(`OK front ${file}: ${fc.config.services.length} services, mode ${fc.config.mode}; table ${fc.config.table}: ` +
       `${t.table.backs.length} backs, ${t.table.pools.length} pools, ${t.table.routes.length} routes (${r4} IPv4, ${t.table.routes.length - r4} IPv6)`);
+    io.out(fc.config.hashKeySource === 'built-in'
+      ? 'warning: no hashKey: pools use the built-in key, which anyone reading the source knows (set hashKey, the same on every front)'
+      : `hashKey from ${fc.config.hashKeySource}`);
     return 0;
   }
   if (role === 'back') {
     const bc = backConfigFromValue(doc.value, file);
     if (!bc.config) return printErrors(io, bc.errors);
     io.out(`OK back ${file}: ${bc.config.addresses.length} addresses, ${bc.config.allowedFronts.length} allowed front prefixes, ` +
-      `stamping ${bc.config.lbsp.stamp ? 'on' : 'off'}`);
+      `stamping ${bc.config.lbsp.stamp === 'always' ? 'always' : bc.config.lbsp.stamp ? 'on (echo)' : 'off'}`);
     return 0;
   }
   if (role === 'table') {
@@ -184,7 +187,7 @@ function lookup(opts: Opts, io: CliIo): Promise<number> | number {
   if (!t.table) return printErrors(io, t.errors);
   const slots = new Map<string, number>();
   const ct = CompiledTable.compile(t.table, {
-    services: cfg.services, flowLabelEnabled: cfg.flowLabel.enabled, lbspEnabled: cfg.lbsp.enabled,
+    services: cfg.services, flowLabelEnabled: cfg.flowLabel.enabled, lbspEnabled: cfg.lbsp.enabled, hashKey: cfg.hashKey,
     slotOf: (n) => { if (!slots.has(n)) slots.set(n, slots.size); return slots.get(n)!; },
   });
   for (const d of ((opts.down as string | undefined) ?? '').split(',').map((x) => x.trim()).filter((x) => x)) {

@@ -4,7 +4,7 @@
 // Off the hot path: it parses the table view's routes per question (an admin request, a CLI run).
 
 import { parseAddress, parsePrefix, formatAddress, wordMask, type Family } from '../shared/table/addr.js';
-import { decide, DecisionInput, DecisionResult, REASON_NAMES } from './decision.js';
+import { decide, DecisionInput, DecisionResult, LBSP_IGNORED_NAMES, REASON_NAMES } from './decision.js';
 import type { CompiledTable } from './table/compiled-table.js';
 
 export interface DecisionQuery {
@@ -44,14 +44,15 @@ export interface DecisionReport {
   failOpen: boolean;
   /** Backs of the table that are down now. */
   down: string[];
-  /** An LBSP server segment named no usable back and was ignored. */
-  lbspIgnored: boolean;
+  /** Why an LBSP server segment was ignored (unknown_server, backend_down, other_service, draining); null when it was not. */
+  lbspIgnored: string | null;
+  /** The LBSP client segment was covered by no route: the source was the key. */
+  lbspClientFellBack: boolean;
 }
 
 export class DecisionQueryError extends Error {}
 
 interface ViewRoute { source: string; to: string; service?: string }
-interface ViewPool { members: (string | { back: string; weight?: number })[] }
 
 /** Fill a DecisionInput from text; throws DecisionQueryError naming the bad field. */
 export function decisionInput(t: CompiledTable, q: DecisionQuery): DecisionInput {
@@ -81,10 +82,10 @@ export function decisionInput(t: CompiledTable, q: DecisionQuery): DecisionInput
   return inp;
 }
 
-/** The key decide() searches the prefix tables with (source, or LBSP client segment). */
-function searchKey(t: CompiledTable, inp: DecisionInput): { from: 'source' | 'lbsp_client'; family: Family; words: Uint32Array } {
+/** The key decide() searched the prefix tables with (source, or LBSP client segment a route covers). */
+function searchKey(t: CompiledTable, inp: DecisionInput, res: DecisionResult): { from: 'source' | 'lbsp_client'; family: Family; words: Uint32Array } {
   const c = inp.lbspClient;
-  if (inp.hasLbsp && t.meta.lbspEnabled && inp.family === 6 && (c[0]! | c[1]! | c[2]! | c[3]!) !== 0) {
+  if (!res.lbspClientFellBack && inp.hasLbsp && t.meta.lbspEnabled && inp.family === 6 && (c[0]! | c[1]! | c[2]! | c[3]!) !== 0) {
     if (c[0] === 0 && c[1] === 0 && c[2] === 0xffff) return { from: 'lbsp_client', family: 4, words: Uint32Array.of(c[3]!, 0, 0, 0) };
     return { from: 'lbsp_client', family: 6, words: Uint32Array.from(c) };
   }
@@ -121,27 +122,15 @@ export function explainDecision(t: CompiledTable, inp: DecisionInput): DecisionR
   const isUp = (b: number) => a.up[a.backSlot[b]!] !== 0;
   const down = names.filter((_, b) => !isUp(b));
   const service = formatAddress(inp.family, inp.service);
-  const key = searchKey(t, inp);
+  const key = searchKey(t, inp, res);
   const view = t.meta.view;
   // LBSP-sticky decisions and drops before step 3 used no route.
   const route = res.target >= 0 ? matchRoute(view.routes as ViewRoute[], service, key.family, key.words) : null;
   const targetName = res.target >= 0 ? t.meta.targetNames[res.target]! : '';
   const pool = targetName.startsWith('pool:') ? targetName.slice(5) : null;
-  const weightOf = (name: string): number => (view.backs[name] as { weight?: number } | undefined)?.weight ?? 1;
-  let members: MemberReport[] = [];
-  if (pool !== null) {
-    const p = view.pools[pool] as ViewPool | undefined;
-    members = (p?.members ?? []).map((m) => {
-      const back = typeof m === 'string' ? m : m.back;
-      const weight = typeof m === 'string' ? weightOf(back) : m.weight ?? weightOf(back);
-      const b = names.indexOf(back);
-      return { back, weight, draining: weight === 0, up: b >= 0 && isUp(b) };
-    });
-  } else if (targetName.startsWith('back:')) {
-    const back = targetName.slice(5);
-    const b = names.indexOf(back);
-    members = [{ back, weight: weightOf(back), draining: weightOf(back) === 0, up: b >= 0 && isUp(b) }];
-  }
+  const members: MemberReport[] = res.target >= 0
+    ? t.targetMembers(res.target).map((m) => ({ back: m.name, weight: m.weight, draining: m.draining, up: m.up }))
+    : [];
   const forward = res.back >= 0;
   const w = new Uint32Array(4);
   const fam = forward ? t.backAddress(res.back, res.service, w) : 0;
@@ -159,7 +148,8 @@ export function explainDecision(t: CompiledTable, inp: DecisionInput): DecisionR
     members,
     failOpen: forward && !isUp(res.back),
     down,
-    lbspIgnored: res.lbspIgnored,
+    lbspIgnored: res.lbspIgnored !== 0 ? LBSP_IGNORED_NAMES[res.lbspIgnored]! : null,
+    lbspClientFellBack: res.lbspClientFellBack,
   };
 }
 
@@ -168,7 +158,8 @@ export function formatDecisionReport(r: DecisionReport): string {
   const route = r.route ? ` route ${r.route.source}${r.route.service ? ` (service ${r.route.service})` : ''}` : '';
   const extra: string[] = [];
   if (r.failOpen) extra.push(`fail-open: every member is down (${r.members.map((m) => m.back).join(', ')}), health ignored`);
-  if (r.lbspIgnored) extra.push('LBSP server segment ignored: names no usable back');
+  if (r.lbspIgnored !== null) extra.push(`LBSP server segment ignored: ${r.lbspIgnored}`);
+  if (r.lbspClientFellBack) extra.push('LBSP client segment no route covers: keyed by source');
   if (r.members.length > 0 && r.pool !== null) {
     extra.push(`members ${r.members.map((m) => `${m.back}(weight ${m.weight}${m.draining ? ', draining' : ''}, ${m.up ? 'up' : 'down'})`).join(' ')}`);
   }

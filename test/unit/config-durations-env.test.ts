@@ -100,13 +100,13 @@ describe('MSLB_* overrides', () => {
     env('MSLB_FLOW_TABLE_TCP_TIMEOUT', '10m');
     expect(front({}).config!.flowTable.tcpTimeout).toBe(600);
     env('MSLB_ADDRESSES', '[{"address":');
-    env('MSLB_LBSP_STAMP', 'maybe');
+    env('MSLB_MSS_CLAMP_ENABLED', 'maybe');
     expect(backConfigFromValue(BACK, '/etc/mslb/back.yaml').errors.map(formatError)).toEqual([
       'environment variable MSLB_ADDRESSES: addresses: must be a JSON list, got "[{\\"address\\":"',
-      'environment variable MSLB_LBSP_STAMP: lbsp.stamp: must be true or false (1/0, yes/no, on/off), got "maybe"',
+      'environment variable MSLB_MSS_CLAMP_ENABLED: mssClamp.enabled: must be true or false (1/0, yes/no, on/off), got "maybe"',
     ]);
     process.env.MSLB_ADDRESSES = '[{"address":"2001:db8:b::1","service":"not-an-address"}]';
-    delete process.env.MSLB_LBSP_STAMP;
+    delete process.env.MSLB_MSS_CLAMP_ENABLED;
     const e = backConfigFromValue(BACK, '/etc/mslb/back.yaml').errors;
     expect(e).toHaveLength(1);
     expect(e[0]!.file).toBe('environment variable MSLB_ADDRESSES');
