@@ -53,10 +53,10 @@ describe('planHealthChecks', () => {
   it('probes every service a back carries from prefix+slot+1, with an internal route per source', () => {
     const p = planHealthChecks(table(TABLE), { services: SERVICES, healthCheck: DEFAULTS }, slots());
     expect(p.backs[0]!.services).toEqual([
-      { service: '2001:db8:5::80', family: 6, port: 80, source: '2001:db8:f::1' },
-      { service: '192.0.2.80', family: 4, port: 80, source: '192.0.2.193' },
+      { kind: 'tcp', service: '2001:db8:5::80', family: 6, port: 80, source: '2001:db8:f::1' },
+      { kind: 'tcp', service: '192.0.2.80', family: 4, port: 80, source: '192.0.2.193' },
     ]);
-    expect(p.backs[1]!.services).toEqual([{ service: '2001:db8:5::80', family: 6, port: 443, source: '2001:db8:f::2' }]);
+    expect(p.backs[1]!.services).toEqual([{ kind: 'tcp', service: '2001:db8:5::80', family: 6, port: 443, source: '2001:db8:f::2' }]);
     expect(p.routes.map((r) => `${r.source} -> ${r.to}`)).toEqual(['2001:db8:f::1/128 -> b1', '192.0.2.193/32 -> b1', '2001:db8:f::2/128 -> b2']);
   });
 
@@ -96,7 +96,7 @@ describe('planHealthChecks', () => {
   it('a health check with nothing to probe is an error', () => {
     const t = table('backs:\n  b1: { address: 2001:db8:b::1, healthCheck: { interval: 5 } }\nroutes:\n  - { source: ::/0, to: b1 }\n');
     const p = planHealthChecks(t, { services: SERVICES, healthCheck: DEFAULTS }, slots());
-    expect(p.errors).toEqual([{ file: '/t/table.yaml', entry: 'backs.b1.healthCheck', reason: expect.stringMatching(/needs url .* or servicePort/) }]);
+    expect(p.errors).toEqual([{ file: '/t/table.yaml', entry: 'backs.b1.healthCheck', reason: expect.stringMatching(/needs url .*, servicePort \(TCP\), udp, dns or http/) }]);
   });
 
   it('addressInPrefix adds with carry and refuses what does not fit', () => {
@@ -131,8 +131,11 @@ describe('HealthChecker', () => {
     const answers = new Map<string, boolean>(); // probe key -> ok
     const calls: string[] = [];
     const probes: Probes = {
-      http: async (url) => { calls.push(`http ${url}`); return { ok: answers.get(url) ?? true, detail: answers.get(url) === false ? 'HTTP 503' : 'HTTP 200' }; },
-      tcp: async (host, port, src) => { const k = `${host}:${port}`; calls.push(`tcp ${k} from ${src}`); return { ok: answers.get(k) ?? true, detail: answers.get(k) === false ? 'connect ECONNREFUSED' : 'connected' }; },
+      http: async (url) => { calls.push(`http ${url}`); return answers.get(url) === false ? { ok: false, detail: 'HTTP 503', reason: 'bad_status' } : { ok: true, detail: 'HTTP 200' }; },
+      tcp: async (host, port, src) => { const k = `${host}:${port}`; calls.push(`tcp ${k} from ${src}`); return answers.get(k) === false ? { ok: false, detail: 'connect ECONNREFUSED', reason: 'refused' } : { ok: true, detail: 'connected' }; },
+      udp: async () => { throw new Error('no udp probe in this table'); },
+      dns: async () => { throw new Error('no dns probe in this table'); },
+      httpService: async () => { throw new Error('no http probe in this table'); },
     };
     const lines: Record<string, unknown>[] = [];
     const added: string[] = [];
@@ -182,7 +185,7 @@ describe('HealthChecker', () => {
     await h.hc.checkNow('b1');
     expect(h.up[0]).toBe(0);
     const down = h.lines.find((l) => l.event === 'backend_down');
-    expect(down).toMatchObject({ level: 'warn', backend: 'b1', slot: 0, fall: 3, reason: 'tcp 192.0.2.80:80 from 192.0.2.193: connect ECONNREFUSED' });
+    expect(down).toMatchObject({ level: 'warn', backend: 'b1', slot: 0, fall: 3, kind: 'tcp', reason: 'refused', detail: 'tcp 192.0.2.80:80 from 192.0.2.193: connect ECONNREFUSED' });
     const after = spread(h.ct, 300);
     for (let i = 0; i < before.length; i++) {
       if (before[i] === 'b1') expect(after[i]).not.toBe('b1');
@@ -194,7 +197,7 @@ describe('HealthChecker', () => {
     expect(h.up[0]).toBe(0);
     await h.hc.checkNow('b1');
     expect(h.up[0]).toBe(1);
-    expect(h.lines.find((l) => l.event === 'backend_up')).toMatchObject({ backend: 'b1', rise: 2 });
+    expect(h.lines.find((l) => l.event === 'backend_up')).toMatchObject({ backend: 'b1', rise: 2, kind: 'tcp', reason: 'refused' });
     expect(spread(h.ct, 300)).toEqual(before);
   });
 
@@ -241,7 +244,7 @@ describe('real probes (loopback)', () => {
     status = 200;
     expect(await realProbes.http(`http://127.0.0.1:${httpPort}/readyz`, 2000)).toEqual({ ok: true, detail: 'HTTP 200' });
     status = 503;
-    expect(await realProbes.http(`http://127.0.0.1:${httpPort}/readyz`, 2000)).toEqual({ ok: false, detail: 'HTTP 503' });
+    expect(await realProbes.http(`http://127.0.0.1:${httpPort}/readyz`, 2000)).toEqual({ ok: false, detail: 'HTTP 503', reason: 'bad_status' });
     const closed = createTcpServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
     const port = (closed.address() as AddressInfo).port;
@@ -249,6 +252,7 @@ describe('real probes (loopback)', () => {
     const r = await realProbes.http(`http://127.0.0.1:${port}/`, 2000);
     expect(r.ok).toBe(false);
     expect(r.detail).toMatch(/ECONNREFUSED/);
+    expect(r.reason).toBe('refused');
   });
 
   it('HTTP: a server that never answers times out', async () => {
@@ -256,7 +260,7 @@ describe('real probes (loopback)', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const port = (silent.address() as AddressInfo).port;
     const r = await realProbes.http(`http://127.0.0.1:${port}/`, 200);
-    expect(r).toEqual({ ok: false, detail: 'timeout after 200 ms' });
+    expect(r).toEqual({ ok: false, detail: 'timeout after 200 ms', reason: 'timeout' });
     silent.close();
   });
 
