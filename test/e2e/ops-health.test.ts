@@ -121,9 +121,9 @@ describe.skipIf(!isRoot())('health checks take a back out of its pool and bring 
     times.serverDown = await untilMetric(lab, 'front', 'mslb_backend_up', { backend: 'b1' }, (v) => v === 0, DOWN_BOUND_MS + 2000);
     const down1 = logEvents(lab, 'front', 'backend_down');
     expect(down1).toHaveLength(1);
-    expect(down1[0]).toMatchObject({ level: 'warn', backend: 'b1', fall: HC.fall });
-    expect(down1[0]!.reason).toMatch(/tcp \[2001:db8:5::80\]:80 from 2001:db8:f::1: connect ECONNREFUSED/);
-    expect(down1[0]!.reason).not.toMatch(/readyz/);
+    expect(down1[0]).toMatchObject({ level: 'warn', backend: 'b1', fall: HC.fall, kind: 'tcp', reason: 'refused' });
+    expect(down1[0]!.detail).toMatch(/tcp \[2001:db8:5::80\]:80 from 2001:db8:f::1: connect ECONNREFUSED/);
+    expect(down1[0]!.detail).not.toMatch(/readyz/);
     expect(await where(k1)).toEqual(k1.map(() => 'server2'));
     expect(await where(k2)).toEqual(k2.map(() => 'server2'));
     expect(await up('b2')).toBe(1);
@@ -138,7 +138,8 @@ describe.skipIf(!isRoot())('health checks take a back out of its pool and bring 
     await lab.stopService('back1');
     times.backDown = await untilMetric(lab, 'front', 'mslb_backend_up', { backend: 'b1' }, (v) => v === 0, DOWN_BOUND_MS + 2000);
     const down2 = logEvents(lab, 'front', 'backend_down')[1];
-    expect(down2!.reason).toMatch(/GET http:\/\/\[2001:db8:e1::2\]:9102\/readyz: connect ECONNREFUSED/);
+    expect(down2).toMatchObject({ kind: 'readyz', reason: 'refused' });
+    expect(down2!.detail).toMatch(/GET http:\/\/\[2001:db8:e1::2\]:9102\/readyz: connect ECONNREFUSED/);
     expect(await where(k1)).toEqual(k1.map(() => 'server2'));
     expect(await where(k2)).toEqual(k2.map(() => 'server2'));
 

@@ -1,0 +1,163 @@
+// A UDP health check in the lab (the setup of ops-health): both backs of pool web are checked every
+// second by a TCP connect to S:80 and a UDP datagram to S:5300, each through the back from the
+// front's probe source (timeout 1 s, fall 2, rise 2). A small UDP echo on S:5300 runs in each server
+// namespace beside the lab server. Stopping server1's echo while its TCP service keeps answering
+// takes b1 out of the pool (kind udp), its keys go to b2; starting it again brings b1 back. The log
+// lines, mslb_backend_up and the probe metrics say so. Needs root and `npm run build`.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isRoot } from '../helpers/netns.js';
+import { Lab, PROBE } from '../helpers/lab.js';
+import { addClientAddresses, curlFrom, logEvents, sleep, untilMetric } from '../helpers/ops.js';
+import { parseTableText } from '../../front/table/table-file.js';
+import { CompiledTable } from '../../front/table/compiled-table.js';
+import { decide, DecisionInput, DecisionResult } from '../../front/decision.js';
+import { parseAddress } from '../../shared/table/addr.js';
+
+const HC = { interval: 1, timeout: 1, rise: 2, fall: 2 };
+/** As in ops-health: first round within an interval, (n-1) more, the last reports within a timeout, + 1 s polling. */
+const boundMs = (n: number) => (HC.interval + (n - 1) * Math.max(HC.interval, HC.timeout) + HC.timeout) * 1000 + 1000;
+const SERVICES = ['2001:db8:5::80', '192.0.2.80'];
+const UDP_PORT = 5300;
+
+const FRONT = `tun: { name: mslbf0, mtu: 1500, queues: 1, routes: [2001:db8:5::80/128, 192.0.2.80/32] }
+services: [${SERVICES.join(', ')}]
+table: ./table.yaml
+mode: translate
+admin: { listen: "[::1]:9101" }
+healthCheck: { interval: ${HC.interval}, timeout: ${HC.timeout}, rise: ${HC.rise}, fall: ${HC.fall}, probePrefix6: "${PROBE.v6}", probePrefix4: "${PROBE.v4}" }
+`;
+const CHECK = `{ servicePort: 80, udp: { port: ${UDP_PORT}, send: "are you there", expect: "echo:are you there" } }`;
+const TABLE = `backs:
+  b1:
+    addresses: { "2001:db8:5::80": "2001:db8:b::1", "192.0.2.80": "198.51.100.1" }
+    healthCheck: ${CHECK}
+  b2:
+    addresses: { "2001:db8:5::80": "2001:db8:b::2", "192.0.2.80": "198.51.100.2" }
+    healthCheck: ${CHECK}
+pools:
+  web: { members: [b1, b2], key: source }
+routes:
+  - { source: 2001:db8:c1::/48, to: web }
+  - { source: 203.0.113.0/26, to: web }
+`;
+
+/**
+ * A UDP echo bound to each service address (not the wildcard: the reply must leave from S, or the
+ * probe's connected socket would not take it). Prints "ready" once bound.
+ */
+const ECHO = `
+const dgram = require('node:dgram');
+let n = 0;
+for (const a of process.argv.slice(1)) {
+  const s = dgram.createSocket(a.includes(':') ? 'udp6' : 'udp4');
+  s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
+  s.bind(${UDP_PORT}, a, () => { if (++n === process.argv.length - 1) console.log('ready'); });
+}
+`;
+
+/** Client addresses the table sends to b1 (two per family), computed from the table itself. */
+function b1Keys(): string[] {
+  const r = parseTableText(TABLE, 'table.yaml', { services: SERVICES, mode: 'translate', encap: { source: 'service', source4: '', source6: '' } });
+  const slots = new Map<string, number>();
+  const ct = CompiledTable.compile(r.table!, { services: SERVICES, flowLabelEnabled: false, lbspEnabled: false, slotOf: (n) => { if (!slots.has(n)) slots.set(n, slots.size); return slots.get(n)!; } });
+  const inp = new DecisionInput();
+  const res = new DecisionResult();
+  const out: string[] = [];
+  for (const fam of [6, 4] as const) {
+    const cands = fam === 6 ? Array.from({ length: 16 }, (_, i) => `2001:db8:c1::${(0x100 + i).toString(16)}`) : Array.from({ length: 16 }, (_, i) => `203.0.113.${20 + i}`);
+    let got = 0;
+    for (const a of cands) {
+      const p = parseAddress(a)!;
+      inp.family = p.family;
+      inp.src.fill(0); inp.src.set(p.words);
+      inp.service.fill(0); inp.service.set(parseAddress(SERVICES[fam === 6 ? 0 : 1]!)!.words);
+      decide(ct, inp, res);
+      if (ct.meta.backNames[res.back] === 'b1' && got < 2) { out.push(a); got++; }
+    }
+  }
+  return out;
+}
+
+describe.skipIf(!isRoot())('a UDP health check takes a back out when its UDP service stops while TCP still answers', () => {
+  let lab: Lab;
+  let dir = '';
+  const echoes = new Map<string, ChildProcess>();
+  const keys = b1Keys();
+
+  async function startEcho(server: 'server1' | 'server2'): Promise<void> {
+    const p = lab.set.spawn(lab.ns[server], process.execPath, ['-e', ECHO, ...SERVICES]);
+    echoes.set(server, p);
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${server} echo not ready`)), 10_000);
+      p.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) { clearTimeout(t); resolve(); } });
+      p.once('exit', (c) => { clearTimeout(t); reject(new Error(`${server} echo exited ${c}`)); });
+    });
+  }
+  async function stopEcho(server: 'server1' | 'server2'): Promise<void> {
+    const p = echoes.get(server)!;
+    echoes.delete(server);
+    if (p.exitCode !== null) return;
+    await new Promise<void>((r) => { p.once('exit', () => r()); p.kill('SIGTERM'); });
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mslb-ops-health-udp-'));
+    writeFileSync(join(dir, 'front.yaml'), FRONT);
+    writeFileSync(join(dir, 'table.yaml'), TABLE);
+    lab = await Lab.start({ mode: 'translate', frontConfig: join(dir, 'front.yaml') });
+    addClientAddresses(lab, keys);
+    await startEcho('server1');
+    await startEcho('server2');
+  }, 90_000);
+  afterAll(async () => {
+    for (const s of [...echoes.keys()]) await stopEcho(s as 'server1' | 'server2');
+    await lab?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  const where = async (ks: string[]) => Promise.all(ks.map(async (k) => (await curlFrom(lab, k)).server ?? 'none'));
+  const m = (name: string, labels: Record<string, string>) => lab.metric('front', name, labels);
+
+  it('out on UDP failure with TCP fine, back when UDP answers again', async () => {
+    expect(keys).toHaveLength(4);
+    await sleep(2500); // a few rounds
+    expect(await m('mslb_backend_up', { backend: 'b1' })).toBe(1);
+    expect(await m('mslb_backend_up', { backend: 'b2' })).toBe(1);
+    expect(logEvents(lab, 'front', 'backend_down')).toEqual([]);
+    expect(await m('mslb_health_probe_failures_total', { backend: 'b1', kind: 'udp' })).toBe(0);
+    const rtt = await m('mslb_health_probe_duration_seconds', { backend: 'b1', kind: 'udp' });
+    expect(rtt).toBeGreaterThan(0);
+    expect(rtt).toBeLessThan(HC.timeout);
+    expect(await where(keys)).toEqual(keys.map(() => 'server1'));
+
+    // server1's UDP echo stops; its lab server (TCP 80) keeps answering.
+    await stopEcho('server1');
+    const downMs = await untilMetric(lab, 'front', 'mslb_backend_up', { backend: 'b1' }, (v) => v === 0, boundMs(HC.fall) + 2000);
+    const down = logEvents(lab, 'front', 'backend_down');
+    expect(down).toHaveLength(1);
+    expect(down[0]).toMatchObject({ level: 'warn', backend: 'b1', kind: 'udp', fall: HC.fall });
+    // Nothing listens: server1 answers the probe with ICMP port unreachable, which comes back to
+    // the probe source by routing (a timeout would mean the ICMP was lost on the way).
+    expect(down[0]!.reason).toBe('refused');
+    expect(down[0]!.detail).toMatch(/^udp \[2001:db8:5::80\]:5300 from 2001:db8:f::1: recvmsg ECONNREFUSED; udp 192\.0\.2\.80:5300 from 192\.0\.2\.193: recvmsg ECONNREFUSED$/);
+    expect(await m('mslb_health_probe_failures_total', { backend: 'b1', kind: 'tcp' })).toBe(0); // TCP still fine
+    expect(await m('mslb_health_probe_failures_total', { backend: 'b1', kind: 'udp', reason: 'refused' })).toBeGreaterThanOrEqual(2 * HC.fall);
+    expect(await m('mslb_health_last_failure_info', { backend: 'b1', kind: 'udp', reason: 'refused' })).toBe(1);
+    expect(await m('mslb_backend_up', { backend: 'b2' })).toBe(1);
+    // b1's keys now reach server2 (over TCP: curl), whose UDP still answers.
+    expect(await where(keys)).toEqual(keys.map(() => 'server2'));
+
+    await startEcho('server1');
+    const upMs = await untilMetric(lab, 'front', 'mslb_backend_up', { backend: 'b1' }, (v) => v === 1, boundMs(HC.rise) + 2000);
+    expect(logEvents(lab, 'front', 'backend_up')).toEqual([expect.objectContaining({ backend: 'b1', kind: 'udp', reason: 'refused', rise: HC.rise })]);
+    expect(await where(keys)).toEqual(keys.map(() => 'server1'));
+    expect(logEvents(lab, 'front', 'backend_down')).toHaveLength(1); // b2 never flapped
+    console.log(`[ops-health-udp] interval ${HC.interval}s timeout ${HC.timeout}s fall ${HC.fall} rise ${HC.rise}: UDP echo stopped -> b1 down in ${downMs} ms (${String(down[0]!.reason)}), started -> up in ${upMs} ms; UDP probe ${(rtt * 1000).toFixed(2)} ms`);
+    expect(downMs).toBeLessThanOrEqual(boundMs(HC.fall));
+    expect(upMs).toBeLessThanOrEqual(boundMs(HC.rise));
+  }, 90_000);
+});
