@@ -10,29 +10,14 @@
 // a flow, or the fragment Identification for a datagram's non-first fragments (kind FRAGMENT).
 // Values: back index, stable backend slot, table generation the index belongs to.
 
+import { fmix32, mixWords } from '../shared/packet/hash32.js';
+
 export const KEY_WORDS = 10;
 export const KIND_FLOW = 0;
 export const KIND_FRAGMENT = 1;
 /** Entry flag: a FIN or RST was seen (timeout shortened; a new SYN replaces the entry). */
 export const FLAG_CLOSING = 1;
 const MAX_WAYS = 8;
-
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  h ^= Math.imul(k, 0x1b873593);
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 export class FlowTable {
   readonly size: number;
@@ -54,6 +39,11 @@ export class FlowTable {
   private readonly timeout: Float64Array;
   /** Entries in use. */
   count = 0;
+  /**
+   * Flows (not fragment pins) per backend slot, kept on insert, re-pin and removal; may be a view
+   * into the worker's shared counter block, so the gauge costs no copy. Slots beyond it: not counted.
+   */
+  readonly slotFlows: Float64Array;
   /** Monotonic totals, read by the caller to bump its counters. */
   inserts = 0;
   /** Entries removed for room (LRU) or because they had expired. */
@@ -61,7 +51,8 @@ export class FlowTable {
   private sweepAt = 0;
 
   /** `size`: entries wanted (>= 1); `seed`: hash seed (random per worker by default). */
-  constructor(size: number, seed: number = (Math.random() * 0x100000000) >>> 0) {
+  constructor(size: number, seed: number = (Math.random() * 0x100000000) >>> 0, slotFlows: Float64Array = new Float64Array(1024)) {
+    this.slotFlows = slotFlows;
     if (!Number.isInteger(size) || size < 1) throw new Error(`flow table size must be a positive integer, got ${size}`);
     this.size = size;
     this.ways = Math.min(MAX_WAYS, size);
@@ -96,9 +87,7 @@ export class FlowTable {
     k[1] = src[0]!; k[2] = src[1]!; k[3] = src[2]!; k[4] = src[3]!;
     k[5] = dst[0]!; k[6] = dst[1]!; k[7] = dst[2]!; k[8] = dst[3]!;
     k[9] = ports;
-    let h = this.seed;
-    for (let i = 0; i < KEY_WORDS; i++) h = mix(h, k[i]!);
-    this.keyHash = fmix(h ^ KEY_WORDS);
+    this.keyHash = fmix32(mixWords(this.seed, k, KEY_WORDS) ^ KEY_WORDS);
   }
 
   private bucketOf(h: number): number {
@@ -161,6 +150,7 @@ export class FlowTable {
       this.evictions++;
     }
     this.keys.set(this.key, i * KEY_WORDS);
+    if (this.key[0]! >>> 16 === KIND_FLOW && slot >= 0 && slot < this.slotFlows.length) this.slotFlows[slot]++;
     this.hashes[i] = h;
     this.used[i] = 1;
     this.flags[i] = 0;
@@ -192,6 +182,18 @@ export class FlowTable {
   private drop(i: number): void {
     this.used[i] = 0;
     this.count--;
+    const s = this.slot[i]!;
+    if (this.keys[i * KEY_WORDS]! >>> 16 === KIND_FLOW && s >= 0 && s < this.slotFlows.length) this.slotFlows[s]--;
+  }
+
+  /** Point entry i at another back (same key): keeps the per-slot flow counts right. */
+  repin(i: number, back: number, slot: number, gen: number): void {
+    const old = this.slot[i]!;
+    if (old !== slot && this.keys[i * KEY_WORDS]! >>> 16 === KIND_FLOW) {
+      if (old >= 0 && old < this.slotFlows.length) this.slotFlows[old]--;
+      if (slot >= 0 && slot < this.slotFlows.length) this.slotFlows[slot]++;
+    }
+    this.back[i] = back; this.slot[i] = slot; this.gen[i] = gen;
   }
 
   /**
@@ -220,5 +222,6 @@ export class FlowTable {
   clear(): void {
     this.used.fill(0);
     this.count = 0;
+    this.slotFlows.fill(0);
   }
 }

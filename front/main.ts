@@ -26,7 +26,8 @@ async function main(): Promise<void> {
   let health: HealthChecker | undefined;
   let hostSetup: HostSetup | undefined;
   let started = false;
-  // Path MTU toward each encap back, shared with the workers (issue 6: tunnel MTU).
+  // Path MTU toward each encap back, in memory shared with the workers: this thread sets each back's
+  // base from its route on every table load; a Packet Too Big one worker sees lowers it for all.
   const pmtu = PmtuCache.create(config.encap.mtu > 0 ? config.encap.mtu : config.tun.mtu);
   const refreshMtus = (t: CompiledTable): void => {
     refreshBaseMtus(t, pmtu, hostSetup, config.encap.mtu, log).catch((e: Error) => log.warn('path_mtu_failed', { error: e.message }));
@@ -82,10 +83,11 @@ async function main(): Promise<void> {
       const t = tables.table;
       if (!t) return [];
       const slotOf = new Map(t.meta.backNames.map((name, i) => [name, t.a.backSlot[i]!]));
-      return Object.entries(t.meta.view.pools as Record<string, { members: string[] }>).map(([name, p]) => ({
+      // a member is a name, or { back, weight } when its weight is not 1
+      return Object.entries(t.meta.view.pools as Record<string, { members: (string | { back: string })[] }>).map(([name, p]) => ({
         name,
         members: p.members.length,
-        up: p.members.filter((m) => tables.up[slotOf.get(m) ?? -1] !== 0 && slotOf.has(m)).length,
+        up: p.members.map((m) => (typeof m === 'string' ? m : m.back)).filter((m) => tables.up[slotOf.get(m) ?? -1] !== 0 && slotOf.has(m)).length,
       }));
     },
     healthProbes: () => health?.probeStats() ?? [],
@@ -111,6 +113,9 @@ async function main(): Promise<void> {
     host.metrics.markLoaded();
     tables.watch();
     log.info('table_loaded', { trigger: 'start', file: config.table, routes4: first.table.meta.routes4, routes6: first.table.meta.routes6 });
+    // Never the key itself: only where it came from.
+    if (config.hashKeySource === 'built-in') log.warn('hash_key_builtin', { message: 'no hashKey configured: pools use the built-in key, which anyone reading the source knows; set hashKey (the same on every front)' });
+    else log.info('hash_key', { source: config.hashKeySource });
   } catch (e) {
     log.error('start_failed', { error: (e as Error).message });
     health.stop();
