@@ -1,9 +1,10 @@
 // A UDP health check in the lab (the setup of ops-health): both backs of pool web are checked every
 // second by a TCP connect to S:80 and a UDP datagram to S:5300, each through the back from the
-// front's probe source (timeout 1 s, fall 2, rise 2). A small UDP echo on S:5300 runs in each server
-// namespace beside the lab server. Stopping server1's echo while its TCP service keeps answering
-// takes b1 out of the pool (kind udp), its keys go to b2; starting it again brings b1 back. The log
-// lines, mslb_backend_up and the probe metrics say so. Needs root and `npm run build`.
+// front's probe source, and a DNS query to S:5301 (timeout 1 s, fall 2, rise 2). A small UDP echo on
+// S:5300 and a DNS responder on S:5301 run in each server namespace beside the lab server. Stopping
+// server1's UDP services while its TCP service keeps answering takes b1 out of the pool (kind udp),
+// its keys go to b2; starting them again brings b1 back. The log lines, mslb_backend_up and the probe
+// metrics say so. Needs root and `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ const HC = { interval: 1, timeout: 1, rise: 2, fall: 2 };
 const boundMs = (n: number) => (HC.interval + (n - 1) * Math.max(HC.interval, HC.timeout) + HC.timeout) * 1000 + 1000;
 const SERVICES = ['2001:db8:5::80', '192.0.2.80'];
 const UDP_PORT = 5300;
+const DNS_PORT = 5301;
 
 const FRONT = `tun: { name: mslbf0, mtu: 1500, queues: 1, routes: [2001:db8:5::80/128, 192.0.2.80/32] }
 services: [${SERVICES.join(', ')}]
@@ -30,7 +32,7 @@ mode: translate
 admin: { listen: "[::1]:9101" }
 healthCheck: { interval: ${HC.interval}, timeout: ${HC.timeout}, rise: ${HC.rise}, fall: ${HC.fall}, probePrefix6: "${PROBE.v6}", probePrefix4: "${PROBE.v4}" }
 `;
-const CHECK = `{ servicePort: 80, udp: { port: ${UDP_PORT}, send: "are you there", expect: "echo:are you there" } }`;
+const CHECK = `{ servicePort: 80, udp: { port: ${UDP_PORT}, send: "are you there", expect: "echo:are you there" }, dns: { port: ${DNS_PORT}, name: www.example.com } }`;
 const TABLE = `backs:
   b1:
     addresses: { "2001:db8:5::80": "2001:db8:b::1", "192.0.2.80": "198.51.100.1" }
@@ -52,10 +54,19 @@ routes:
 const ECHO = `
 const dgram = require('node:dgram');
 let n = 0;
+const want = 2 * (process.argv.length - 1);
+// DNS: the query back with QR and RA set, NOERROR, and one A record 192.0.2.1 (name: pointer to the question).
+const answer = (q) => {
+  const a = Buffer.concat([q, Buffer.from('c00c000100010000003c0004c0000201', 'hex')]);
+  a[2] |= 0x80; a[3] = 0x80; a.writeUInt16BE(1, 6);
+  return a;
+};
 for (const a of process.argv.slice(1)) {
-  const s = dgram.createSocket(a.includes(':') ? 'udp6' : 'udp4');
-  s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
-  s.bind(${UDP_PORT}, a, () => { if (++n === process.argv.length - 1) console.log('ready'); });
+  for (const [port, reply] of [[${UDP_PORT}, (m) => Buffer.concat([Buffer.from('echo:'), m])], [${DNS_PORT}, answer]]) {
+    const s = dgram.createSocket(a.includes(':') ? 'udp6' : 'udp4');
+    s.on('message', (m, r) => s.send(reply(m), r.port, r.address));
+    s.bind(port, a, () => { if (++n === want) console.log('ready'); });
+  }
 }
 `;
 
@@ -122,7 +133,7 @@ describe.skipIf(!isRoot())('a UDP health check takes a back out when its UDP ser
   const where = async (ks: string[]) => Promise.all(ks.map(async (k) => (await curlFrom(lab, k)).server ?? 'none'));
   const m = (name: string, labels: Record<string, string>) => lab.metric('front', name, labels);
 
-  it('out on UDP failure with TCP fine, back when UDP answers again', async () => {
+  it('out on UDP failure with TCP fine, back when UDP answers again (DNS probed the same way)', async () => {
     expect(keys).toHaveLength(4);
     await sleep(2500); // a few rounds
     expect(await m('mslb_backend_up', { backend: 'b1' })).toBe(1);
@@ -132,9 +143,11 @@ describe.skipIf(!isRoot())('a UDP health check takes a back out when its UDP ser
     const rtt = await m('mslb_health_probe_duration_seconds', { backend: 'b1', kind: 'udp' });
     expect(rtt).toBeGreaterThan(0);
     expect(rtt).toBeLessThan(HC.timeout);
+    expect(await m('mslb_health_probe_failures_total', { backend: 'b1', kind: 'dns' })).toBe(0);
+    expect(await m('mslb_health_probe_duration_seconds', { backend: 'b1', kind: 'dns' })).toBeGreaterThan(0);
     expect(await where(keys)).toEqual(keys.map(() => 'server1'));
 
-    // server1's UDP echo stops; its lab server (TCP 80) keeps answering.
+    // server1's UDP echo and DNS responder stop; its lab server (TCP 80) keeps answering.
     await stopEcho('server1');
     const downMs = await untilMetric(lab, 'front', 'mslb_backend_up', { backend: 'b1' }, (v) => v === 0, boundMs(HC.fall) + 2000);
     const down = logEvents(lab, 'front', 'backend_down');
@@ -143,7 +156,9 @@ describe.skipIf(!isRoot())('a UDP health check takes a back out when its UDP ser
     // Nothing listens: server1 answers the probe with ICMP port unreachable, which comes back to
     // the probe source by routing (a timeout would mean the ICMP was lost on the way).
     expect(down[0]!.reason).toBe('refused');
-    expect(down[0]!.detail).toMatch(/^udp \[2001:db8:5::80\]:5300 from 2001:db8:f::1: recvmsg ECONNREFUSED; udp 192\.0\.2\.80:5300 from 192\.0\.2\.193: recvmsg ECONNREFUSED$/);
+    // udp comes before dns in the order that names the failure; detail lists every failed probe.
+    expect(down[0]!.detail).toMatch(/^udp \[2001:db8:5::80\]:5300 from 2001:db8:f::1: recvmsg ECONNREFUSED; udp 192\.0\.2\.80:5300 from 192\.0\.2\.193: recvmsg ECONNREFUSED; dns www\.example\.com \[2001:db8:5::80\]:5301 from 2001:db8:f::1: recvmsg ECONNREFUSED; dns www\.example\.com 192\.0\.2\.80:5301 .*ECONNREFUSED$/);
+    expect(await m('mslb_health_last_failure_info', { backend: 'b1', kind: 'dns', reason: 'refused' })).toBe(1);
     expect(await m('mslb_health_probe_failures_total', { backend: 'b1', kind: 'tcp' })).toBe(0); // TCP still fine
     expect(await m('mslb_health_probe_failures_total', { backend: 'b1', kind: 'udp', reason: 'refused' })).toBeGreaterThanOrEqual(2 * HC.fall);
     expect(await m('mslb_health_last_failure_info', { backend: 'b1', kind: 'udp', reason: 'refused' })).toBe(1);
