@@ -12,26 +12,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
 import { Lab, PROBE } from '../helpers/lab.js';
-import { addClientAddresses, curlFrom, logEvents, sleep, untilMetric } from '../helpers/ops.js';
+import { addClientAddresses, curlFrom, healthBoundMs, healthFrontConfig, logEvents, sleep, untilMetric } from '../helpers/ops.js';
 import { parseTableText } from '../../front/table/table-file.js';
 import { CompiledTable } from '../../front/table/compiled-table.js';
 import { decide, DecisionInput, DecisionResult } from '../../front/decision.js';
 import { parseAddress } from '../../shared/table/addr.js';
 
 const HC = { interval: 1, timeout: 1, rise: 2, fall: 2 };
-/** As in ops-health: first round within an interval, (n-1) more, the last reports within a timeout, + 1 s polling. */
-const boundMs = (n: number) => (HC.interval + (n - 1) * Math.max(HC.interval, HC.timeout) + HC.timeout) * 1000 + 1000;
+const boundMs = (n: number) => healthBoundMs(HC, n);
 const SERVICES = ['2001:db8:5::80', '192.0.2.80'];
 const UDP_PORT = 5300;
 const DNS_PORT = 5301;
 
-const FRONT = `tun: { name: mslbf0, mtu: 1500, queues: 1, routes: [2001:db8:5::80/128, 192.0.2.80/32] }
-services: [${SERVICES.join(', ')}]
-table: ./table.yaml
-mode: translate
-admin: { listen: "[::1]:9101" }
-healthCheck: { interval: ${HC.interval}, timeout: ${HC.timeout}, rise: ${HC.rise}, fall: ${HC.fall}, probePrefix6: "${PROBE.v6}", probePrefix4: "${PROBE.v4}" }
-`;
+const FRONT = healthFrontConfig(HC, PROBE);
 const CHECK = `{ servicePort: 80, udp: { port: ${UDP_PORT}, send: "are you there", expect: "echo:are you there" }, dns: { port: ${DNS_PORT}, name: www.example.com } }`;
 const TABLE = `backs:
   b1:

@@ -11,30 +11,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
 import { BACK_CONFIGS, Lab, LINKS, PROBE } from '../helpers/lab.js';
-import { addClientAddresses, curlFrom, logEvents, sleep, startLabServer, stopLabServer, UdpStream, untilMetric } from '../helpers/ops.js';
+import { addClientAddresses, curlFrom, healthBoundMs, healthFrontConfig, logEvents, sleep, startLabServer, stopLabServer, UdpStream, untilMetric } from '../helpers/ops.js';
 import { parseTableText } from '../../front/table/table-file.js';
 import { CompiledTable } from '../../front/table/compiled-table.js';
 import { decide, DecisionInput, DecisionResult } from '../../front/decision.js';
 import { parseAddress } from '../../shared/table/addr.js';
 
 const HC = { interval: 1, timeout: 1, rise: 2, fall: 2 };
-/**
- * The thresholds as a bound: the first round that sees the change starts within one interval, the
- * next (fall-1) rounds start max(interval, timeout) apart (a round whose probe times out lasts the
- * timeout), the last one reports within a timeout; plus 1 s for polling the metric on a busy host.
- */
-const boundMs = (n: number) => (HC.interval + (n - 1) * Math.max(HC.interval, HC.timeout) + HC.timeout) * 1000 + 1000;
+const boundMs = (n: number) => healthBoundMs(HC, n);
 const DOWN_BOUND_MS = boundMs(HC.fall);
 const UP_BOUND_MS = boundMs(HC.rise);
 const SERVICES = ['2001:db8:5::80', '192.0.2.80'];
 
-const FRONT = `tun: { name: mslbf0, mtu: 1500, queues: 1, routes: [2001:db8:5::80/128, 192.0.2.80/32] }
-services: [${SERVICES.join(', ')}]
-table: ./table.yaml
-mode: translate
-admin: { listen: "[::1]:9101" }
-healthCheck: { interval: ${HC.interval}, timeout: ${HC.timeout}, rise: ${HC.rise}, fall: ${HC.fall}, probePrefix6: "${PROBE.v6}", probePrefix4: "${PROBE.v4}" }
-`;
+const FRONT = healthFrontConfig(HC, PROBE);
 const TABLE = `backs:
   b1:
     addresses: { "2001:db8:5::80": "2001:db8:b::1", "192.0.2.80": "198.51.100.1" }
