@@ -26,7 +26,8 @@ async function main(): Promise<void> {
   let health: HealthChecker | undefined;
   let hostSetup: HostSetup | undefined;
   let started = false;
-  // Path MTU toward each encap back, shared with the workers (issue 6: tunnel MTU).
+  // Path MTU toward each encap back, in memory shared with the workers: this thread sets each back's
+  // base from its route on every table load; a Packet Too Big one worker sees lowers it for all.
   const pmtu = PmtuCache.create(config.encap.mtu > 0 ? config.encap.mtu : config.tun.mtu);
   const refreshMtus = (t: CompiledTable): void => {
     refreshBaseMtus(t, pmtu, hostSetup, config.encap.mtu, log).catch((e: Error) => log.warn('path_mtu_failed', { error: e.message }));

@@ -1,4 +1,4 @@
-// The back's issue-6 paths through BackProcessor.process() (no TUN): return encapsulation toward a
+// The back's draft paths (tunnels and MTU) through BackProcessor.process() (no TUN): return encapsulation toward a
 // gateway (outer source B, 6in6 / 4in6, PTB to the server when it does not fit, 4in6 fragments of an
 // IPv4 packet without DF), reassembly of outer fragments from an allowed front (the front fragments
 // the outer packet of an IPv6 packet <= 1280), and translate as one router hop. scapy builds and judges.
@@ -61,7 +61,7 @@ def run(inp):
     return out
 `;
 
-describe('back: return encapsulation, outer reassembly, hop limit (issue 6)', () => {
+describe('back: return encapsulation, outer reassembly, hop limit', () => {
   const sc = new ScapyWorker();
   afterAll(() => sc.close());
   let P: Record<string, string | string[]>;

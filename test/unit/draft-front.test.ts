@@ -1,4 +1,4 @@
-// The front's issue-6 paths through FrontProcessor.process() (no TUN): tunnel MTU (PTB, Frag
+// The front's draft paths (tunnels and MTU) through FrontProcessor.process() (no TUN): tunnel MTU (PTB, Frag
 // Needed, inner and outer fragmentation), ICMP errors from the fabric (learned, relayed, forged ones
 // refused), hop limit (one hop per host, Time Exceeded), acceptTunnelFrom (return traffic, multi-
 // stage, unauthorized), outer reassembly, ICMP rate limit. Packets are built by scapy; what the
@@ -130,7 +130,7 @@ interface Out {
   aux: string[];
 }
 
-describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels (issue 6)', async () => {
+describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async () => {
   let P: Record<string, string | string[]>;
   let counters: Float64Array;
   let fp: FrontProcessor;

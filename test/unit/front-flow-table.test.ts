@@ -233,7 +233,8 @@ describe('front flow table (processor)', () => {
     expect(send({ label: l2, proto: 17, frag: { id: 0xabc, offset: 160, more: false } })).toBe(a);
     // A non-first fragment of an unknown datagram (reordered: before its first fragment): the
     // key-based choice, pinned by datagram ID; the first fragment arriving after it follows the
-    // datagram, not its flow's pinned back, so the datagram stays whole (issue 6).
+    // datagram, not its flow's pinned back, so the datagram stays whole (its fragments cannot be
+    // reassembled on two backs).
     const n = ctr(C_FLOW_TABLE_SIZE);
     const y = fresh(t, l2);
     expect(y).not.toBe(a);
