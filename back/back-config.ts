@@ -2,7 +2,7 @@
 // overrides), then cross-field checks.
 
 import { loadDocumentWith } from '../shared/config/read-document.js';
-import { runConvict } from '../shared/config/convict-load.js';
+import { blameEnv, runConvict } from '../shared/config/convict-load.js';
 import { Checker } from '../shared/config/check-values.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { parseAddress } from '../shared/table/addr.js';
@@ -81,7 +81,7 @@ export interface BackConfig {
 const ADDRESS_KEYS = new Set(['address', 'service', 'mode']);
 
 export function backConfigFromValue(value: unknown, file: string): { config?: BackConfig; errors: ConfigError[] } {
-  const { values, errors } = runConvict(backSchema as never, value, file);
+  const { values, errors, envEntries } = runConvict(backSchema as never, value, file);
   const v = values as unknown as Omit<BackConfig, "addresses"> & { addresses: unknown[] };
   const c = new Checker(file);
   const bad = new Set(errors.map((e) => e.entry));
@@ -132,7 +132,7 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
     if (!addresses.some((x) => parseAddress(x.address)!.family === gf)) c.err('returnEncap.gateway', `the outer source is this back's own address of the gateway's family: no IPv${gf} address in addresses`);
   }
   c.listen('admin.listen', v.admin.listen);
-  const all = [...errors, ...c.errors];
+  const all = blameEnv([...errors, ...c.errors], envEntries);
   if (all.length > 0) return { errors: all };
   return {
     errors: [],

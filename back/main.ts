@@ -3,6 +3,7 @@
 // one worker per TUN queue (see shared/engine/service-host.ts).
 import { loadBackConfig } from './back-config.js';
 import { formatErrors } from '../shared/config/config-errors.js';
+import { wrongRoleOfFile } from '../shared/config/config-role.js';
 import { ServiceHost } from '../shared/engine/service-host.js';
 import { configPathFromArgs } from '../shared/engine/service-args.js';
 import { createLogger } from '../shared/log.js';
@@ -15,7 +16,8 @@ async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-back');
   const { config, errors } = loadBackConfig(file);
   if (!config || errors.length > 0) {
-    process.stderr.write(`mslb-back: invalid config\n${formatErrors(errors)}\n`);
+    const wrong = wrongRoleOfFile(file, 'back');
+    process.stderr.write(wrong !== undefined ? `mslb-back: ${wrong}\n` : `mslb-back: invalid config\n${formatErrors(errors)}\n`);
     process.exit(1);
   }
   const log = createLogger({ level: config.log.level, base: { service: 'mslb-back' } });
@@ -60,6 +62,7 @@ async function main(): Promise<void> {
   host.handleSignals();
   try {
     await host.start();
+    host.metrics.markLoaded(); // the config in force is the file's (mslb_config_last_reload_successful 1)
   } catch (e) {
     log.error('start_failed', { error: (e as Error).message });
     process.exitCode = 1;

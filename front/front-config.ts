@@ -4,10 +4,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { loadDocumentWith } from '../shared/config/read-document.js';
-import { runConvict } from '../shared/config/convict-load.js';
+import { blameEnv, runConvict } from '../shared/config/convict-load.js';
 import { Checker } from '../shared/config/check-values.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { parseAddress } from '../shared/table/addr.js';
+import { HEALTH_INTERVAL_MAX, HEALTH_INTERVAL_MIN, HEALTH_TIMEOUT_MAX, HEALTH_TIMEOUT_MIN } from './health-check-bounds.js';
 import { BUILTIN_HASH_KEY } from './table/maglev.js';
 
 export const frontSchema = {
@@ -44,17 +45,17 @@ export const frontSchema = {
   },
   flowTable: {
     size: { doc: 'Flow table entries per worker (LRU eviction beyond)', format: 'int-range', default: 65536, env: 'MSLB_FLOW_TABLE_SIZE' },
-    tcpTimeout: { doc: 'Idle timeout of TCP flows, seconds', format: 'int-range', default: 300, env: 'MSLB_FLOW_TABLE_TCP_TIMEOUT' },
-    udpTimeout: { doc: 'Idle timeout of UDP flows, seconds', format: 'int-range', default: 30, env: 'MSLB_FLOW_TABLE_UDP_TIMEOUT' },
-    otherTimeout: { doc: 'Idle timeout of other flows, seconds', format: 'int-range', default: 30, env: 'MSLB_FLOW_TABLE_OTHER_TIMEOUT' },
+    tcpTimeout: { doc: 'Idle timeout of TCP flows: a duration ("300s", "5m"; a plain number is seconds), 1s to 24h', format: 'duration', default: 300, env: 'MSLB_FLOW_TABLE_TCP_TIMEOUT' },
+    udpTimeout: { doc: 'Idle timeout of UDP flows: a duration ("30s"; a plain number is seconds), 1s to 24h', format: 'duration', default: 30, env: 'MSLB_FLOW_TABLE_UDP_TIMEOUT' },
+    otherTimeout: { doc: 'Idle timeout of other flows: a duration ("30s"; a plain number is seconds), 1s to 24h', format: 'duration', default: 30, env: 'MSLB_FLOW_TABLE_OTHER_TIMEOUT' },
   },
   icmp: {
     ratePerSecond: { doc: 'ICMP errors the front sends per second (token bucket rate)', format: 'int-range', default: 100, env: 'MSLB_ICMP_RATE' },
     burst: { doc: 'ICMP error token bucket size', format: 'int-range', default: 50, env: 'MSLB_ICMP_BURST' },
   },
   healthCheck: {
-    interval: { doc: 'Default seconds between health probes of a back', format: 'int-range', default: 2, env: 'MSLB_HEALTH_INTERVAL' },
-    timeout: { doc: 'Default probe timeout, seconds', format: 'int-range', default: 1, env: 'MSLB_HEALTH_TIMEOUT' },
+    interval: { doc: 'Default time between health probes of a back: a duration ("2s", "500ms"; a plain number is seconds), 100ms to 5m', format: 'duration', default: 2, env: 'MSLB_HEALTH_INTERVAL' },
+    timeout: { doc: 'Default probe timeout: a duration ("1s", "500ms"; a plain number is seconds), 100ms to 1m', format: 'duration', default: 1, env: 'MSLB_HEALTH_TIMEOUT' },
     rise: { doc: 'Default successes in a row to mark a back up', format: 'int-range', default: 2, env: 'MSLB_HEALTH_RISE' },
     fall: { doc: 'Default failures in a row to mark a back down', format: 'int-range', default: 3, env: 'MSLB_HEALTH_FALL' },
     probePrefix6: { doc: 'IPv6 prefix the front takes service-probe sources from (prefix + backend slot + 1, added to lo; the fabric routes it back to the front); "" = no IPv6 service probes', format: String, default: '', env: 'MSLB_HEALTH_PROBE_PREFIX6' },
@@ -92,7 +93,7 @@ export interface FrontConfig {
 
 /** Validate a parsed document as a front config. `file` names it in errors and anchors relative paths. */
 export function frontConfigFromValue(value: unknown, file: string): { config?: FrontConfig; errors: ConfigError[] } {
-  const { values, errors } = runConvict(frontSchema as never, value, file);
+  const { values, errors, envEntries } = runConvict(frontSchema as never, value, file);
   const v = values as unknown as FrontConfig;
   const c = new Checker(file);
   const bad = new Set(errors.map((e) => e.entry));
@@ -115,10 +116,12 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   c.listen('admin.listen', v.admin.listen);
   const accept = ok('acceptTunnelFrom') ? c.prefixList('acceptTunnelFrom', v.acceptTunnelFrom) : [];
   if (ok('flowTable.size')) c.intRange('flowTable.size', v.flowTable.size, 1, 1 << 24);
-  for (const k of ['tcpTimeout', 'udpTimeout', 'otherTimeout'] as const) if (ok(`flowTable.${k}`)) c.intRange(`flowTable.${k}`, v.flowTable[k], 1, 86400);
+  for (const k of ['tcpTimeout', 'udpTimeout', 'otherTimeout'] as const) if (ok(`flowTable.${k}`)) c.duration(`flowTable.${k}`, v.flowTable[k], 1, 86400);
   if (ok('icmp.ratePerSecond')) c.intRange('icmp.ratePerSecond', v.icmp.ratePerSecond, 0, 1_000_000);
   if (ok('icmp.burst')) c.intRange('icmp.burst', v.icmp.burst, 1, 1_000_000);
-  for (const k of ['interval', 'timeout', 'rise', 'fall'] as const) if (ok(`healthCheck.${k}`)) c.intRange(`healthCheck.${k}`, v.healthCheck[k], 1, 3600);
+  if (ok('healthCheck.interval')) c.duration('healthCheck.interval', v.healthCheck.interval, HEALTH_INTERVAL_MIN, HEALTH_INTERVAL_MAX);
+  if (ok('healthCheck.timeout')) c.duration('healthCheck.timeout', v.healthCheck.timeout, HEALTH_TIMEOUT_MIN, HEALTH_TIMEOUT_MAX);
+  for (const k of ['rise', 'fall'] as const) if (ok(`healthCheck.${k}`)) c.intRange(`healthCheck.${k}`, v.healthCheck[k], 1, 3600);
   const probe = { probePrefix6: '', probePrefix4: '' };
   for (const [k, f] of [['probePrefix6', 6], ['probePrefix4', 4]] as const) {
     if (v.healthCheck[k] === '') continue;
@@ -130,7 +133,7 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   const dir = file ? dirname(resolve(file)) : process.cwd();
   const key = ok('hashKey') ? resolveHashKey(v.hashKey, dir) : { hex: '', source: '' };
   if (key.error !== undefined) c.err('hashKey', key.error);
-  const all = [...errors, ...c.errors];
+  const all = blameEnv([...errors, ...c.errors], envEntries);
   if (all.length > 0) return { errors: all };
   return {
     errors: [],

@@ -50,6 +50,8 @@ export interface TableManagerOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Checks and internal routes beyond the table file's own validation (see front/health-checker.ts). */
   augment?: (t: ValidatedTable, slotOf: (name: string) => number) => TableAugment;
+  /** The file went back to the table in force after a rejected edit (no reload happened). */
+  onInSync?: () => void;
 }
 
 export interface BuildResult {
@@ -63,8 +65,16 @@ type ReadResult = { text: string; error?: undefined } | { text?: undefined; erro
 
 export type CheckOutcome = 'installed' | 'unchanged' | 'rejected' | 'already-rejected' | 'closed';
 
+/** What the last reload() did, for its caller (POST /reload answers with it). */
+export interface ReloadResult {
+  outcome: 'installed' | 'unchanged' | 'rejected';
+  errors: TableError[];
+}
+
 export class TableManager {
   private current: CompiledTable | null = null;
+  /** Result of the last reload() call. */
+  lastReload: ReloadResult | undefined;
   private currentText: string | undefined;
   /** Content already rejected and counted by a file check: later events for it are not counted again. */
   private rejectedText: string | undefined;
@@ -204,20 +214,26 @@ export class TableManager {
     const t0 = Date.now();
     const r = this.read();
     if (r.error !== undefined) {
-      this.reject(trigger, [{ file: this.config.table, entry: '', reason: r.error }]);
+      const errors = [{ file: this.config.table, entry: '', reason: r.error }];
+      this.lastReload = { outcome: 'rejected', errors };
+      this.reject(trigger, errors);
       return false;
     }
     if (this.current !== null && r.text === this.currentText) {
       this.log.info('table_unchanged', { trigger, file: this.config.table, generation: this.generation });
+      this.rejectedText = undefined;
+      this.lastReload = { outcome: 'unchanged', errors: [] };
       this.onReloadResult(true);
       return true;
     }
     const b = this.build(r.text);
     if (!b.table) {
       this.rejectedText = r.text;
+      this.lastReload = { outcome: 'rejected', errors: b.errors };
       this.reject(trigger, b.errors);
       return false;
     }
+    this.lastReload = { outcome: 'installed', errors: [] };
     this.installLogged(trigger, b, t0);
     return true;
   }
@@ -251,7 +267,7 @@ export class TableManager {
     let cur = this.read();
     for (let round = 0; ; round++) {
       if (this.closed) return 'closed';
-      if (cur.text !== undefined && this.current !== null && cur.text === this.currentText) return 'unchanged';
+      if (cur.text !== undefined && this.current !== null && cur.text === this.currentText) return this.backInForce();
       if (cur.text !== undefined && cur.text === this.rejectedText) return 'already-rejected';
       // 1. Stable: the same content twice, settleMs apart.
       await this.sleep(this.settleMs);
@@ -263,7 +279,7 @@ export class TableManager {
         continue;
       }
       cur = again;
-      if (cur.text !== undefined && this.current !== null && cur.text === this.currentText) return 'unchanged';
+      if (cur.text !== undefined && this.current !== null && cur.text === this.currentText) return this.backInForce();
       if (cur.error !== undefined) {
         // Gone for two reads in a row (not the instant of a rename): reject once.
         if (this.rejectedText === '\0unreadable') return 'already-rejected';
@@ -291,6 +307,16 @@ export class TableManager {
       this.reject('file_change', b.errors);
       return 'rejected';
     }
+  }
+
+  /** The file holds the table in force again: after a rejected edit, the file is in sync once more. */
+  private backInForce(): 'unchanged' {
+    if (this.rejectedText !== undefined) {
+      this.rejectedText = undefined;
+      this.log.info('table_file_in_force', { file: this.config.table, generation: this.generation });
+      this.opts.onInSync?.();
+    }
+    return 'unchanged';
   }
 
   private statKey(): string {

@@ -2,6 +2,7 @@
 
 import { parseAddress, parsePrefix, formatAddress, formatPrefix } from '../table/addr.js';
 import type { ConfigError } from './config-errors.js';
+import { DURATION_HINT, formatDuration, parseDuration } from './duration.js';
 
 export class Checker {
   readonly errors: ConfigError[] = [];
@@ -45,6 +46,13 @@ export class Checker {
 
   intRange(entry: string, v: unknown, lo: number, hi: number): void {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) this.err(entry, `must be an integer from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
+  }
+
+  /** A duration (seconds after convict's coercion: "2000" reads as 33m20s) from lo to hi seconds. */
+  duration(entry: string, v: unknown, lo: number, hi: number): void {
+    const s = parseDuration(v);
+    if (s === null) { this.err(entry, `must be ${DURATION_HINT}, got ${JSON.stringify(v)}`); return; }
+    if (s < lo || s > hi) this.err(entry, `must be from ${formatDuration(lo)} to ${formatDuration(hi)}, got ${formatDuration(s)}`);
   }
 
   /** "host:port" or "[v6]:port". */

@@ -7,9 +7,10 @@ import { gsoWriteProbe } from '../tun/gso.js';
 import { HEADROOM, DEFAULT_BATCH, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } from '../tun/tun-device.js';
 import { HostSetup } from '../netlink/host-setup.js';
 import { ServiceMetrics, type BackendState, type PoolState, type TableRouteCounts } from '../metrics/registry.js';
-import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
+import type { HealthProbeState } from '../metrics/health-metrics.js';
+import { startAdminServer, type AdminServer, type AdminRoute } from '../admin/admin-server.js';
 import { WorkerPool } from './worker-pool.js';
-import type { ToWorker } from './worker-messages.js';
+import type { FlowQuery, FlowSnapshot, ToWorker } from './worker-messages.js';
 import type { Logger } from '../log.js';
 
 export interface ServiceHostOptions {
@@ -31,9 +32,13 @@ export interface ServiceHostOptions {
   /** Pools of the table in force (front): mslb_pool_members{,_up}. */
   pools?: () => readonly PoolState[];
   tableRoutes?: () => TableRouteCounts;
+  /** Health probes per back and kind (front): latency and failures. */
+  healthProbes?: () => readonly HealthProbeState[];
   table: () => unknown;
   /** Ready beyond "TUN up and workers running" (e.g. a table is loaded). */
   ready?: () => { ready: boolean; reason?: string };
+  /** Role routes of the admin server (the front's /lookup, /flows, /reload). */
+  adminRoutes?: Record<string, AdminRoute>;
   /** Extra host setup after the TUN is configured (e.g. the back's return path). */
   setupHost?: (host: HostSetup, tunName: string) => Promise<void>;
 }
@@ -87,6 +92,7 @@ export class ServiceHost {
         blocks: () => this.blocks,
         backends: o.backends,
         pools: o.pools,
+        healthProbes: o.healthProbes,
         tableRoutes: o.tableRoutes,
         offloadEnabled: () => this.offloads !== 0,
       },
@@ -142,6 +148,7 @@ export class ServiceHost {
           return this.o.ready ? this.o.ready() : { ready: true };
         },
         table: this.o.table,
+        routes: this.o.adminRoutes,
       });
       log.info('service_started', { role: this.o.role, tun: set.name, admin: this.o.adminListen });
     } catch (e) {
@@ -187,6 +194,12 @@ export class ServiceHost {
 
   broadcast(msg: ToWorker): void {
     this.pool?.broadcast(msg);
+  }
+
+  /** Ask every worker for the flows of its flow table that match (bounded by query.limit each). */
+  queryFlows(query: Omit<FlowQuery, 'type' | 'id'>, timeoutMs = 2000): Promise<FlowSnapshot[]> {
+    if (!this.pool || !this.running) return Promise.resolve([]);
+    return this.pool.queryFlows(query, timeoutMs);
   }
 
   /** Stop workers, close admin, undo host setup. exitCode >= 0 exits the process afterwards. */

@@ -2,7 +2,7 @@
 // control messages (a new compiled table is posted once per worker and swapped in whole there).
 import { Worker } from 'node:worker_threads';
 import { newCounterBlock } from '../metrics/counter-layout.js';
-import type { FromWorker, ToWorker, WorkerInit } from './worker-messages.js';
+import type { FlowQuery, FlowSnapshot, FromWorker, ToWorker, WorkerInit } from './worker-messages.js';
 import type { TunQueueOptions } from '../tun/tun-device.js';
 
 export interface WorkerPoolOptions {
@@ -17,6 +17,9 @@ export interface WorkerPoolOptions {
 export class WorkerPool {
   readonly blocks: Float64Array[] = [];
   private readonly workers: Worker[] = [];
+  private nextQuery = 1;
+  /** Flow questions in flight: answers by worker, resolved when every worker answered. */
+  private readonly pending = new Map<number, (m: FlowSnapshot) => void>();
 
   constructor(private readonly opts: WorkerPoolOptions) {}
 
@@ -31,6 +34,10 @@ export class WorkerPool {
       return new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`worker ${queue} not ready after ${timeoutMs} ms`)), timeoutMs);
         w.on('message', (m: FromWorker) => {
+          if (m.type === 'flows') {
+            this.pending.get(m.id)?.(m);
+            return;
+          }
           if (m.type === 'ready') {
             clearTimeout(timer);
             resolve();
@@ -52,6 +59,30 @@ export class WorkerPool {
 
   broadcast(msg: ToWorker): void {
     for (const w of this.workers) w.postMessage(msg);
+  }
+
+  /**
+   * Ask every worker the same flow question; resolves with the answers that came within timeoutMs
+   * (a worker busy past it is left out rather than holding the admin request).
+   */
+  queryFlows(q: Omit<FlowQuery, 'type' | 'id'>, timeoutMs: number): Promise<FlowSnapshot[]> {
+    const id = this.nextQuery++;
+    const answers: FlowSnapshot[] = [];
+    const n = this.workers.length;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve(answers);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.pending.set(id, (m) => {
+        answers.push(m);
+        if (answers.length === n) done();
+      });
+      if (n === 0) done();
+      for (const w of this.workers) w.postMessage({ ...q, type: 'flows', id } satisfies FlowQuery);
+    });
   }
 
   /** Ask every worker to stop (it closes its queue fd), then terminate stragglers. */

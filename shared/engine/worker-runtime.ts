@@ -4,11 +4,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { NativeTun } from '../tun/native-tun.js';
 import { BatchLoop } from './batch-loop.js';
 import type { PacketProcessor } from './packet-processor.js';
-import type { WorkerInit, ToWorker, FromWorker } from './worker-messages.js';
+import type { WorkerInit, ToWorker, FromWorker, FlowQuery, FlowSnapshot } from './worker-messages.js';
 
 export interface RoleProcessor extends PacketProcessor {
   /** Apply a control message other than stop (a new compiled table); roles without any omit it. */
   update?(msg: ToWorker): void;
+  /** Answer a flow-table question (roles without one leave it out: empty answer). */
+  flowSnapshot?(q: FlowQuery, queue: number): FlowSnapshot;
 }
 
 export function runWorker(make: (init: WorkerInit, counters: Float64Array) => RoleProcessor): void {
@@ -36,6 +38,11 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
         dev?.close();
         post({ type: 'stopped', queue: init.queue });
         port.close();
+        return;
+      }
+      if (msg.type === 'flows') {
+        // between batches, like every control message: the table is not being written meanwhile
+        post(processor.flowSnapshot?.(msg, init.queue) ?? { type: 'flows', id: msg.id, queue: init.queue, total: 0, matched: 0, flows: [] });
         return;
       }
       try {

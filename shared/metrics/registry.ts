@@ -4,6 +4,7 @@
 // recordReload()/markLoaded().
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { MSLB_VERSION } from '../version.js';
+import { registerHealthMetrics, type HealthProbeState } from './health-metrics.js';
 import {
   backendPacketsIndex,
   backendFlowsIndex,
@@ -58,6 +59,8 @@ export interface MetricsSources {
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
   offloadEnabled?: () => boolean;
+  /** Health probes per back and kind (front): mslb_health_probe_* families. Default: none. */
+  healthProbes?: () => readonly HealthProbeState[];
 }
 
 export interface ServiceMetricsOptions {
@@ -130,6 +133,9 @@ export class ServiceMetrics {
   private reloadsOk = 0;
   private reloadsFailed = 0;
   private lastSuccess = 0;
+  /** 1 when the file on disk is the one in force (last reload applied or unchanged), 0 after a rejection. */
+  private lastReloadOk = 0;
+  private tableHash = '';
 
   constructor(opts: ServiceMetricsOptions) {
     this.role = opts.role;
@@ -267,6 +273,7 @@ export class ServiceMetrics {
         for (const be of backends()) this.set({ backend: be.name }, be.up ? 1 : 0);
       },
     });
+    if (this.role === 'front') registerHealthMetrics(this.registry, src.healthProbes ?? (() => []));
     if (this.role === 'front') {
       // Per pool, for alerts like "a pool with no member up" (it then fails open or, with
       // failClosed, drops as backend_down) without joining against the table.
@@ -324,6 +331,26 @@ export class ServiceMetrics {
       },
     });
     new Gauge({
+      name: 'mslb_config_last_reload_successful',
+      help: 'Whether the file on disk is the one in force: 1 after a load, reload or unchanged file, 0 while an edit is rejected (the previous one keeps serving).',
+      registers: reg,
+      collect() {
+        this.set(self.lastReloadOk);
+      },
+    });
+    if (this.role === 'front') {
+      new Gauge({
+        name: 'mslb_table_info',
+        help: 'Always 1; hash: hash of the table in force (its canonical content: equal on fronts with equal tables).',
+        labelNames: ['hash'],
+        registers: reg,
+        collect() {
+          this.reset();
+          if (self.tableHash !== '') this.set({ hash: self.tableHash }, 1);
+        },
+      });
+    }
+    new Gauge({
       name: 'mslb_workers',
       help: 'Worker threads (TUN queues) running.',
       registers: reg,
@@ -353,6 +380,7 @@ export class ServiceMetrics {
 
   /** A reload attempt finished (file change or SIGHUP). Success also sets the timestamp. */
   recordReload(ok: boolean, atMs: number = Date.now()): void {
+    this.lastReloadOk = ok ? 1 : 0;
     if (ok) {
       this.reloadsOk++;
       this.lastSuccess = atMs / 1000;
@@ -364,6 +392,17 @@ export class ServiceMetrics {
   /** The start-up load succeeded: sets the timestamp without counting a reload. */
   markLoaded(atMs: number = Date.now()): void {
     this.lastSuccess = atMs / 1000;
+    this.lastReloadOk = 1;
+  }
+
+  /** The file on disk went back to the content in force after a rejected edit (no reload counted). */
+  markInSync(): void {
+    this.lastReloadOk = 1;
+  }
+
+  /** Hash of the table in force (front): mslb_table_info{hash}. */
+  setTableHash(hash: string): void {
+    this.tableHash = hash;
   }
 
   /** Prometheus text exposition of everything. */

@@ -107,7 +107,7 @@ describe('alert rules (deploy/prometheus/mslb-alerts.yml)', () => {
     const byName = Object.fromEntries(rules.map((r) => [r.alert, r]));
     expect(byName.MslbBackDown?.expr).toContain('mslb_backend_up');
     expect(byName.MslbPoolNoMemberUp?.expr).toContain('mslb_pool_members_up');
-    expect(byName.MslbTableReloadFailing?.expr).toContain('mslb_config_reloads_total{result="failure"}');
+    expect(byName.MslbTableReloadFailing?.expr).toBe('mslb_config_last_reload_successful == 0');
     expect(byName.MslbDropsRising?.expr).toContain('mslb_drops_total');
     expect(byName.MslbIcmpRateLimited?.expr).toContain('mslb_icmp_rate_limited_total');
     for (const r of rules) expect(r.labels.severity, r.alert).toMatch(/^(critical|warning|info)$/);

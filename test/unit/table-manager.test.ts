@@ -212,6 +212,39 @@ describe('TableManager: SIGHUP', () => {
     expect(h.events('table_loaded').at(-1)).toMatchObject({ trigger: 'SIGHUP', generation: 2 });
   });
 
+  it('says what the last reload did (POST /reload answers with it)', () => {
+    const h = harness(GOOD);
+    h.m.reload('admin');
+    expect(h.m.lastReload).toEqual({ outcome: 'unchanged', errors: [] });
+    h.file.text = UNKNOWN_BACK;
+    h.m.reload('admin');
+    expect(h.m.lastReload?.outcome).toBe('rejected');
+    expect(h.m.lastReload?.errors[0]).toMatchObject({ file: '/virtual/table.yaml', entry: 'routes[1].to' });
+    h.file.text = MOVED;
+    h.m.reload('admin');
+    expect(h.m.lastReload).toEqual({ outcome: 'installed', errors: [] });
+    h.file.text = null;
+    h.m.reload('admin');
+    expect(h.m.lastReload?.errors[0]?.reason).toMatch(/^cannot read: ENOENT/);
+  });
+
+  it('a rejected file put back to the table in force is in sync again (no reload counted)', async () => {
+    let inSync = 0;
+    const h = harness(GOOD, { onInSync: () => inSync++ });
+    h.file.text = UNKNOWN_BACK;
+    expect(await h.m.checkFile()).toBe('rejected');
+    h.file.text = GOOD;
+    expect(await h.m.checkFile()).toBe('unchanged');
+    expect(inSync).toBe(1);
+    expect(h.results).toEqual([false]);
+    expect(await h.m.checkFile()).toBe('unchanged'); // already in sync: not reported again
+    expect(inSync).toBe(1);
+    // the bad content again is a new rejected edit
+    h.file.text = UNKNOWN_BACK;
+    expect(await h.m.checkFile()).toBe('rejected');
+    expect(h.results).toEqual([false, false]);
+  });
+
   it('keeps backend slots and the shared up[] across reloads', () => {
     const h = harness(GOOD);
     const slot = (t: CompiledTable, name: string) => t.a.backSlot[t.meta.backNames.indexOf(name)];
