@@ -25,6 +25,7 @@ const D_MALFORMED = dropIndex('malformed');
 const E_MULTICAST = eventIndex('multicast_ignored');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
+const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
 
 export class BackProcessor implements RoleProcessor {
   private readonly info = new PacketInfo();
@@ -92,6 +93,10 @@ export class BackProcessor implements RoleProcessor {
     if (err !== ParseError.OK) return this.drop(D_MALFORMED); // SPEC 5: bad version and every other parse failure
     if (isMulticastDst(info)) {
       c[E_MULTICAST]++; // the host's own MLD reports: no service is multicast
+      return VERDICT_CONSUMED;
+    }
+    if (this.retEncap !== null && (info.proto === Proto.ICMP || info.proto === Proto.ICMPV6) && info.icmpType >= 0 && this.retEncap.fabricError(buf, off, info, tx)) {
+      c[E_FABRIC_ICMP]++; // about our return tunnel toward the gateway: path MTU learned, relayed
       return VERDICT_CONSUMED;
     }
     const idx = this.own.find(info.version, info.dst);

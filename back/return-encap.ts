@@ -20,6 +20,9 @@ import { parsePacket, ParseError } from '../shared/packet/parse.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
 import { shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
+import { IcmpErrorInfo, parseIcmpError } from '../shared/packet/icmp.js';
+import { Proto } from '../shared/packet/constants.js';
+import { get32 } from '../shared/packet/bytes.js';
 
 export interface ReturnEncapRole {
   /** The gateway (outer destination) and its family. */
@@ -52,6 +55,8 @@ export class ReturnEncap {
   private readonly outerHop: number;
   private readonly tmtu: TunnelMtu;
   private readonly offload: TunnelOffload;
+  private readonly err = new IcmpErrorInfo();
+  private readonly inner = new PacketInfo();
 
   constructor(
     r: ReturnEncapRole,
@@ -107,6 +112,80 @@ export class ReturnEncap {
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - o);
     tx.forward(buf, o, info.totalLen + hdr, vnet, vnetOff);
     return VERDICT_QUEUED;
+  }
+
+  /**
+   * An ICMP error addressed to this back (parsed into info): is it about one of our return tunnel
+   * packets — quoted outer source our B, outer destination the gateway, protocol 4 / 41 (maybe
+   * behind the Fragment header we add)? Then Packet Too Big / Fragmentation Needed lowers the path
+   * MTU toward the gateway (it ages out as the front's does) and is relayed to the server that sent
+   * the inner packet (from B, as the errors check() sends); other errors about the tunnel are taken
+   * in. Returns false when the error is not about our tunnel (the caller handles it as before).
+   */
+  fabricError(buf: Uint8Array, off: number, info: PacketInfo, tx: TxQueue): boolean {
+    const e = this.err;
+    if (!parseIcmpError(buf, off, info, e)) return false;
+    const fam = this.fam;
+    if (e.innerVersion !== fam) return false;
+    const s = this.src, g = this.gw, is = e.innerSrc, id = e.innerDst;
+    if (is[0] !== s[0] || id[0] !== g[0]) return false;
+    if (fam === 6 && (is[1] !== s[1] || is[2] !== s[2] || is[3] !== s[3] || id[1] !== g[1] || id[2] !== g[2] || id[3] !== g[3])) return false;
+    const q = e.innerOff;
+    const qlen = e.innerLen;
+    let proto = e.innerProto;
+    let ohl: number;
+    let nonFirst = false;
+    if (fam === 4) {
+      ohl = (buf[q]! & 15) * 4;
+      if (ohl < 20 || ohl > qlen) return false;
+      nonFirst = (((buf[q + 6]! & 0x1f) << 8) | buf[q + 7]!) !== 0;
+    } else {
+      ohl = 40;
+      if (proto === Proto.FRAGMENT) {
+        if (qlen < 48) return false;
+        proto = buf[q + 40]!;
+        nonFirst = (((buf[q + 42]! << 8) | buf[q + 43]!) & 0xfff8) !== 0;
+        ohl = 48;
+      }
+    }
+    if (proto !== Proto.IPIP && proto !== Proto.IPV6) return false;
+    const tooBig = (fam === 6 && e.type === 2) || (fam === 4 && e.type === 3 && e.code === 4);
+    if (!tooBig) return true;
+    const tmtu = this.tmtu.learn(0, fam, e.mtu, (buf[q + 2]! << 8) | buf[q + 3]!);
+    if (nonFirst) return true;
+    // relay to the server, quoting what the router quoted of its packet
+    const p = q + ohl;
+    const avail = qlen - ohl;
+    const iv = avail > 0 ? buf[p]! >> 4 : 0;
+    const inner = this.inner;
+    inner.reset();
+    let size: number;
+    if (iv === 4 && proto === Proto.IPIP && avail >= 20) {
+      inner.version = 4;
+      inner.hdrLen = (buf[p]! & 15) * 4;
+      size = (buf[p + 2]! << 8) | buf[p + 3]!;
+      const ff = (buf[p + 6]! << 8) | buf[p + 7]!;
+      inner.df = (ff & 0x4000) !== 0;
+      inner.fragOffset = (ff & 0x1fff) * 8;
+      inner.proto = buf[p + 9]!;
+      inner.src[0] = get32(buf, p + 12);
+      inner.dst[0] = get32(buf, p + 16);
+      if (inner.proto === Proto.ICMP && inner.hdrLen >= 20 && avail > inner.hdrLen) inner.icmpType = buf[p + inner.hdrLen]!;
+    } else if (iv === 6 && proto === Proto.IPV6 && avail >= 40) {
+      inner.version = 6;
+      size = 40 + ((buf[p + 4]! << 8) | buf[p + 5]!);
+      inner.proto = buf[p + 6]!;
+      for (let i = 0; i < 4; i++) {
+        inner.src[i] = get32(buf, p + 8 + 4 * i);
+        inner.dst[i] = get32(buf, p + 24 + 4 * i);
+      }
+      if (inner.proto === Proto.ICMPV6 && avail > 40) inner.icmpType = buf[p + 40]!;
+    } else {
+      return true;
+    }
+    inner.totalLen = size < avail ? size : avail;
+    this.tmtu.relay(tx, buf, p, inner, size, tmtu);
+    return true;
   }
 
   private drop(reason: number): number {

@@ -101,9 +101,7 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['flow_table_evictions', 'mslb_flow_table_evictions_total', 'Flow-table entries evicted (LRU pressure or idle timeout).'],
   ['flow_table_inserts', 'mslb_flow_table_inserts_total', 'Flow-table entries created.'],
   ['fragmented', 'mslb_fragmented_total', 'Packets fragmented to fit a tunnel (IPv4 without DF before wrapping; the outer packet of an IPv6 packet of at most 1280 bytes).'],
-  ['pmtu_learned', 'mslb_pmtu_learned_total', 'ICMP errors from the fabric that lowered the path MTU toward a back.'],
   ['tunnel_unwrapped', 'mslb_tunnel_unwrapped_total', 'Tunnel packets from acceptTunnelFrom sources unwrapped (multi-stage, return encapsulation).'],
-  ['fabric_icmp_handled', 'mslb_fabric_icmp_handled_total', 'ICMP errors about the front\'s own tunnel packets taken in (path MTU, relay to the inner source), not forwarded.'],
   ['lbsp_client_fallback', 'mslb_lbsp_client_fallback_total', 'LBSP client segments no route covers (anonymous values): the IP source was the key.'],
   ['icmp_steer_copies', 'mslb_icmp_steer_copies_total', 'Extra copies of ICMP errors sent to the other members of a pool keyed by flow label or LBSP (beyond the first copy).'],
 ];
@@ -118,6 +116,8 @@ const BACK_EVENTS: readonly [EventCounter, string, string][] = [
   ['lbsp_stamp_skipped', 'mslb_lbsp_stamp_skipped_total', 'IPv6 return packets forwarded without the LBSP option: it would not fit the MTU, a fragment, or a Destination Options header without LBSP already there.'],
 ];
 const COMMON_EVENTS: readonly [EventCounter, string, string][] = [
+  ['pmtu_learned', 'mslb_pmtu_learned_total', 'ICMP errors from the fabric that lowered the path MTU toward a back (front) or toward the return gateway (back).'],
+  ['fabric_icmp_handled', 'mslb_fabric_icmp_handled_total', 'ICMP errors about the service\'s own tunnel packets (the front\'s toward its backs, a back\'s return encapsulation toward its gateway) taken in (path MTU, relay to the inner source), not forwarded.'],
   ['read_batches', 'mslb_read_batches_total', 'TUN read batches processed (packets per batch = rx packets / this).'],
   ['icmp_rate_limited', 'mslb_icmp_rate_limited_total', 'ICMP errors not sent because of the rate limit.'],
   ['multicast_ignored', 'mslb_multicast_ignored_total', 'Multicast packets read from the TUN (the kernel\'s own MLD reports) and ignored: never a service.'],

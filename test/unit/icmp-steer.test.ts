@@ -14,7 +14,9 @@ import { FrontProcessor } from '../../front/front-processor.js';
 import type { FrontRole } from '../../front/front-role.js';
 import { dropIndex, eventIndex, newCounterBlock } from '../../shared/metrics/counter-layout.js';
 import { newTxQueue, queued, split } from '../helpers/tx-queue.js';
-import { VERDICT_QUEUED } from '../../shared/engine/packet-processor.js';
+import { VERDICT_CONSUMED, VERDICT_QUEUED } from '../../shared/engine/packet-processor.js';
+import { BackProcessor } from '../../back/back-processor.js';
+import type { BackRole } from '../../back/back-role.js';
 
 interface Vector {
   desc: string;
@@ -38,7 +40,7 @@ interface Scenario {
   ptb: Record<string, string>;
   toBack: Record<string, Record<string, string>>;
 }
-const { vectors: V, scenario: SC } = loadVectors<{ vectors: Vector[]; scenario: Scenario }>('icmp-quote.json');
+const { vectors: V, scenario: SC, back: BK } = loadVectors<{ vectors: Vector[]; scenario: Scenario; back: Record<string, string> }>('icmp-quote.json');
 const STATUS = { ok: QUOTE_OK, truncated: QUOTE_TRUNCATED, invalid: QUOTE_INVALID };
 
 const S6 = '2001:db8:5::80';
@@ -217,5 +219,44 @@ describe('front: errors to S steered to the back of the quoted flow', () => {
     expect(r.all.length).toBe(2);
     expect(ev('icmp_refused_copy_limited')).toBe(1);
     expect(ev('icmp_rate_limited')).toBe(1);
+  });
+});
+
+describe('back: errors about its return tunnel toward the gateway', () => {
+  const w = (a: string) => Array.from(words(a));
+  const B6 = '2001:db8:b::1', B4 = '198.51.100.1', G6 = '2001:db8:f:1::1';
+  const role = (): BackRole => ({
+    lbspType: 0x1e,
+    own: [{ family: 6, b: w(B6), s: w(S6), mode: 2 }, { family: 4, b: w(B4), s: w(S4), mode: 2 }],
+    services: [{ family: 6, words: w(S6) }, { family: 4, words: w(S4) }],
+    allowedFronts: [{ family: 6, words: w(S6), len: 128 }, { family: 4, words: w(S4), len: 32 }],
+    returnPath: true, stamp: false, serverId: [0, 0, 0, 0], mssClamp: 0, mtu: 1500,
+    returnEncap: { gateway: w(G6), family: 6, source: w(B6), mtu: 1500, hopLimit: 64, icmpSource4: w(B4), icmpSource6: w(B6), icmp: { ratePerSecond: 100, burst: 10 } },
+  });
+  const tx = newTxQueue(16);
+  const run = (bp: BackProcessor, h: string) => {
+    const [buf, off, len] = slab(h);
+    tx.reset();
+    return { verdict: bp.process(buf, off, len, new Uint8Array(0), 0, tx), ...split(tx, buf) };
+  };
+
+  it('a Packet Too Big quoting its tunnel lowers the path MTU toward the gateway and is relayed to the server from B', () => {
+    const counters = newCounterBlock();
+    const bp = new BackProcessor(role(), counters, () => 1_000_000, 3);
+    const r = run(bp, BK['ptb_gateway']!);
+    expect(r.verdict).toBe(VERDICT_CONSUMED);
+    expect(r.aux).toEqual([BK['ptb_relayed']]);
+    expect(counters[eventIndex('pmtu_learned')]).toBe(1);
+    expect(counters[eventIndex('fabric_icmp_handled')]).toBe(1);
+  });
+
+  it('one quoting a tunnel to another gateway is not ours: translated to S as before', () => {
+    const counters = newCounterBlock();
+    const bp = new BackProcessor(role(), counters, () => 1_000_000, 3);
+    const r = run(bp, BK['ptb_other_gateway']!);
+    expect(r.verdict).toBe(VERDICT_QUEUED);
+    expect(r.aux).toEqual([]);
+    expect(r.fwd!.slice(48, 80)).toBe('20010db8000500000000000000000080');
+    expect(counters[eventIndex('pmtu_learned')]).toBe(0);
   });
 });

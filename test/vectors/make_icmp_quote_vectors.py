@@ -181,8 +181,21 @@ def main():
             ans = bytes(IPv6(src=S6, dst=c, hlim=63) / TCP(sport=80, dport=41000 + i, flags='A') / pay(1400))[:QUOTE6]
             sc['ptb'][k] = bytes(error6(ERR6[2](), ans)).hex()
             sc['toBack'][k] = {b: bytes(error6(ERR6[2](), ans, dst=a, hlim=65)).hex() for b, a in backs.items()}
+    # A back wrapping return traffic toward its gateway (returnEncap): a router between them sends
+    # Packet Too Big to B quoting the tunnel packet (B -> G, 6in6, inner S -> client, 1440 bytes);
+    # the back lowers its path MTU to 1300 (tunnel MTU 1260) and relays PTB 1280 from B to S,
+    # quoting the inner packet. A PTB quoting a tunnel to another gateway is not about our tunnel.
+    G6 = '2001:db8:f:1::1'
+    ans = IPv6(src=S6, dst=C6, hlim=63) / TCP(sport=80, dport=40000, flags='A') / pay(1380)
+    tun = bytes(IPv6(src=B6, dst=G6, nh=41, hlim=64) / ans)
+    back = {
+        'ptb_gateway': bytes(IPv6(src='2001:db8:e1::9', dst=B6) / ICMPv6PacketTooBig(mtu=1300) / Raw(tun[:QUOTE6])).hex(),
+        'ptb_relayed': bytes(IPv6(src=B6, dst=S6, hlim=64) / ICMPv6PacketTooBig(mtu=1280) / Raw(bytes(ans)[:QUOTE6 - 40])).hex(),
+        'ptb_other_gateway': bytes(IPv6(src='2001:db8:e1::9', dst=B6) / ICMPv6PacketTooBig(mtu=1300)
+                                   / Raw(bytes(IPv6(src=B6, dst='2001:db8:f:9::1', nh=41) / ans)[:QUOTE6])).hex(),
+    }
     with open(os.path.join(HERE, 'icmp-quote.json'), 'w') as f:
-        json.dump({'vectors': out, 'scenario': sc}, f, indent=0)
+        json.dump({'vectors': out, 'scenario': sc, 'back': back}, f, indent=0)
         f.write('\n')
     print(len(out), 'vectors')
 
