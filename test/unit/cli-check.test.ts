@@ -1,5 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { main } from '../../cli/mslb.js';
 
 const dir = fileURLToPath(new URL('./fixtures/broken/', import.meta.url));
@@ -48,6 +51,8 @@ describe('mslb check', () => {
     ['back-unknown-key.yaml', /back-unknown-key\.yaml: allowedFront: unknown key/],
     ['back-bad-listen.yaml', /back-bad-listen\.yaml: admin\.listen: must be "ADDRESS:PORT" or "\[IPV6\]:PORT", got "\[::1\]"/],
     ['does-not-exist.yaml', /does-not-exist\.yaml: cannot read: ENOENT/],
+    // a generated table with 120 YAML aliases: a rejected file naming the reason, not a stack trace
+    ['front-table-aliases.yaml', /table-aliases\.yaml: more than 100 YAML aliases/],
   ];
   for (const [file, re] of cases) {
     it(`rejects ${file} with one clear error`, async () => {
@@ -70,6 +75,16 @@ describe('mslb check', () => {
     const bad = await run('check', '--config', `${dir}front-ok.yaml`, `${dir}table-unknown-back.yaml`);
     expect(bad.code).toBe(1);
     expect(bad.err[0]).toMatch(/routes\[1\]\.to: unknown back or pool "b3"/);
+  });
+
+  it('refuses a file over 16 MiB before parsing it, naming file and size', async () => {
+    const big = join(mkdtempSync(join(tmpdir(), 'mslb-check-')), 'huge-back.yaml');
+    writeFileSync(big, `# ${'x'.repeat(16 * 1024 * 1024)}\naddresses: []\n`);
+    const r = await run('check', big);
+    expect(r.code).toBe(1);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toMatch(/huge-back\.yaml: cannot read: file too large: 16777\d+ bytes \(at most 16777216\)/);
+    rmSync(big);
   });
 
   it('prints usage for a bad command line', async () => {
