@@ -34,8 +34,10 @@ async function main(): Promise<void> {
   const tables = new TableManager(
     config,
     log,
-    (t, generation, plan) => {
-      host?.broadcast({ type: 'table', table: t.toTransfer(), generation });
+    async (t, generation, plan) => {
+      if (!host) throw new Error('service not started');
+      // Resolves once every worker took it; otherwise they all went back to the previous table.
+      await host.apply({ type: 'table', table: t.toTransfer(), generation });
       health?.update((plan as HealthPlan | undefined)?.backs ?? []);
       refreshMtus(t);
     },
@@ -100,12 +102,10 @@ async function main(): Promise<void> {
   });
   // Stop probing before the workers stop (no backend_down noise while draining).
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => health?.stop());
-  host.handleSignals(() => {
-    if (started) tables.reload('SIGHUP');
-  });
+  host.handleSignals(() => (started ? tables.reload('SIGHUP') : undefined));
   try {
     await host.start();
-    tables.install(first.table, first.text);
+    await tables.install(first.table, first.text);
     started = true;
     host.metrics.markLoaded();
     tables.watch();

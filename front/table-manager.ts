@@ -14,7 +14,8 @@
 //      meanwhile it was a partial write and the check starts over, uncounted; if not it is rejected,
 //      logged and counted once, and the same content is not counted again by later events.
 // SIGHUP reloads at once (no settle); an unchanged file then installs nothing but counts a success.
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { readDocumentText } from '../shared/config/read-document.js';
 import { dirname } from 'node:path';
 import type { FrontConfig } from './front-config.js';
 import { parseTableText } from './table/table-file.js';
@@ -90,14 +91,15 @@ export class TableManager {
   constructor(
     private readonly config: FrontConfig,
     private readonly log: Logger,
-    private readonly publish: (t: CompiledTable, generation: number, augmentData: unknown) => void,
+    /** Hands a table to the workers; a rejected promise means they could not all take it. */
+    private readonly publish: (t: CompiledTable, generation: number, augmentData: unknown) => void | Promise<void>,
     private readonly onReloadResult: (ok: boolean) => void,
     private readonly opts: TableManagerOptions = {},
   ) {
     this.up.fill(1);
     this.settleMs = opts.settleMs ?? SETTLE_MS;
     this.pollMs = opts.pollMs ?? POLL_MS;
-    this.readText = opts.readText ?? ((f) => readFileSync(f, 'utf8'));
+    this.readText = opts.readText ?? readDocumentText;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
@@ -141,9 +143,10 @@ export class TableManager {
       if (r.error !== undefined) return { errors: [{ file: c.table, entry: '', reason: r.error }] };
       text = r.text;
     }
-    const r = parseTableText(text, c.table, { services: c.services, mode: c.mode, encap: c.encap });
-    if (!r.table || r.errors.length > 0) return { errors: r.errors, text };
+    // Nothing below may throw out of build(): a failure is a rejected table, the old one serves on.
     try {
+      const r = parseTableText(text, c.table, { services: c.services, mode: c.mode, encap: c.encap });
+      if (!r.table || r.errors.length > 0) return { errors: r.errors, text };
       const extra = this.opts.augment?.(r.table, this.slotOf) ?? { routes: [], errors: [] };
       if (extra.errors.length > 0) return { errors: extra.errors, text };
       const own = r.table.routes;
@@ -168,13 +171,26 @@ export class TableManager {
     }
   }
 
-  /** Install a built table as the one in force and hand it to the workers. */
-  install(t: CompiledTable, text?: string): void {
+  /**
+   * Install a built table as the one in force and hand it to the workers. When the hand-off fails
+   * (a worker could not take it) the previous table stays in force and this throws.
+   */
+  async install(t: CompiledTable, text?: string): Promise<void> {
+    const prev = { current: this.current, text: this.currentText, generation: this.generation };
     this.current = t;
     this.currentText = text;
-    this.rejectedText = undefined;
     this.generation++;
-    this.publish(t, this.generation, this.augmentData.get(t));
+    try {
+      await this.publish(t, this.generation, this.augmentData.get(t));
+    } catch (e) {
+      if (this.current === t) {
+        this.current = prev.current;
+        this.currentText = prev.text;
+        this.generation = prev.generation;
+      }
+      throw e;
+    }
+    this.rejectedText = undefined;
   }
 
   private reject(trigger: string, errors: TableError[]): void {
@@ -182,9 +198,16 @@ export class TableManager {
     this.onReloadResult(false);
   }
 
-  private installLogged(trigger: string, b: BuildResult, t0: number): void {
+  /** Install and count; false (counted as a failure, old table serving) when the workers could not take it. */
+  private async installLogged(trigger: string, b: BuildResult, t0: number): Promise<boolean> {
     const t = b.table!;
-    this.install(t, b.text);
+    try {
+      await this.install(t, b.text);
+    } catch (e) {
+      this.rejectedText = b.text;
+      this.reject(trigger, [{ file: this.config.table, entry: '', reason: `not taken by the workers: ${(e as Error).message}` }]);
+      return false;
+    }
     const fields: Record<string, unknown> = {
       trigger, file: this.config.table, generation: this.generation,
       routes4: t.meta.routes4, routes6: t.meta.routes6, backs: t.backCount, buildMs: Date.now() - t0,
@@ -192,13 +215,15 @@ export class TableManager {
     if (trigger === 'file_change' && this.firstEventAt > 0) fields.sinceChangeMs = Date.now() - this.firstEventAt;
     this.log.info('table_loaded', fields);
     this.onReloadResult(true);
+    return true;
   }
 
   /**
    * Reload from the file now (SIGHUP): on failure log every error and keep the old table. An
    * unchanged file installs nothing (the workers keep their table) and counts as a success.
+   * Resolves true once every worker runs the new table.
    */
-  reload(trigger: string): boolean {
+  async reload(trigger: string): Promise<boolean> {
     const t0 = Date.now();
     const r = this.read();
     if (r.error !== undefined) {
@@ -216,8 +241,7 @@ export class TableManager {
       this.reject(trigger, b.errors);
       return false;
     }
-    this.installLogged(trigger, b, t0);
-    return true;
+    return this.installLogged(trigger, b, t0);
   }
 
   /**
@@ -273,8 +297,7 @@ export class TableManager {
       const b = this.build(cur.text);
       if (b.table) {
         if (cur.text === this.currentText) return 'unchanged'; // a SIGHUP installed it meanwhile
-        this.installLogged('file_change', b, t0);
-        return 'installed';
+        return (await this.installLogged('file_change', b, t0)) ? 'installed' : 'rejected';
       }
       // 3. Invalid: one more read after another settle before rejecting (a writer may be mid-file).
       await this.sleep(this.settleMs);
@@ -312,7 +335,10 @@ export class TableManager {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.checkFile().catch((e: unknown) => this.log.error('table_check_failed', { file: this.config.table, error: (e as Error).message }));
+      void this.checkFile().catch((e: unknown) => {
+        // Not expected (build() returns its errors), but a failed check is a failed reload, counted.
+        this.reject('file_change', [{ file: this.config.table, entry: '', reason: `check failed: ${(e as Error).message}` }]);
+      });
     }, this.settleMs);
   }
 

@@ -39,14 +39,19 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
         port.close();
         return;
       }
+      const seq = msg.seq;
       try {
         processor.update(msg);
+        if (seq !== undefined) post({ type: 'applied', queue: init.queue, seq });
       } catch (err) {
-        post({ type: 'error', queue: init.queue, message: (err as Error).message });
+        const message = (err as Error).message;
+        post(seq !== undefined ? { type: 'apply-failed', queue: init.queue, seq, message } : { type: 'error', queue: init.queue, message });
       }
     });
     loop.start();
     post({ type: 'ready', queue: init.queue });
+    // In a worker thread process.exit ends this thread only: the main thread sees an 'exit' event.
+    if (init.testExitAfterMs !== undefined) setTimeout(() => process.exit(70), init.testExitAfterMs);
   } catch (err) {
     post({ type: 'error', queue: init.queue, message: (err as Error).stack ?? String(err) });
     dev?.close();

@@ -57,6 +57,8 @@ export interface MetricsSources {
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
   offloadEnabled?: () => boolean;
+  /** Worker threads alive now. Default: one per counter block. */
+  liveWorkers?: () => number;
 }
 
 export interface ServiceMetricsOptions {
@@ -132,6 +134,7 @@ export class ServiceMetrics {
     const backends = src.backends ?? (() => []);
     const tableRoutes = src.tableRoutes ?? (() => ({ ipv4: 0, ipv6: 0 }));
     const offload = src.offloadEnabled ?? (() => false);
+    const liveWorkers = src.liveWorkers;
     const self = this;
 
     if (opts.defaultMetrics !== false) {
@@ -288,10 +291,10 @@ export class ServiceMetrics {
     });
     new Gauge({
       name: 'mslb_workers',
-      help: 'Worker threads (TUN queues) running.',
+      help: 'Worker threads (TUN queues) running now (a worker that exited is not counted).',
       registers: reg,
       collect() {
-        this.set(blocks().length);
+        this.set(liveWorkers ? liveWorkers() : blocks().length);
       },
     });
     new Gauge({
