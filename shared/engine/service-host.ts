@@ -266,8 +266,13 @@ export class ServiceHost {
           }
           this.host.close();
         }
+        if (this.failure !== undefined && this.admin) {
+          // Stopping on its own: the admin server answers a little longer (/readyz 503 with the
+          // reason, mslb_workers) so a health check or an operator sees why before the restart.
+          await new Promise((r) => setTimeout(r, FAILURE_REPORT_MS));
+        }
         await this.admin?.close().catch(() => undefined);
-        log.info('service_stopped', { role: this.o.role });
+        log.info('service_stopped', { role: this.o.role, ...(this.failure !== undefined ? { reason: this.failure } : {}) });
       })();
     }
     return this.stopping.then(() => {
@@ -310,6 +315,9 @@ export class ServiceHost {
     process.on('unhandledRejection', (e) => fatal('unhandled_rejection', e));
   }
 }
+
+/** After a failure and its teardown, how long the admin server still answers before the exit. */
+const FAILURE_REPORT_MS = 1000;
 
 /** Longest a teardown after an uncaught error may take before the process exits anyway. */
 const FATAL_TEARDOWN_MS = 10_000;
