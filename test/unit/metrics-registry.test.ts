@@ -129,6 +129,15 @@ describe('metrics registry', () => {
     expect(sample(t, 'mslb_info', 'version="0.1.0",role="back"')).toBe(1);
   });
 
+  it('mslb_workers counts the workers alive, not the counter blocks of every worker started', async () => {
+    const blocks = [newCounterBlock(), newCounterBlock()];
+    let live = 2;
+    const m = new ServiceMetrics({ role: 'front', sources: { blocks: () => blocks, liveWorkers: () => live }, defaultMetrics: false });
+    expect(sample(await m.metrics(), 'mslb_workers')).toBe(2);
+    live = 1; // one exited: its block still counts in the totals
+    expect(sample(await m.metrics(), 'mslb_workers')).toBe(1);
+  });
+
   it('counts reloads and keeps the last success time', async () => {
     const { m } = setup('front');
     m.markLoaded(1_700_000_000_000);
