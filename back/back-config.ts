@@ -73,7 +73,7 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
   const c = new Checker(file);
   const bad = new Set(errors.map((e) => e.entry));
   const ok = (k: string) => !bad.has(k);
-  if (ok('tun.mtu')) c.intRange('tun.mtu', v.tun.mtu, 576, 65535);
+  if (ok('tun.mtu')) c.tunMtu('tun.mtu', v.tun.mtu, v.offload.enabled !== false);
   if (ok('tun.queues')) c.intRange('tun.queues', v.tun.queues, 1, 64);
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v.tun.name)) c.err('tun.name', `not an interface name: ${JSON.stringify(v.tun.name)}`);
   const routes = ok('tun.routes') ? c.prefixList('tun.routes', v.tun.routes) : [];
@@ -86,8 +86,8 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) { c.err(e, 'must be { address, service, mode? }'); return; }
       const o = raw as Record<string, unknown>;
       for (const k of Object.keys(o)) if (!ADDRESS_KEYS.has(k)) c.err(`${e}.${k}`, 'unknown key (expected address, service, mode)');
-      const a = c.address(`${e}.address`, o.address);
-      const s = c.address(`${e}.service`, o.service);
+      const a = c.unicastAddress(`${e}.address`, o.address);
+      const s = c.unicastAddress(`${e}.service`, o.service);
       const mode = o.mode ?? 'auto';
       if (mode !== 'translate' && mode !== 'encap' && mode !== 'auto') c.err(`${e}.mode`, `must be translate | encap | auto, got ${JSON.stringify(mode)}`);
       if (!a || !s) return;
@@ -98,7 +98,7 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
       addresses.push({ address: a, service: s, mode: mode as BackAddress['mode'] });
     });
   }
-  const allowed = ok('allowedFronts') ? c.prefixList('allowedFronts', v.allowedFronts) : [];
+  const allowed = ok('allowedFronts') ? c.senderPrefixList('allowedFronts', v.allowedFronts) : [];
   let serverId = '';
   if (v.lbsp.serverId !== '') {
     const a = parseAddress(v.lbsp.serverId);

@@ -90,11 +90,15 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   const c = new Checker(file);
   const bad = new Set(errors.map((e) => e.entry));
   const ok = (k: string) => !bad.has(k);
-  if (ok('tun.mtu')) c.intRange("tun.mtu", v.tun.mtu, 576, 65535);
+  if (ok('tun.mtu')) c.tunMtu('tun.mtu', v.tun.mtu, v.offload.enabled !== false);
   if (ok('tun.queues')) c.intRange('tun.queues', v.tun.queues, 1, 64);
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v.tun.name)) c.err('tun.name', `not an interface name (1-15 of A-Z a-z 0-9 _ . -): ${JSON.stringify(v.tun.name)}`);
   const routes = ok('tun.routes') ? c.prefixList('tun.routes', v.tun.routes) : [];
-  const services = ok('services') ? c.addressList('services', v.services) : [];
+  const services: string[] = [];
+  if (ok('services')) {
+    if (!Array.isArray(v.services)) c.err('services', 'must be a list of addresses');
+    else v.services.forEach((x, i) => { const a = c.unicastAddress(`services[${i}]`, x); if (a) services.push(a); });
+  }
   if (ok('services') && Array.isArray(v.services) && v.services.length === 0) c.err('services', 'at least one service address is needed');
   const seen = new Set<string>();
   services.forEach((s, i) => { if (seen.has(s)) c.err(`services[${i}]`, `duplicate service ${s}`); seen.add(s); });
@@ -106,7 +110,7 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   if (ok('lbsp.optionType')) c.intRange('lbsp.optionType', v.lbsp.optionType, 0, 255);
   if (ok('lbsp.optionType') && (v.lbsp.optionType === 0 || v.lbsp.optionType === 1)) c.err('lbsp.optionType', `${v.lbsp.optionType} is Pad1/PadN, not usable for LBSP (use 0x1e)`);
   c.listen('admin.listen', v.admin.listen);
-  const accept = ok('acceptTunnelFrom') ? c.prefixList('acceptTunnelFrom', v.acceptTunnelFrom) : [];
+  const accept = ok('acceptTunnelFrom') ? c.senderPrefixList('acceptTunnelFrom', v.acceptTunnelFrom) : [];
   if (ok('flowTable.size')) c.intRange('flowTable.size', v.flowTable.size, 1, 1 << 24);
   for (const k of ['tcpTimeout', 'udpTimeout', 'otherTimeout'] as const) if (ok(`flowTable.${k}`)) c.intRange(`flowTable.${k}`, v.flowTable[k], 1, 86400);
   if (ok('icmp.ratePerSecond')) c.intRange('icmp.ratePerSecond', v.icmp.ratePerSecond, 0, 1_000_000);

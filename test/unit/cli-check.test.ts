@@ -53,6 +53,14 @@ describe('mslb check', () => {
     ['does-not-exist.yaml', /does-not-exist\.yaml: cannot read: ENOENT/],
     // a generated table with 120 YAML aliases: a rejected file naming the reason, not a stack trace
     ['front-table-aliases.yaml', /table-aliases\.yaml: more than 100 YAML aliases/],
+    // addresses that can never be a service or a back, senders that would be everyone, MTUs no slot holds
+    ['front-service-multicast.yaml', /front-service-multicast\.yaml: services\[0\]: ff05::80 is a multicast address \(ff00::\/8\)/],
+    ['front-accept-all.yaml', /front-accept-all\.yaml: acceptTunnelFrom\[1\]: ::\/0 would accept every sender/],
+    ['front-mtu-no-offload.yaml', /front-mtu-no-offload\.yaml: tun\.mtu: 9000 is larger than a TUN slot holds without offloads \(1920 bytes\)/],
+    ['front-table-multicast-back.yaml', /table-multicast-back\.yaml: backs\.b2\.addresses\["192\.0\.2\.80"\]: 239\.1\.2\.3 is a multicast address/],
+    ['back-loopback-service.yaml', /back-loopback-service\.yaml: addresses\[0\]\.service: ::1 is the loopback address/],
+    ['back-unspecified-address.yaml', /back-unspecified-address\.yaml: addresses\[0\]\.address: :: is the unspecified address/],
+    ['back-allowed-all.yaml', /back-allowed-all\.yaml: allowedFronts\[1\]: 0\.0\.0\.0\/0 would accept every sender/],
   ];
   for (const [file, re] of cases) {
     it(`rejects ${file} with one clear error`, async () => {
