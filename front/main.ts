@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     },
     (ok) => host?.metrics.recordReload(ok),
     {
+      onSlotReuse: (slot) => host?.metrics.resetBackendSlot(slot),
       // Health checks: plan per back, plus the internal probe-source routes (front/health-checker.ts).
       augment: (t, slotOf) => {
         const p = planHealthChecks(t, config, slotOf);

@@ -49,6 +49,8 @@ export interface TableManagerOptions {
   readText?: (file: string) => string;
   /** Sleep used between reads of a changing file (tests pass a fake). */
   sleep?: (ms: number) => Promise<void>;
+  /** A slot is given to a new back name (its previous back left the table): reset what is kept per slot. */
+  onSlotReuse?: (slot: number) => void;
   /** Checks and internal routes beyond the table file's own validation (see front/health-checker.ts). */
   augment?: (t: ValidatedTable, slotOf: (name: string) => number) => TableAugment;
 }
@@ -71,6 +73,9 @@ export class TableManager {
   private rejectedText: string | undefined;
   private generation = 0;
   private readonly slots = new Map<string, number>();
+  private nextSlot = 0;
+  /** Slots whose names left the table, oldest first. */
+  private readonly freed: number[] = [];
   private readonly augmentData = new WeakMap<CompiledTable, unknown>();
   /** up[slot]: shared with every worker; health checks flip it. */
   readonly up = new Uint8Array(new SharedArrayBuffer(MAX_BACKEND_SLOTS));
@@ -112,16 +117,35 @@ export class TableManager {
     return this.generation;
   }
 
-  /** Stable backend slot by back name (kept across reloads). */
+  /**
+   * Stable backend slot by back name (kept across reloads while the name is in the table). Slots of
+   * names that left the table in force are reused, oldest freed first and only once no fresh slot
+   * is left, so a pin to a gone back is unlikely to meet a new one in its slot; a reused slot starts
+   * up and with its counters from 0 (onSlotReuse).
+   */
   readonly slotOf = (name: string): number => {
     let s = this.slots.get(name);
     if (s === undefined) {
-      s = this.slots.size;
-      if (s >= MAX_BACKEND_SLOTS) throw new Error(`more than ${MAX_BACKEND_SLOTS} distinct backs`);
+      if (this.nextSlot < MAX_BACKEND_SLOTS) s = this.nextSlot++;
+      else if (this.freed.length > 0) {
+        s = this.freed.shift()!;
+        this.up[s] = 1;
+        this.opts.onSlotReuse?.(s);
+      } else throw new Error(`more than ${MAX_BACKEND_SLOTS} distinct backs in use`);
       this.slots.set(name, s);
     }
     return s;
   };
+
+  /** After a table is in force: slots of names it no longer has become free. */
+  private releaseSlots(t: CompiledTable): void {
+    const names = new Set(t.meta.backNames);
+    for (const [name, s] of this.slots) {
+      if (names.has(name)) continue;
+      this.slots.delete(name);
+      this.freed.push(s);
+    }
+  }
 
   private read(): ReadResult {
     try {
@@ -191,6 +215,7 @@ export class TableManager {
       throw e;
     }
     this.rejectedText = undefined;
+    if (this.current === t) this.releaseSlots(t);
   }
 
   private reject(trigger: string, errors: TableError[]): void {

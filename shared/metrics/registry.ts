@@ -123,6 +123,9 @@ export class ServiceMetrics {
   readonly registry = new Registry();
   readonly role: ServiceRole;
   private reloadsOk = 0;
+  /** Per backend counter index: the total left by the slot's previous back (see resetBackendSlot). */
+  private readonly backendBase = new Map<number, number>();
+  private readonly blocksOf: () => readonly Float64Array[];
   private reloadsFailed = 0;
   private lastSuccess = 0;
 
@@ -131,6 +134,7 @@ export class ServiceMetrics {
     const src = opts.sources;
     const reg = [this.registry];
     const blocks = src.blocks;
+    this.blocksOf = blocks;
     const backends = src.backends ?? (() => []);
     const tableRoutes = src.tableRoutes ?? (() => ({ ipv4: 0, ipv6: 0 }));
     const offload = src.offloadEnabled ?? (() => false);
@@ -217,7 +221,8 @@ export class ServiceMetrics {
           const b = blocks();
           for (const be of backends()) {
             if (!Number.isInteger(be.slot) || be.slot < 0 || be.slot >= MAX_BACKEND_SLOTS) continue;
-            this.inc({ backend: be.name }, sumCounter(b, backendPacketsIndex(be.slot) + offset));
+            const i = backendPacketsIndex(be.slot) + offset;
+            this.inc({ backend: be.name }, Math.max(0, sumCounter(b, i) - (self.backendBase.get(i) ?? 0)));
           }
         },
       });
@@ -325,6 +330,16 @@ export class ServiceMetrics {
     } else {
       this.reloadsFailed++;
     }
+  }
+
+  /**
+   * A backend slot now belongs to another back (its old name left the table): the new back's
+   * counters start from 0. The workers' blocks are theirs to write, so the main thread keeps the
+   * old totals as a base instead of clearing them.
+   */
+  resetBackendSlot(slot: number): void {
+    const b = this.blocksOf();
+    for (const i of [backendPacketsIndex(slot), backendPacketsIndex(slot) + 1]) this.backendBase.set(i, sumCounter(b, i));
   }
 
   /** The start-up load succeeded: sets the timestamp without counting a reload. */

@@ -298,6 +298,44 @@ describe('TableManager: YAML failures and failed hand-offs are rejected edits', 
   });
 });
 
+describe('TableManager: backend slots of gone names are reused', () => {
+  /** A table of `n` backs named `${prefix}${i}` plus the fixed back "keep". */
+  const tableOf = (prefix: string, n: number) => `backs:
+  keep: { addresses: { "2001:db8:5::80": 2001:db8:b::1, "192.0.2.80": 198.51.100.1 } }
+${Array.from({ length: n }, (_, i) => `  ${prefix}${i}: { addresses: { "2001:db8:5::80": 2001:db8:d::${(i + 1).toString(16)}, "192.0.2.80": 198.51.${100 + (i >> 8)}.${i & 255} } }`).join('\n')}
+routes:
+  - { source: 2001:db8:c1::/48, to: keep }
+  - { source: 2001:db8:c2::/48, to: ${prefix}0 }
+`;
+
+  it('more than 1024 distinct back names over successive reloads never make a reload fail', async () => {
+    let text = tableOf('r0x', 100);
+    const reused: number[] = [];
+    const results: boolean[] = [];
+    const m = new TableManager(frontConfig('/virtual/table.yaml'), createLogger({ level: 'error', sink: () => undefined }),
+      () => undefined, (ok) => results.push(ok), { readText: () => text, pollMs: 0, onSlotReuse: (s) => reused.push(s) });
+    const first = m.build();
+    expect(first.errors).toEqual([]);
+    await m.install(first.table!, first.text);
+    const slotOfName = (name: string) => m.table!.a.backSlot[m.table!.meta.backNames.indexOf(name)]!;
+    const keep = slotOfName('keep');
+    for (let round = 1; round <= 14; round++) {
+      const prev = m.table!;
+      m.up[slotOfName(`r${round - 1}x0`)] = 0; // a back marked down by health checks, then gone
+      text = tableOf(`r${round}x`, 100);
+      expect(await m.reload('SIGHUP'), `round ${round}`).toBe(true);
+      expect(m.table).not.toBe(prev);
+      expect(slotOfName('keep')).toBe(keep); // a name that stays keeps its slot
+      for (let i = 0; i < 100; i++) expect(m.up[slotOfName(`r${round}x${i}`)], `r${round}x${i} starts up`).toBe(1);
+    }
+    expect(results.every((r) => r)).toBe(true); // 1 + 15 x 100 = 1501 distinct names
+    expect(reused.length).toBeGreaterThan(0);
+    expect(Math.max(...m.table!.a.backSlot.slice(0, m.table!.backCount))).toBeLessThan(1024);
+    // Fresh slots first: nothing was reused before the 1024 were handed out once.
+    expect(Math.min(...reused)).toBe(1);
+  });
+});
+
 describe('TableManager: augment hook', () => {
   it('compiles extra routes in, but counts and shows only the file\'s own', () => {
     const p = parsePrefix('2001:db8:f::1/128')!;
