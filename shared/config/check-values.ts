@@ -91,11 +91,14 @@ export class Checker {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) this.err(entry, `must be an integer from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
   }
 
-  /** "host:port" or "[v6]:port". */
+  /**
+   * "host:port" or "[address]:port". Brackets may hold an IPv4 address too, so a template such as
+   * "[$(POD_IP)]:9102" (Kubernetes downward API) works whatever the pod's family.
+   */
   listen(entry: string, v: unknown): void {
     if (typeof v !== 'string' || v === '') { this.err(entry, 'must be "ADDRESS:PORT" or "[IPV6]:PORT"'); return; }
     const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
-    if (!m || Number(m[3]) > 65535 || (m[1] !== undefined && parseAddress(m[1])?.family !== 6)) {
+    if (!m || Number(m[3]) > 65535 || (m[1] !== undefined && parseAddress(m[1]) === null)) {
       this.err(entry, `must be "ADDRESS:PORT" or "[IPV6]:PORT", got ${JSON.stringify(v)}`);
     }
   }
