@@ -1,8 +1,8 @@
 // MSLB-B per-packet logic: accept only what is addressed to our own B addresses; translate B -> S,
 // or unwrap a tunnel packet from an allowed front whose inner destination is one of our services.
 // Anything else is a counted drop (a decapsulator that unwraps for anyone is an open relay).
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
-import { VERDICT_DROP } from '../shared/engine/packet-processor.js';
+import type { TxQueue } from '../shared/engine/tx-queue.js';
+import { VERDICT_CONSUMED, VERDICT_QUEUED, dropVerdict } from '../shared/engine/packet-processor.js';
 import type { RoleProcessor } from '../shared/engine/worker-runtime.js';
 import type { ToWorker } from '../shared/engine/worker-messages.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
@@ -20,7 +20,7 @@ import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
 import { ReturnEncap } from './return-encap.js';
 import { incrementHopLimit } from '../shared/packet/hop-limit.js';
-import { TunnelReassembly } from '../shared/engine/tunnel-reassembly.js';
+import { TunnelReassembly, REASM_HELD } from '../shared/tunnel/tunnel-reassembly.js';
 
 const D_MALFORMED = dropIndex('malformed');
 const E_MULTICAST = eventIndex('multicast_ignored');
@@ -28,11 +28,11 @@ const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 
 export class BackProcessor implements RoleProcessor {
-  outLen = 0;
   private readonly info = new PacketInfo();
   private readonly inner = new PacketInfo();
   private readonly decap = new DecapResult();
   private readonly scratch = new Uint32Array(4);
+  // Role settings: replaced whole by configure() when the back's config is reloaded (SIGHUP).
   private own!: AddressSet;
   private services!: AddressSet;
   private ownMode!: Uint8Array;
@@ -43,23 +43,32 @@ export class BackProcessor implements RoleProcessor {
   private lbspType = 0x1e;
   /** Return traffic from the services (returnPath) and LBSP stamping / MSS clamp (SPEC 4). */
   private stamper!: ReturnStamper;
-  /** Return encapsulation toward a gateway (issue 6, draft section 6); null when off. */
+  /** Return encapsulation toward a gateway (draft section 6); null when off. */
   private retEncap: ReturnEncap | null = null;
+  private readonly seed: number | undefined;
   /** Outer fragments of tunnel packets (RFC 2473 7.1: a front fragments outer packets). */
-  private readonly reasm = new TunnelReassembly();
+  private readonly reasm: TunnelReassembly;
   private readonly noVnet = new Uint8Array(0);
-  private now = Date.now();
+  private now: number;
 
   constructor(
     role: BackRole,
     private readonly counters: Float64Array,
+    /** Clock in ms (reassembly ages, ICMP rate limit); tests and the fuzzer pass a fake one. */
+    clock: () => number = Date.now,
+    /** Client-segment table hash seed (random per worker by default). */
+    seed?: number,
   ) {
+    this.now = clock();
+    this.reasm = new TunnelReassembly(counters);
+    this.seed = seed;
     this.configure(role);
   }
 
+  /** Apply role settings (at start, and between batches when the config was reloaded). */
   private configure(role: BackRole): void {
     this.lbspType = role.lbspType;
-    this.stamper = new ReturnStamper(role, this.counters);
+    this.stamper = new ReturnStamper(role, this.counters, this.seed);
     this.retEncap = role.returnEncap ? new ReturnEncap(role.returnEncap, this.counters, this.now, role.lbspType) : null;
     this.own = new AddressSet(role.own.map((o) => ({ family: o.family, words: o.b })));
     this.services = new AddressSet(role.services);
@@ -80,6 +89,7 @@ export class BackProcessor implements RoleProcessor {
     this.fronts = fb.build();
   }
 
+  /** New role settings from a SIGHUP reload of the back's config (addresses, allowedFronts, lbsp). */
   update(msg: ToWorker): void {
     if (msg.type === 'role') this.configure(msg.role as BackRole);
   }
@@ -89,35 +99,25 @@ export class BackProcessor implements RoleProcessor {
     if (this.retEncap !== null) this.retEncap.nowMs = nowMs;
   }
 
-  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
     const c = this.counters;
     const err = parsePacket(buf, off, len, info, this.lbspType);
-    if (err !== ParseError.OK) {
-      c[D_MALFORMED]++; // SPEC 5: bad version and every other parse failure
-      return VERDICT_DROP;
-    }
+    if (err !== ParseError.OK) return this.drop(D_MALFORMED); // SPEC 5: bad version and every other parse failure
     if (isMulticastDst(info)) {
       c[E_MULTICAST]++; // the host's own MLD reports: no service is multicast
-      return VERDICT_DROP;
+      return VERDICT_CONSUMED;
     }
     const idx = this.own.find(info.version, info.dst);
     if (idx < 0 && this.stamper.returnPath && this.services.find(info.version, info.src) >= 0) {
       // return traffic from S, steered into the TUN by the returnPath rules: stamp, hand back
       const o = this.stamper.returnPacket(buf, off, len, info, vnet, vnetOff);
-      this.outLen = this.stamper.outLen;
-      if (this.retEncap !== null) {
-        // draft section 6: wrapped toward the gateway (outer source B), past ingress filters
-        const w = this.retEncap.wrap(buf, o, this.outLen, vnet, vnetOff, aux);
-        this.outLen = this.retEncap.outLen;
-        return w;
-      }
-      return o;
+      // draft section 6: wrapped toward the gateway (outer source B), past ingress filters
+      if (this.retEncap !== null) return this.retEncap.wrap(buf, o, info.totalLen, vnet, vnetOff, tx);
+      tx.forward(buf, o, info.totalLen, vnet, vnetOff);
+      return VERDICT_QUEUED;
     }
-    if (idx < 0) {
-      c[D_NOT_SERVICE]++;
-      return VERDICT_DROP;
-    }
+    if (idx < 0) return this.drop(D_NOT_SERVICE);
     const mode = this.ownMode[idx];
     if (mode !== MODE_TRANSLATE && (info.proto === Proto.IPIP || info.proto === Proto.IPV6)) {
       // SPEC 6: protocol 4/41 from an allowed front is unwrapped. From anyone else, `encap` refuses
@@ -126,17 +126,13 @@ export class BackProcessor implements RoleProcessor {
       const src = info.src;
       const fromFront = (info.version === 4 ? this.fronts.lookup4(src[0]) : this.fronts.lookup6(src[0], src[1], src[2], src[3])) >= 0;
       if (fromFront) {
-        if (info.isFragment) return this.reassemble(buf, off, aux);
-        if (info.l4Off >= 0) return this.unwrap(buf, off, vnet, vnetOff);
+        if (info.isFragment) return this.reassemble(buf, off, tx);
+        if (info.l4Off >= 0) return this.unwrap(buf, off, vnet, vnetOff, tx);
       } else if (mode === MODE_ENCAP) {
-        c[D_UNAUTHORIZED]++;
-        return VERDICT_DROP;
+        return this.drop(D_UNAUTHORIZED);
       }
     }
-    if (mode === MODE_ENCAP) {
-      c[D_NOT_SERVICE]++;
-      return VERDICT_DROP;
-    }
+    if (mode === MODE_ENCAP) return this.drop(D_NOT_SERVICE);
     const s = this.scratch;
     for (let k = 0; k < 4; k++) s[k] = this.ownService[idx * 4 + k];
     const partial = vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
@@ -144,55 +140,43 @@ export class BackProcessor implements RoleProcessor {
     // the kernel forwards what we write with a second decrement: this host is one hop
     incrementHopLimit(buf, off, info);
     this.stamper.request(buf, off, info, partial);
-    this.outLen = info.totalLen;
-    return off;
+    tx.forward(buf, off, info.totalLen, vnet, vnetOff);
+    return VERDICT_QUEUED;
+  }
+
+  /** Count a drop by its reason and return its verdict. */
+  private drop(reason: number): number {
+    this.counters[reason]++;
+    return dropVerdict(reason);
   }
 
   /**
    * An outer fragment of a tunnel packet from an allowed front to one of our addresses: into
-   * bounded reassembly; the complete tunnel packet is copied to an aux slot, unwrapped there and
-   * sent from aux. The fragment itself is consumed (not a drop).
+   * bounded reassembly (shared/tunnel/tunnel-reassembly.ts); the complete tunnel packet is
+   * unwrapped in its own aux slot and queued from there. A fragment held for later is consumed.
    */
-  private reassemble(buf: Uint8Array, off: number, aux: AuxBatch): number {
-    const info = this.info;
-    const c = this.counters;
-    const r = this.reasm;
-    const base = r.add(buf, off, info, this.now, aux, c);
-    if (base < 0) return VERDICT_DROP;
-    let o = VERDICT_DROP;
-    if (parsePacket(aux.buf, base, r.len, info, this.lbspType) !== ParseError.OK || info.isFragment) c[D_MALFORMED]++;
-    else o = this.unwrap(aux.buf, base, this.noVnet, 0);
-    if (o >= 0) r.commit(aux, o, this.outLen);
-    else r.release(aux);
-    return VERDICT_DROP;
+  private reassemble(buf: Uint8Array, off: number, tx: TxQueue): number {
+    const base = this.reasm.add(buf, off, this.info, this.lbspType, this.now, tx);
+    if (base < 0) return base === REASM_HELD ? VERDICT_CONSUMED : base;
+    return this.unwrap(tx.aux.buf, base, this.noVnet, 0, tx);
   }
 
   /** A tunnel packet from an allowed front (checked by the caller): unwrap, check the inner packet. */
-  private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number): number {
+  private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
-    const c = this.counters;
     const d = this.decap;
-    const v = decapsulate(buf, off, info, d);
-    if (v !== DecapVerdict.OK) {
-      c[D_MALFORMED]++;
-      return VERDICT_DROP;
-    }
+    if (decapsulate(buf, off, info, d) !== DecapVerdict.OK) return this.drop(D_MALFORMED);
     const inner = this.inner;
-    const err = parsePacket(buf, d.off, d.len, inner, this.lbspType);
-    if (err !== ParseError.OK) {
-      c[D_MALFORMED]++;
-      return VERDICT_DROP;
-    }
+    if (parsePacket(buf, d.off, d.len, inner, this.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
     if (this.services.find(inner.version, inner.dst) < 0) {
       // SPEC 5: a tunnel packet whose inner packet is itself a tunnel packet to this node is
       // malformed; any other inner destination that is not a service is not_service.
       const nested = (inner.proto === Proto.IPIP || inner.proto === Proto.IPV6) && inner.l4Off >= 0 && this.own.find(inner.version, inner.dst) >= 0;
-      c[nested ? D_MALFORMED : D_NOT_SERVICE]++;
-      return VERDICT_DROP;
+      return this.drop(nested ? D_MALFORMED : D_NOT_SERVICE);
     }
     this.stamper.request(buf, d.off, inner, vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - d.off);
-    this.outLen = d.len;
-    return d.off;
+    tx.forward(buf, d.off, d.len, vnet, vnetOff);
+    return VERDICT_QUEUED;
   }
 }

@@ -3,7 +3,7 @@
 import type { BackConfig } from './back-config.js';
 import { parseAddress, parsePrefix } from '../shared/table/addr.js';
 import { LBSP_DEFAULT_TYPE } from '../shared/packet/constants.js';
-import { workerShare } from '../shared/engine/icmp-rate-limiter.js';
+import { workerShare } from '../shared/tunnel/icmp-rate-limiter.js';
 import type { ReturnEncapRole } from './return-encap.js';
 
 export const MODE_TRANSLATE = 0;

@@ -7,15 +7,9 @@
 // (the older flow's replies then carry an all-zero client segment, which a front reads as "not
 // filled in" and falls back to the source address). One per worker.
 
-const KW = 10; // proto, S x4, client x4, ports
+import { fmix32Half, mixWords } from '../shared/packet/hash32.js';
 
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  h ^= Math.imul(k, 0x1b873593);
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
+const KW = 10; // proto, S x4, client x4, ports
 
 export class ClientSegments {
   readonly size: number;
@@ -40,12 +34,7 @@ export class ClientSegments {
     k[1] = service[0]!; k[2] = service[1]!; k[3] = service[2]!; k[4] = service[3]!;
     k[5] = client[0]!; k[6] = client[1]!; k[7] = client[2]!; k[8] = client[3]!;
     k[9] = ((servicePort << 16) | clientPort) >>> 0;
-    let h = this.seed;
-    for (let i = 0; i < KW; i++) h = mix(h, k[i]!);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    return (h >>> 0) % this.size;
+    return fmix32Half(mixWords(this.seed, k, KW)) % this.size;
   }
 
   /** Request direction (client -> S): remember the client segment of this flow. */

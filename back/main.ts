@@ -50,7 +50,8 @@ async function main(): Promise<void> {
             table: RETURN_PATH_TABLE,
             from: [...new Set(config.addresses.map((a) => a.service))].map((sv) => (sv.includes(':') ? `${sv}/128` : `${sv}/32`)),
           });
-          // Return encapsulation (issue 6): the path MTU toward the gateway, before the workers start.
+          // Return encapsulation: the path MTU toward the gateway is read before the workers start,
+          // so the first reply already knows what fits the tunnel.
           const re = role.returnEncap;
           if (re) {
             try {

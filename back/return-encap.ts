@@ -5,15 +5,16 @@
 // source, which the filters accept. The gateway unwraps and forwards the inner packet (src S).
 // Return packets reach the TUN through the returnPath policy routing (back/main.ts); LBSP stamping,
 // when on, happens before the wrap.
-// Tunnel MTU (shared/engine/tunnel-mtu.ts) with the path MTU toward the gateway (the route's, read
+// Tunnel MTU (shared/tunnel/tunnel-mtu.ts) with the path MTU toward the gateway (the route's, read
 // at start-up): a server's packet that does not fit gets Packet Too Big / Fragmentation Needed from
 // B (the server's stack lowers its path MTU toward the client), IPv4 without DF is fragmented before
 // wrapping, IPv6 of at most 1280 bytes is carried in outer fragments (the gateway reassembles).
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
-import { VERDICT_DROP } from '../shared/engine/packet-processor.js';
-import { IcmpEmitter } from '../shared/engine/icmp-emitter.js';
-import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER, type PathMtuSource } from '../shared/engine/tunnel-mtu.js';
-import { TunnelOffload, TUNNEL_DROP_TOO_BIG } from '../shared/engine/tunnel-offload.js';
+import type { TxQueue } from '../shared/engine/tx-queue.js';
+import { VERDICT_QUEUED, dropVerdict } from '../shared/engine/packet-processor.js';
+import { IcmpEmitter } from '../shared/tunnel/icmp-emitter.js';
+import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
+import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
+import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket, ParseError } from '../shared/packet/parse.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
@@ -41,16 +42,7 @@ const D_MALFORMED = dropIndex('malformed');
 const D_TOO_BIG = dropIndex('too_big');
 const E_RETURN_ENCAP = eventIndex('return_encapsulated');
 
-class FixedPathMtu implements PathMtuSource {
-  constructor(private readonly mtu: number) {}
-  get(): number {
-    return this.mtu;
-  }
-}
-
 export class ReturnEncap {
-  /** Length of the packet wrap() returned. */
-  outLen = 0;
   private readonly info = new PacketInfo();
   private readonly gw: Uint32Array;
   private readonly src: Uint32Array;
@@ -59,7 +51,7 @@ export class ReturnEncap {
   /** The kernel forwards what we write and decrements the outer hop limit once: write one more. */
   private readonly outerHop: number;
   private readonly tmtu: TunnelMtu;
-  private readonly offload = new TunnelOffload();
+  private readonly offload: TunnelOffload;
 
   constructor(
     r: ReturnEncapRole,
@@ -80,8 +72,10 @@ export class ReturnEncap {
       r.icmpSource4 ? Uint32Array.from(r.icmpSource4) : null,
       r.icmpSource6 ? Uint32Array.from(r.icmpSource6) : null,
     );
-    this.tmtu = new TunnelMtu(new FixedPathMtu(r.mtu), icmp, counters, (nowMs & 0xffff) + 7);
+    // one tunnel (slot 0) whose path MTU is the route's toward the gateway, never learned
+    this.tmtu = new TunnelMtu(PmtuCache.create(r.mtu, 1), icmp, counters, (nowMs & 0xffff) + 7);
     this.tmtu.nowMs = nowMs;
+    this.offload = new TunnelOffload(counters);
   }
 
   set nowMs(ms: number) {
@@ -90,48 +84,33 @@ export class ReturnEncap {
 
   /**
    * Wrap the return packet at buf[off, off+len) (from a service, possibly just stamped) toward the
-   * gateway. Returns the offset of the packet to forward (length in outLen) or VERDICT_DROP.
+   * gateway and queue it (or its fragments / segments). Returns the verdict.
    */
-  wrap(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+  wrap(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
     const c = this.counters;
-    if (parsePacket(buf, off, len, info, this.lbspType) !== ParseError.OK) {
-      c[D_MALFORMED]++;
-      return VERDICT_DROP;
-    }
+    if (parsePacket(buf, off, len, info, this.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
     const fam = this.fam;
     const hdr = this.hdr;
-    const fit = this.tmtu.check(buf, off, info, fam, 0, vnet, vnetOff, aux);
-    if (fit === MTU_DROPPED) return VERDICT_DROP;
+    const tm = this.tmtu;
+    const fit = tm.check(buf, off, info, fam, 0, vnet, vnetOff, tx);
+    if (fit === MTU_DROPPED) return dropVerdict(D_TOO_BIG);
     c[E_RETURN_ENCAP] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      const v = this.offload.wrapSegments(aux, buf, off, info.totalLen, vnet, vnetOff, fam, this.src, this.gw, this.outerHop, this.tmtu.ipId, this.lbspType);
-      if (v === VERDICT_DROP) c[this.offload.dropReason === TUNNEL_DROP_TOO_BIG ? D_TOO_BIG : D_MALFORMED]++;
-      else this.tmtu.ipId = this.offload.ipId;
-      return v;
+      return this.offload.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, this.src, this.gw, this.outerHop, tm, this.lbspType);
     }
-    if (info.totalLen + hdr > 65535) {
-      c[D_TOO_BIG]++;
-      return VERDICT_DROP;
-    }
-    if (!this.offload.finish(aux, buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) {
-      c[D_MALFORMED]++;
-      return VERDICT_DROP;
-    }
-    let o: number;
-    if (fit === MTU_FRAG_INNER) {
-      o = this.tmtu.wrapFragments(buf, off, info, fam, this.src, this.gw, this.outerHop, aux);
-      if (o >= 0) this.outLen = this.tmtu.outLen;
-      return o;
-    }
-    o = encapsulate(buf, off, info, fam, this.src, this.gw, this.outerHop, this.tmtu.nextIpId());
+    if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
+    if (!this.offload.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED);
+    if (fit === MTU_FRAG_INNER) return tm.wrapFragments(buf, off, info, fam, this.src, this.gw, this.outerHop, tx) ? VERDICT_QUEUED : dropVerdict(D_TOO_BIG);
+    const o = encapsulate(buf, off, info, fam, this.src, this.gw, this.outerHop, tm.nextIpId());
+    if (fit === MTU_FRAG_OUTER) return tm.fragmentOuter(buf, o, info.totalLen + hdr, fam, tx) ? VERDICT_QUEUED : dropVerdict(D_TOO_BIG);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - o);
-    if (fit === MTU_FRAG_OUTER) {
-      o = this.tmtu.fragmentOuter(buf, o, info.totalLen + hdr, fam, aux);
-      if (o >= 0) this.outLen = this.tmtu.outLen;
-      return o;
-    }
-    this.outLen = info.totalLen + hdr;
-    return o;
+    tx.forward(buf, o, info.totalLen + hdr, vnet, vnetOff);
+    return VERDICT_QUEUED;
+  }
+
+  private drop(reason: number): number {
+    this.counters[reason]++;
+    return dropVerdict(reason);
   }
 }

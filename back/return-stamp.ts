@@ -28,8 +28,6 @@ export class ReturnStamper {
   /** Return traffic is accepted at all (returnPath configured). */
   readonly returnPath: boolean;
   readonly stamp: boolean;
-  /** Length of the packet returned by returnPacket(). */
-  outLen = 0;
   private readonly serverId = new Uint32Array(4);
   private readonly mss: number;
   private readonly mtu: number;
@@ -37,14 +35,19 @@ export class ReturnStamper {
   private readonly segs: ClientSegments | null;
   private readonly seg = new Uint32Array(4);
 
-  constructor(role: BackRole, private readonly counters: Float64Array) {
+  constructor(
+    role: BackRole,
+    private readonly counters: Float64Array,
+    /** Client-segment table hash seed (random by default). */
+    seed?: number,
+  ) {
     this.returnPath = role.returnPath === true;
     this.stamp = this.returnPath && role.stamp === true;
     if (role.serverId) this.serverId.set(role.serverId);
     this.mss = this.stamp ? (role.mssClamp ?? 0) : 0;
     this.mtu = role.mtu ?? 1500;
     this.type = role.lbspType;
-    this.segs = this.stamp ? new ClientSegments() : null;
+    this.segs = this.stamp ? new ClientSegments(undefined, seed) : null;
   }
 
   /** A request toward S (info describes the packet as it now is: dst = S). */
@@ -61,10 +64,10 @@ export class ReturnStamper {
 
   /**
    * A return packet from a service (info.src = S). Returns the offset of the packet to forward (its
-   * length in outLen): stamped when possible, else as it is.
+   * length is info.totalLen, which grows when the option is inserted): stamped when possible, else
+   * as it is.
    */
   returnPacket(buf: Uint8Array, off: number, len: number, info: PacketInfo, vnet: Uint8Array, vnetOff: number): number {
-    this.outLen = info.totalLen;
     if (!this.stamp || info.version !== 6) return off;
     const c = this.counters;
     // The size on the wire: a GSO super-packet (offloads) leaves as segments of hdr_len + gso_size.
@@ -80,7 +83,6 @@ export class ReturnStamper {
     }
     if (o !== off && vnet.length > 0) shiftVnetHeader(vnet, i, off - o); // csum_start, hdr_len + growth
     c[E_STAMPED]++;
-    this.outLen = info.totalLen;
     return o;
   }
 }

@@ -11,7 +11,8 @@ import { CompiledTable } from '../front/table/compiled-table.js';
 import { newCounterBlock } from '../shared/metrics/counter-layout.js';
 import { parsePacket } from '../shared/packet/parse.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
+import { TxQueue } from '../shared/engine/tx-queue.js';
+import { PacketSlab } from '../shared/engine/packet-slab.js';
 
 const SLOT = 256;
 const HEADROOM = 128;
@@ -50,7 +51,7 @@ function slab(salt: number): Uint8Array {
   return buf;
 }
 
-const aux: AuxBatch = { buf: new Uint8Array(0), slotSize: 0, offs: new Int32Array(0), lens: new Int32Array(0), count: 0, capacity: 0 };
+const aux = new TxQueue(FLOWS + 64, false, new PacketSlab(64, 2048, 64), undefined);
 const noVnet = new Uint8Array(0);
 const LEN = 40 + 20 + 64;
 
@@ -73,6 +74,7 @@ const pkts = slab(1);
   const fp = new FrontProcessor({ lbspType: 0x1e, encapSource4: null, encapSource6: null, hopLimit: 64, flowTable: { size: 65536, tcpTimeout: 300, udpTimeout: 30, otherTimeout: 30 } }, newCounterBlock());
   fp.setTable(t);
   run('flow-table hit (4096 live flows, table 65536)', 200, () => {
+    aux.reset();
     for (let i = 0; i < FLOWS; i++) fp.process(pkts, i * SLOT + HEADROOM, LEN, noVnet, 0, aux);
     fp.endBatch(Date.now());
   });
@@ -86,6 +88,7 @@ const pkts = slab(1);
   const slabs = [slab(2), slab(3), slab(4), slab(5)];
   run('miss + decide + insert with eviction (table 1024, all new)', 100, (r) => {
     const b = slabs[(r + 8) & 3]!;
+    aux.reset();
     for (let i = 0; i < FLOWS; i++) fp.process(b, i * SLOT + HEADROOM, LEN, noVnet, 0, aux);
     fp.endBatch(Date.now());
   });

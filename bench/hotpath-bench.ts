@@ -21,9 +21,14 @@ import { partialPseudoSum, writeL4Checksum } from '../shared/packet/checksum.js'
 import { encapsulate } from '../shared/packet/encap.js';
 import { gsoAddon } from '../shared/tun/gso.js';
 import { prepareRxVnet } from '../shared/tun/vnet-header.js';
-import { TunnelOffload } from '../shared/engine/tunnel-offload.js';
-import { SegmentBatch } from '../shared/engine/segment-batch.js';
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
+import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
+import { TunnelMtu } from '../shared/tunnel/tunnel-mtu.js';
+import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
+import { IcmpEmitter } from '../shared/tunnel/icmp-emitter.js';
+import { TxQueue } from '../shared/engine/tx-queue.js';
+import { PacketSlab } from '../shared/engine/packet-slab.js';
+import { SegmentSlab } from '../shared/engine/segment-slab.js';
+import { AUX_HEADROOM, AUX_SLOT } from '../shared/engine/batch-loop.js';
 
 const SLOT = 2048;
 const HEAD = 128;
@@ -147,11 +152,12 @@ function tcpSlab(v6: boolean, n: number, payload: number, src6Hi = 0xc1): { buf:
   return { buf, len };
 }
 
-function aux(): AuxBatch {
-  return { buf: new Uint8Array(64 * 2048), slotSize: 2048, offs: new Int32Array(64), lens: new Int32Array(64), count: 0, capacity: 64 };
-}
-
 const N = 256;
+
+/** The batch loop's transmit queue for a batch of N packets (reset per batch, as the loop does). */
+function txQueue(seg?: SegmentSlab): TxQueue {
+  return new TxQueue(N + 64 + (seg?.capacity ?? 0), seg !== undefined, new PacketSlab(64, AUX_SLOT, AUX_HEADROOM), seg);
+}
 {
   const t = compile(tableDoc, 'translate');
   const inp = new DecisionInput();
@@ -195,9 +201,10 @@ function perPacket(name: string, p: { process: FrontProcessor['process'] }, v6: 
   // a fresh slab per round (the processor rewrites in place: translate back and forth is not free)
   const master = tcpSlab(v6, N, payload);
   const buf = master.buf.slice();
-  const a = aux();
+  const a = txQueue();
   bench(name, N, 1000, () => {
     buf.set(master.buf);
+    a.reset();
     for (let i = 0; i < N; i++) p.process(buf, i * SLOT + HEAD, master.len, noVnet, 0, a);
   });
 }
@@ -231,21 +238,26 @@ try {
   // B-addressed packets: the front's translate output
   const fwd = frontProc('translate');
   const m = tcpSlab(true, N, 0);
-  const a = aux();
+  const a = txQueue();
   for (let i = 0; i < N; i++) fwd.process(m.buf, i * SLOT + HEAD, m.len, noVnet, 0, a);
+  a.reset();
   const buf = m.buf.slice();
   bench('BackProcessor.process translate IPv6 TCP', N, 1000, () => {
     buf.set(m.buf);
+    a.reset();
     for (let i = 0; i < N; i++) bp.process(buf, i * SLOT + HEAD, m.len, noVnet, 0, a);
   });
   // tunnel packets: the front's encap output
   const enc = frontProc('encap');
   const e = tcpSlab(true, N, 0);
   const offs = new Int32Array(N);
-  for (let i = 0; i < N; i++) offs[i] = enc.process(e.buf, i * SLOT + HEAD, e.len, noVnet, 0, a);
+  a.reset();
+  for (let i = 0; i < N; i++) enc.process(e.buf, i * SLOT + HEAD, e.len, noVnet, 0, a);
+  for (let i = 0; i < N; i++) offs[i] = a.offs[i]!;
   const eb = e.buf.slice();
   bench('BackProcessor.process decap 6in6 TCP', N, 1000, () => {
     eb.set(e.buf);
+    a.reset();
     for (let i = 0; i < N; i++) bp.process(eb, offs[i]!, e.len + 40, noVnet, 0, a);
   });
 } catch (err) {
@@ -274,15 +286,15 @@ try {
   });
   console.log(`${'  per segment'.padEnd(58)} ${(ns / 45).toFixed(1).padStart(9)} ns/op`);
   // the front's whole GSO encap step: split + parse + wrap every segment
-  const sinks = { writePending: () => undefined, writeSegments: () => undefined };
-  const seg = new SegmentBatch(256, SLOT, HEAD, sinks);
-  const ax: AuxBatch = { ...aux(), seg };
-  const tun = new TunnelOffload();
+  const seg = new SegmentSlab(HEAD);
+  const ax = txQueue(seg);
+  const tun = new TunnelOffload(counters);
+  const ids = new TunnelMtu(PmtuCache.create(1500, 1), new IcmpEmitter(counters, 1, 1, 0), counters);
   const src = Uint32Array.from([0x20010db8, 0x00050000, 0, 0x80]);
   const dst = Uint32Array.from([0x20010db8, 0x000b0000, 0, 1]);
   const ws = bench('TunnelOffload.wrapSegments 64 KiB -> 45 wrapped segments', 1, 20000, () => {
-    seg.count = 0;
-    tun.wrapSegments(ax, buf, HEAD, sup.len, vh, 0, 6, src, dst, 64, 0, -1);
+    ax.reset();
+    tun.wrapSegments(ax, buf, HEAD, sup.len, vh, 0, 6, src, dst, 64, ids, -1);
   });
   console.log(`${'  per segment'.padEnd(58)} ${(ws / 45).toFixed(1).padStart(9)} ns/op`);
   const big = tcpSlab(true, 1, 1440);
@@ -297,7 +309,7 @@ try {
     sv[0] = 1;
     sv[6] = 40;
     sv[8] = 16;
-    tun.finish(ax, sb, HEAD, small.len, sv, 0);
+    tun.finish(sb, HEAD, small.len, sv, 0);
   });
   const rxv = Uint8Array.from(vh);
   bench('prepareRxVnet (GSO packet: hdr_len + segment count)', 1, 1000000, () => {

@@ -5,7 +5,7 @@
 // (bench/udp-blast.c: sendmmsg sender, recvmmsg receiver counting at the server; iperf3's UDP sender
 // is slower than some of the forwarders), and for the multi-queue comparison two TCP streams. Reports
 // Gbit/s, packets/s, CPU per service (/proc/PID/stat) and host softirq, every mslb figure as a
-// ratio to nftables translate, the issue's targets, and the services' RSS idle and under load.
+// ratio to nftables translate, the performance targets (docs/PERFORMANCE.md), and the services' RSS idle and under load.
 // The headline ratio (mslb translate vs nftables translate, TCPv6) is also measured in alternating
 // pairs (nft, mslb, mslb, nft, ...): a shared machine's throughput drifts by tens of per cent within
 // a minute, and adjacent runs compared pair by pair cancel most of that drift; the median pair
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
   }
   for (const [k, r] of results) if (r.note && !r.note.startsWith('retr 0')) console.log(`   ${k}: ${r.note}`);
 
-  // ---- the issue's targets ----
+  // ---- the performance targets (docs/PERFORMANCE.md) ----
   const v = (k: string) => results.get(k)?.value ?? NaN;
   const check = (what: string, got: number, want: number, aim?: number): void => {
     const ok = Number.isFinite(got) && got >= want;

@@ -1,4 +1,4 @@
-// Soak (issue 9): the encap lab for a bounded time at a fixed packet rate of mixed valid and
+// Soak: the encap lab for a bounded time at a fixed packet rate of mixed valid and
 // invalid traffic, with a table edit every few seconds, reporting the services' RSS at the start,
 // every minute and at the end, and valid datagrams sent vs echoed back (each carries its sequence
 // number, so a lost one is named).

@@ -1,4 +1,4 @@
-// Issue 6 micro-benchmark: ns per packet through FrontProcessor.process() in encap mode for
+// Tunnel MTU micro-benchmark: ns per packet through FrontProcessor.process() in encap mode for
 //   fit        — a 1000-byte IPv6 TCP packet that fits the tunnel (the common path: MTU check added),
 //   ptb        — a 1500-byte IPv6 packet: dropped, ICMPv6 Packet Too Big built (rate limit lifted),
 //   frag4      — a 1500-byte IPv4 UDP packet without DF: cut in two, each wrapped 4in4,
@@ -9,7 +9,8 @@ import { FrontProcessor } from '../front/front-processor.js';
 import { validateTable } from '../front/table/table-loader.js';
 import { CompiledTable } from '../front/table/compiled-table.js';
 import { newCounterBlock } from '../shared/metrics/counter-layout.js';
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
+import { TxQueue } from '../shared/engine/tx-queue.js';
+import { PacketSlab } from '../shared/engine/packet-slab.js';
 
 const N = 64;
 const SLOT = 2048;
@@ -54,13 +55,13 @@ function bench(name: string, mode: 'encap' | 'translate', pkt: Uint8Array, expec
   );
   fp.setTable(table(mode));
   const buf = new Uint8Array(N * SLOT);
-  const aux: AuxBatch = { buf: new Uint8Array(N * 2 * 2048), slotSize: 2048, offs: new Int32Array(N * 2), lens: new Int32Array(N * 2), count: 0, capacity: N * 2 };
+  const aux = new TxQueue(N * 3, false, new PacketSlab(N * 2, 2048, 64), undefined);
   const none = new Uint8Array(0);
   const len = pkt.length;
   const isV6 = pkt[0]! >> 4 === 6;
   const run = (rounds: number): void => {
     for (let r = 0; r < rounds; r++) {
-      aux.count = 0;
+      aux.reset();
       for (let i = 0; i < N; i++) {
         const off = i * SLOT + HEADROOM;
         buf.set(pkt, off);

@@ -6,30 +6,21 @@
 // front sends — outer source one of ours (the configured encap source of that family, or a service
 // address), outer destination a configured back in encap mode, protocol 4 or 41 (IPv6: maybe behind
 // the Fragment header the front adds when it fragments the outer packet). Then:
-//   Packet Too Big / Fragmentation Needed -> that back's path MTU is lowered (pmtu-cache.ts; a
-//     Fragmentation Needed without next-hop MTU uses the RFC 1191 plateau below the quoted length),
-//     and the error is relayed to the inner source: PTB (>= 1280) for inner IPv6 larger than the
-//     new tunnel MTU, Fragmentation Needed for inner IPv4 with DF; an inner IPv4 packet without DF
-//     gets no error (the front fragments it from now on; its upper layer retransmits).
+//   Packet Too Big / Fragmentation Needed -> that back's path MTU is lowered and the error relayed
+//     to the inner source (shared/tunnel/tunnel-mtu.ts: learn, relay); this file only decides
+//     whether an error is about our tunnels and which back it names.
 //   any other error about our tunnels is consumed without relaying (counted nowhere else).
 // Anything that does not pass is NOT_OURS: the caller forwards it as ordinary traffic when it is
 // addressed to a service, and drops it as malformed otherwise (SPEC 5).
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
+import type { TxQueue } from '../shared/engine/tx-queue.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { IcmpErrorInfo, parseIcmpError } from '../shared/packet/icmp.js';
 import { Proto } from '../shared/packet/constants.js';
 import { CompiledTable, MODE_ENCAP } from './table/compiled-table.js';
-import { eventIndex } from '../shared/metrics/counter-layout.js';
-import { plateauBelow } from './pmtu-cache.js';
-import type { TunnelMtu } from '../shared/engine/tunnel-mtu.js';
-import { IPV6_MIN_MTU } from '../shared/engine/tunnel-mtu.js';
-import { IcmpEmitter, ICMP_TOO_BIG } from '../shared/engine/icmp-emitter.js';
-import type { PmtuCache } from './pmtu-cache.js';
+import type { TunnelMtu } from '../shared/tunnel/tunnel-mtu.js';
 
 export const FABRIC_NOT_OURS = 0;
 export const FABRIC_HANDLED = 1;
-
-const E_PMTU_LEARNED = eventIndex('pmtu_learned');
 
 function get32(b: Uint8Array, p: number): number {
   return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
@@ -66,10 +57,7 @@ export class FabricIcmp {
   private readonly inner = new PacketInfo();
 
   constructor(
-    private readonly counters: Float64Array,
     private readonly mtu: TunnelMtu,
-    private readonly cache: PmtuCache,
-    private readonly icmp: IcmpEmitter,
     /** Configured outer source per family (null: the service address is the outer source). */
     private readonly src4: Uint32Array | null,
     private readonly src6: Uint32Array | null,
@@ -82,7 +70,7 @@ export class FabricIcmp {
   }
 
   /** An ICMP/ICMPv6 packet (parsed into info) addressed to the front: ours to handle or not. */
-  handle(buf: Uint8Array, off: number, info: PacketInfo, t: CompiledTable, aux: AuxBatch): number {
+  handle(buf: Uint8Array, off: number, info: PacketInfo, t: CompiledTable, tx: TxQueue): number {
     const e = this.e;
     if (!parseIcmpError(buf, off, info, e)) return FABRIC_NOT_OURS;
     const q = e.innerOff;
@@ -110,11 +98,8 @@ export class FabricIcmp {
     if (back < 0 || t.a.backMode[back] !== MODE_ENCAP) return FABRIC_NOT_OURS;
     const tooBig = (fam === 6 && e.type === 2) || (fam === 4 && e.type === 3 && e.code === 4);
     if (!tooBig) return FABRIC_HANDLED; // e.g. unreachable / time exceeded inside the tunnel: not relayed
-    let mtu = e.mtu;
-    if (fam === 4 && mtu < 68) mtu = plateauBelow((buf[q + 2] << 8) | buf[q + 3]);
     const slot = t.a.backSlot[back];
-    const now = this.mtu.nowMs;
-    if (this.cache.lower(slot, fam, mtu, now) > 0) this.counters[E_PMTU_LEARNED]++;
+    const tmtu = this.mtu.learn(slot, fam, e.mtu, (buf[q + 2] << 8) | buf[q + 3]);
     if (nonFirst) return FABRIC_HANDLED; // no inner header quoted
     // Relay to the inner packet's source, quoting what the error quoted of it.
     const p = q + ohl;
@@ -148,13 +133,7 @@ export class FabricIcmp {
       return FABRIC_HANDLED;
     }
     inner.totalLen = size < avail ? size : avail;
-    const tmtu = this.mtu.tunnelMtu(slot, fam);
-    if (inner.version === 6) {
-      const m = tmtu < IPV6_MIN_MTU ? IPV6_MIN_MTU : tmtu;
-      if (size > m) this.icmp.send(aux, buf, p, inner, ICMP_TOO_BIG, m, now);
-    } else if (inner.df && size > tmtu) {
-      this.icmp.send(aux, buf, p, inner, ICMP_TOO_BIG, tmtu, now);
-    }
+    this.mtu.relay(tx, buf, p, inner, size, tmtu);
     return FABRIC_HANDLED;
   }
 }

@@ -10,29 +10,14 @@
 // a flow, or the fragment Identification for a datagram's non-first fragments (kind FRAGMENT).
 // Values: back index, stable backend slot, table generation the index belongs to.
 
+import { fmix32, mixWords } from '../shared/packet/hash32.js';
+
 export const KEY_WORDS = 10;
 export const KIND_FLOW = 0;
 export const KIND_FRAGMENT = 1;
 /** Entry flag: a FIN or RST was seen (timeout shortened; a new SYN replaces the entry). */
 export const FLAG_CLOSING = 1;
 const MAX_WAYS = 8;
-
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  h ^= Math.imul(k, 0x1b873593);
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 export class FlowTable {
   readonly size: number;
@@ -96,9 +81,7 @@ export class FlowTable {
     k[1] = src[0]!; k[2] = src[1]!; k[3] = src[2]!; k[4] = src[3]!;
     k[5] = dst[0]!; k[6] = dst[1]!; k[7] = dst[2]!; k[8] = dst[3]!;
     k[9] = ports;
-    let h = this.seed;
-    for (let i = 0; i < KEY_WORDS; i++) h = mix(h, k[i]!);
-    this.keyHash = fmix(h ^ KEY_WORDS);
+    this.keyHash = fmix32(mixWords(this.seed, k, KEY_WORDS) ^ KEY_WORDS);
   }
 
   private bucketOf(h: number): number {

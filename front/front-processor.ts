@@ -1,8 +1,8 @@
 // MSLB-F per-packet logic: parse, pick a back for packets to a service (front/decision.ts), then
 // rewrite the destination (translate) or wrap the packet toward the back (encap). Every drop is
 // counted by reason. The compiled table arrives from the main thread and is swapped in whole.
-import type { AuxBatch } from '../shared/engine/packet-processor.js';
-import { VERDICT_DROP } from '../shared/engine/packet-processor.js';
+import type { TxQueue } from '../shared/engine/tx-queue.js';
+import { VERDICT_CONSUMED, VERDICT_QUEUED, dropVerdict } from '../shared/engine/packet-processor.js';
 import type { RoleProcessor } from '../shared/engine/worker-runtime.js';
 import type { ToWorker } from '../shared/engine/worker-messages.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
@@ -12,13 +12,13 @@ import { decrementHopLimit, rewriteDst } from '../shared/packet/translate.js';
 import { incrementHopLimit } from '../shared/packet/hop-limit.js';
 import { Proto } from '../shared/packet/constants.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
-import { TunnelReassembly } from '../shared/engine/tunnel-reassembly.js';
+import { TunnelReassembly, REASM_HELD } from '../shared/tunnel/tunnel-reassembly.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
 import { CompiledTable, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
-import { TunnelOffload, TUNNEL_DROP_TOO_BIG } from '../shared/engine/tunnel-offload.js';
+import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
 import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import {
   decide,
@@ -31,9 +31,9 @@ import {
 } from './decision.js';
 import type { FrontRole } from './front-role.js';
 import { FlowPinning } from './flow-pinning.js';
-import { PmtuCache } from './pmtu-cache.js';
-import { IcmpEmitter, ICMP_TIME_EXCEEDED } from '../shared/engine/icmp-emitter.js';
-import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/engine/tunnel-mtu.js';
+import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
+import { IcmpEmitter, ICMP_TIME_EXCEEDED } from '../shared/tunnel/icmp-emitter.js';
+import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
 import { FabricIcmp, FABRIC_HANDLED } from './fabric-icmp.js';
 import { TunnelAccept } from './tunnel-accept.js';
 
@@ -59,7 +59,6 @@ const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
 const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50 };
 
 export class FrontProcessor implements RoleProcessor {
-  outLen = 0;
   private readonly info = new PacketInfo();
   private readonly input = new DecisionInput();
   private readonly result = new DecisionResult();
@@ -68,18 +67,18 @@ export class FrontProcessor implements RoleProcessor {
   private readonly src4: Uint32Array | null;
   private readonly src6: Uint32Array | null;
   private table: CompiledTable | null = null;
-  /** Tunnel MTU (issue 6): fits / ICMP / fragments; owns the outer IPv4 ID sequence. */
-  readonly tmtu: TunnelMtu;
+  /** Tunnel MTU: fits / ICMP / fragments / learning; owns the outer IPv4 ID sequence. */
+  private readonly tmtu: TunnelMtu;
   private readonly icmp: IcmpEmitter;
   private readonly fabric: FabricIcmp;
   private readonly accept: TunnelAccept;
-  private readonly reasm = new TunnelReassembly();
+  private readonly reasm: TunnelReassembly;
   private readonly decap = new DecapResult();
   private readonly outerDst = new Uint32Array(4);
   private readonly noVnet = new Uint8Array(0);
   private now: number;
   /** GSO split + checksum completion before the outer header (offloads on). */
-  private readonly tunnel = new TunnelOffload();
+  private readonly tunnel: TunnelOffload;
   /**
    * Outer hop limit written into the TUN: the kernel forwards what the front writes and decrements
    * it once on the way out, so write encap.hopLimit + 1 and the wire carries the configured value,
@@ -92,20 +91,24 @@ export class FrontProcessor implements RoleProcessor {
   constructor(
     private readonly role: FrontRole,
     private readonly counters: Float64Array,
-    /** Flow-table clock in ms (tests pass a fake one). */
+    /** Clock in ms (flow table, ICMP rate limit, path MTU ages); tests and the fuzzer pass a fake one. */
     clock: () => number = Date.now,
+    /** Flow-table hash seed (random per worker by default, against flooding one bucket). */
+    seed?: number,
   ) {
     this.src4 = role.encapSource4 ? Uint32Array.from(role.encapSource4) : null;
     this.src6 = role.encapSource6 ? Uint32Array.from(role.encapSource6) : null;
     this.outerHopLimit = Math.min(255, role.hopLimit + 1);
-    this.flows = new FlowPinning(role.flowTable ?? DEFAULT_FLOW_TABLE, counters, clock);
+    this.flows = new FlowPinning(role.flowTable ?? DEFAULT_FLOW_TABLE, counters, clock, seed);
     this.now = clock();
     const ic = role.icmp ?? DEFAULT_ICMP;
     this.icmp = new IcmpEmitter(counters, ic.ratePerSecond, ic.burst, this.now);
     const cache = role.pmtu ? PmtuCache.fromShared(role.pmtu) : PmtuCache.create(role.tunMtu ?? 1500);
     this.tmtu = new TunnelMtu(cache, this.icmp, counters, (this.now & 0xffff) + 1);
     this.tmtu.nowMs = this.now;
-    this.fabric = new FabricIcmp(counters, this.tmtu, cache, this.icmp, this.src4, this.src6);
+    this.fabric = new FabricIcmp(this.tmtu, this.src4, this.src6);
+    this.reasm = new TunnelReassembly(counters);
+    this.tunnel = new TunnelOffload(counters);
     this.accept = new TunnelAccept(role.acceptTunnelFrom ?? []);
   }
 
@@ -125,105 +128,83 @@ export class FrontProcessor implements RoleProcessor {
     this.tmtu.nowMs = nowMs;
   }
 
-  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
     const c = this.counters;
     const err = parsePacket(buf, off, len, info, this.role.lbspType);
-    if (err !== ParseError.OK) {
-      c[D_MALFORMED]++; // SPEC 5: bad version and every other parse failure
-      return VERDICT_DROP;
-    }
+    if (err !== ParseError.OK) return this.drop(D_MALFORMED); // SPEC 5: bad version and every other parse failure
     if (isMulticastDst(info)) {
       c[E_MULTICAST]++; // the host's own MLD reports: no service is multicast
-      return VERDICT_DROP;
+      return VERDICT_CONSUMED;
     }
     const t = this.table;
-    if (t === null) {
-      c[D_NO_ROUTE]++;
-      return VERDICT_DROP;
-    }
+    if (t === null) return this.drop(D_NO_ROUTE);
     const v = info.version;
     const proto = info.proto;
     if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
       // ICMP errors from the fabric about our tunnel packets (fabric-icmp.ts)
-      if (this.fabric.handle(buf, off, info, t, aux) === FABRIC_HANDLED) {
+      if (this.fabric.handle(buf, off, info, t, tx) === FABRIC_HANDLED) {
         c[E_FABRIC_ICMP]++;
-        return VERDICT_DROP;
+        return VERDICT_CONSUMED;
       }
       const ty = info.icmpType;
       const isError = v === 4 ? ty === 3 || ty === 4 || ty === 5 || ty === 11 || ty === 12 : ty >= 0 && ty < 128;
-      if (isError && t.serviceIndex(v, info.dst) < 0) {
-        c[D_MALFORMED]++; // SPEC 5: an error to our outer source quoting something we never sent
-        return VERDICT_DROP;
-      }
+      // SPEC 5: an error to our outer source quoting something we never sent
+      if (isError && t.serviceIndex(v, info.dst) < 0) return this.drop(D_MALFORMED);
     } else if (proto === Proto.IPIP || proto === Proto.IPV6) {
       // SPEC 3 "Tunnel packets a front accepts" (tunnel-accept.ts)
-      if (this.accept.accepts(info)) return this.unwrap(buf, off, vnet, vnetOff, aux);
-      if (t.serviceIndex(v, info.dst) < 0) {
-        c[D_UNAUTHORIZED]++;
-        return VERDICT_DROP;
-      }
+      if (this.accept.accepts(info)) return info.isFragment ? this.reassemble(buf, off, tx) : this.unwrap(buf, off, vnet, vnetOff, tx);
+      if (t.serviceIndex(v, info.dst) < 0) return this.drop(D_UNAUTHORIZED);
     }
-    return this.balance(buf, off, info, t, true, vnet, vnetOff, aux);
+    return this.balance(buf, off, info, t, true, vnet, vnetOff, tx);
+  }
+
+  /** Count a drop by its reason and return its verdict. */
+  private drop(reason: number): number {
+    this.counters[reason]++;
+    return dropVerdict(reason);
   }
 
   /**
-   * The unwrapped tunnel packet at buf[off] (outer parsed into this.info) from an accepted source:
-   * reassemble outer fragments, unwrap, then balance the inner packet (inner destination a service:
-   * multi-stage) or forward it as it is (inner source a service: return traffic from a back).
+   * The unfragmented tunnel packet at buf[off] (outer parsed into this.info) from an accepted
+   * source: unwrap, then balance the inner packet (inner destination a service: multi-stage) or
+   * forward it as it is (inner source a service: return traffic from a back).
    */
-  private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+  private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
-    const c = this.counters;
-    if (info.isFragment) return this.reassemble(buf, off, aux);
     const d = this.decap;
     const dv = decapsulate(buf, off, info, d);
-    if (dv !== DecapVerdict.OK) {
-      c[dv === DecapVerdict.NOT_TUNNEL ? D_UNAUTHORIZED : D_MALFORMED]++;
-      return VERDICT_DROP;
-    }
+    if (dv !== DecapVerdict.OK) return this.drop(dv === DecapVerdict.NOT_TUNNEL ? D_UNAUTHORIZED : D_MALFORMED);
     const od = this.outerDst;
     od[0] = info.dst[0]; od[1] = info.dst[1]; od[2] = info.dst[2]; od[3] = info.dst[3];
     const ov = info.version;
-    if (parsePacket(buf, d.off, d.len, info, this.role.lbspType) !== ParseError.OK) {
-      c[D_MALFORMED]++;
-      return VERDICT_DROP;
-    }
+    if (parsePacket(buf, d.off, d.len, info, this.role.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
     // SPEC 5: a tunnel packet whose inner packet is a tunnel packet to the same node
     if ((info.proto === Proto.IPIP || info.proto === Proto.IPV6) && info.version === ov && info.dst[0] === od[0] && info.dst[1] === od[1] && info.dst[2] === od[2] && info.dst[3] === od[3]) {
-      c[D_MALFORMED]++;
-      return VERDICT_DROP;
+      return this.drop(D_MALFORMED);
     }
     const t = this.table!;
-    c[E_UNWRAPPED]++;
+    this.counters[E_UNWRAPPED]++;
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - d.off);
-    if (!isMulticastDst(info) && t.serviceIndex(info.version, info.dst) >= 0) return this.balance(buf, d.off, info, t, false, vnet, vnetOff, aux);
+    if (!isMulticastDst(info) && t.serviceIndex(info.version, info.dst) >= 0) return this.balance(buf, d.off, info, t, false, vnet, vnetOff, tx);
     if (t.serviceIndex(info.version, info.src) >= 0) {
       // return traffic from a back (draft section 6): forwarded as it is; the kernel's forwarding
       // of what we write is this hop for the inner packet
-      this.outLen = d.len;
-      return d.off;
+      tx.forward(buf, d.off, d.len, vnet, vnetOff);
+      return VERDICT_QUEUED;
     }
-    c[D_NOT_SERVICE]++;
-    return VERDICT_DROP;
+    return this.drop(D_NOT_SERVICE);
   }
 
   /**
-   * An outer fragment from an accepted source: bounded reassembly (shared/packet/reassembly.ts).
-   * A complete tunnel packet is copied to an aux slot and unwrapped there; what it becomes is sent
-   * from aux. The fragment itself is consumed (not a drop).
+   * An outer fragment from an accepted source: bounded reassembly (shared/tunnel/tunnel-reassembly.ts).
+   * A complete tunnel packet is unwrapped in its own aux slot and what it becomes is queued from
+   * there; a fragment held for later is consumed (not a drop).
    */
-  private reassemble(buf: Uint8Array, off: number, aux: AuxBatch): number {
-    const c = this.counters;
-    const r = this.reasm;
-    const base = r.add(buf, off, this.info, this.now, aux, c);
-    if (base < 0) return VERDICT_DROP;
-    let o = VERDICT_DROP;
-    if (parsePacket(aux.buf, base, r.len, this.info, this.role.lbspType) !== ParseError.OK || this.info.isFragment) c[D_MALFORMED]++;
-    else o = this.unwrap(aux.buf, base, this.noVnet, 0, aux);
-    if (o >= 0) r.commit(aux, o, this.outLen);
-    else r.release(aux);
-    return VERDICT_DROP;
+  private reassemble(buf: Uint8Array, off: number, tx: TxQueue): number {
+    const base = this.reasm.add(buf, off, this.info, this.role.lbspType, this.now, tx);
+    if (base < 0) return base === REASM_HELD ? VERDICT_CONSUMED : base;
+    return this.unwrap(tx.aux.buf, base, this.noVnet, 0, tx);
   }
 
   /**
@@ -231,7 +212,7 @@ export class FrontProcessor implements RoleProcessor {
    * hopDone: the kernel decremented the hop limit when it forwarded the packet into the TUN (a
    * client's packet); false for an inner packet we unwrapped, whose hop this front must count.
    */
-  private balance(buf: Uint8Array, off: number, info: PacketInfo, t: CompiledTable, hopDone: boolean, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+  private balance(buf: Uint8Array, off: number, info: PacketInfo, t: CompiledTable, hopDone: boolean, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const c = this.counters;
     const v = info.version;
     const r = this.result;
@@ -252,10 +233,7 @@ export class FrontProcessor implements RoleProcessor {
       }
       const reason = decide(t, inp, r);
       if (r.lbspIgnored) c[E_LBSP_UNKNOWN]++;
-      if (r.back < 0) {
-        c[reason === REASON_NOT_SERVICE ? D_NOT_SERVICE : reason === REASON_BACKEND_DOWN ? D_BACKEND_DOWN : D_NO_ROUTE]++;
-        return VERDICT_DROP;
-      }
+      if (r.back < 0) return this.drop(reason === REASON_NOT_SERVICE ? D_NOT_SERVICE : reason === REASON_BACKEND_DOWN ? D_BACKEND_DOWN : D_NO_ROUTE);
       c[reason === REASON_LBSP_SERVER ? DEC_LBSP : reason === REASON_FLOW_LABEL ? DEC_LABEL : DEC_PREFIX]++;
       flows.remember(info, r.back, r.slot);
     }
@@ -267,66 +245,43 @@ export class FrontProcessor implements RoleProcessor {
     // decremented by the kernel on its way into the TUN; an unwrapped inner packet was not, so its
     // hop is taken here. A packet that would leave with 0 is dropped with Time Exceeded.
     if ((hopDone ? info.hopLimit : info.hopLimit - 1) <= 0) {
-      this.icmp.send(aux, buf, off, info, ICMP_TIME_EXCEEDED, 0, this.now);
-      c[D_HOP_LIMIT]++;
-      return VERDICT_DROP;
+      this.icmp.send(tx, buf, off, info, ICMP_TIME_EXCEEDED, 0, this.now);
+      return this.drop(D_HOP_LIMIT);
     }
-    if (t.a.backMode[r.back] === MODE_ENCAP) return this.encap(buf, off, info, fam, r.slot, hopDone, vnet, vnetOff, aux);
+    if (t.a.backMode[r.back] === MODE_ENCAP) return this.encap(buf, off, info, fam, r.slot, hopDone, vnet, vnetOff, tx);
     // translate: same family is guaranteed by table validation
     const partial = vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
     rewriteDst(buf, off, info, b, addrDelta(info.dst, b, v === 4 ? 1 : 4), partial);
     // The kernel forwards what we write and decrements it once more: give that back, so the host
     // counts one hop as in encap mode (the inner header is not decremented on the way out there).
     if (hopDone) incrementHopLimit(buf, off, info);
-    this.outLen = info.totalLen;
-    return off;
+    tx.forward(buf, off, info.totalLen, vnet, vnetOff);
+    return VERDICT_QUEUED;
   }
 
-  private encap(buf: Uint8Array, off: number, info: PacketInfo, fam: number, slot: number, hopDone: boolean, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+  private encap(buf: Uint8Array, off: number, info: PacketInfo, fam: number, slot: number, hopDone: boolean, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const s = this.outerSrc;
     const configured = fam === 4 ? this.src4 : this.src6;
     if (configured !== null) s.set(configured);
     else if (info.version === fam) s.set(info.dst); // "service": the draft's outer source = S
-    else {
-      // validation requires source4/source6 for mixed families; never reached with a valid config
-      this.counters[D_NO_ROUTE]++;
-      return VERDICT_DROP;
-    }
+    else return this.drop(D_NO_ROUTE); // validation requires source4/source6 for mixed families
     const hdr = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+    const tm = this.tmtu;
     // Tunnel MTU (tunnel-mtu.ts): decided on the unmodified packet (an ICMP error quotes it)
-    const fit = this.tmtu.check(buf, off, info, fam, slot, vnet, vnetOff, aux);
-    if (fit === MTU_DROPPED) return VERDICT_DROP;
+    const fit = tm.check(buf, off, info, fam, slot, vnet, vnetOff, tx);
+    if (fit === MTU_DROPPED) return dropVerdict(D_TOO_BIG);
     if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
-    if (TunnelOffload.isGso(vnet, vnetOff)) return this.encapGso(buf, off, fam, vnet, vnetOff, aux);
-    if (info.totalLen + hdr > 65535) {
-      this.counters[D_TOO_BIG]++;
-      return VERDICT_DROP;
+    if (TunnelOffload.isGso(vnet, vnetOff)) {
+      // GSO super-packet: cut into wire segments natively, each wrapped (tunnel-offload.ts)
+      return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType);
     }
-    if (!this.tunnel.finish(aux, buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) {
-      this.counters[D_MALFORMED]++; // csum_start/offset outside the packet
-      return VERDICT_DROP;
-    }
-    if (fit === MTU_FRAG_INNER) return this.fragmented(this.tmtu.wrapFragments(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, aux));
-    const o = encapsulate(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, this.tmtu.nextIpId());
+    if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
+    if (!this.tunnel.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED); // csum_start/offset outside the packet
+    if (fit === MTU_FRAG_INNER) return tm.wrapFragments(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, tx) ? VERDICT_QUEUED : dropVerdict(D_TOO_BIG);
+    const o = encapsulate(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, tm.nextIpId());
+    if (fit === MTU_FRAG_OUTER) return tm.fragmentOuter(buf, o, info.totalLen + hdr, fam, tx) ? VERDICT_QUEUED : dropVerdict(D_TOO_BIG);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - o);
-    if (fit === MTU_FRAG_OUTER) return this.fragmented(this.tmtu.fragmentOuter(buf, o, info.totalLen + hdr, fam, aux));
-    this.outLen = info.totalLen + hdr;
-    return o;
-  }
-
-  private fragmented(o: number): number {
-    if (o >= 0) this.outLen = this.tmtu.outLen;
-    return o;
-  }
-
-  /** GSO super-packet into a tunnel: cut into wire segments natively, wrap each (tunnel-offload.ts). */
-  private encapGso(buf: Uint8Array, off: number, fam: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
-    const tun = this.tunnel;
-    const v = tun.wrapSegments(aux, buf, off, this.info.totalLen, vnet, vnetOff, fam, this.outerSrc, this.backAddr, this.outerHopLimit, this.tmtu.ipId, this.role.lbspType);
-    if (v === VERDICT_DROP) this.counters[tun.dropReason === TUNNEL_DROP_TOO_BIG ? D_TOO_BIG : D_MALFORMED]++;
-    else this.tmtu.ipId = tun.ipId;
-    return v;
+    tx.forward(buf, o, info.totalLen + hdr, vnet, vnetOff);
+    return VERDICT_QUEUED;
   }
 }
-
-

@@ -1,8 +1,8 @@
 // The front's per-worker settings derived from its config on the main thread (plain data).
 import type { FrontConfig } from './front-config.js';
 import { parseAddress } from '../shared/table/addr.js';
-import { workerShare } from '../shared/engine/icmp-rate-limiter.js';
-import type { PmtuShared } from './pmtu-cache.js';
+import { workerShare } from '../shared/tunnel/icmp-rate-limiter.js';
+import type { PmtuShared } from '../shared/tunnel/path-mtu-cache.js';
 import { acceptPrefixes, type AcceptPrefix } from './tunnel-accept.js';
 
 export interface FrontRole {

@@ -10,7 +10,7 @@ import { frontRoleFromConfig } from './front-role.js';
 import { TableManager } from './table-manager.js';
 import { HealthChecker, planHealthChecks, type HealthPlan } from './health-checker.js';
 import type { HostSetup } from '../shared/netlink/host-setup.js';
-import { PmtuCache } from './pmtu-cache.js';
+import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
 import { encapSourceRoutes, pathMtuView, refreshBaseMtus } from './path-mtu.js';
 import type { CompiledTable } from './table/compiled-table.js';
 
@@ -26,7 +26,8 @@ async function main(): Promise<void> {
   let health: HealthChecker | undefined;
   let hostSetup: HostSetup | undefined;
   let started = false;
-  // Path MTU toward each encap back, shared with the workers (issue 6: tunnel MTU).
+  // Path MTU toward each encap back, in memory shared with the workers: this thread sets each back's
+  // base from its route on every table load; a Packet Too Big one worker sees lowers it for all.
   const pmtu = PmtuCache.create(config.encap.mtu > 0 ? config.encap.mtu : config.tun.mtu);
   const refreshMtus = (t: CompiledTable): void => {
     refreshBaseMtus(t, pmtu, hostSetup, config.encap.mtu, log).catch((e: Error) => log.warn('path_mtu_failed', { error: e.message }));

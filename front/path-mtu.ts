@@ -8,7 +8,7 @@ import { MODE_ENCAP } from './table/compiled-table.js';
 import { parseAddress, parsePrefix } from '../shared/table/addr.js';
 import type { HostSetup } from '../shared/netlink/host-setup.js';
 import type { Logger } from '../shared/log.js';
-import type { PmtuCache } from './pmtu-cache.js';
+import type { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
 
 interface BackView {
   address?: string;

@@ -8,6 +8,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { waitFor, type NetnsSet } from './netns.js';
+import { stopServiceProcess } from './service-process.js';
 
 export interface ScrapeJob {
   job: string;
@@ -113,14 +114,7 @@ export class Prometheus {
 
   /** SIGTERM (SIGKILL after graceMs), then remove its storage. Idempotent. */
   async stop(graceMs = 5000): Promise<void> {
-    const p = this.proc;
-    if (p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopServiceProcess(this.proc, graceMs);
     rmSync(join(this.dir, 'data'), { recursive: true, force: true });
   }
 }

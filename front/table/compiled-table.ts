@@ -16,14 +16,15 @@
 // holds, so whichever table refreshes it keeps it right), and the prefix tables' ranges and indexes
 // (shared/table/prefix-table.ts).
 
+import { MODE_ENCAP, MODE_TRANSLATE } from '../../shared/packet/constants.js';
 import { parseAddress, type Family } from '../../shared/table/addr.js';
 import { PrefixTable, PrefixTableBuilder, type PrefixTableShared } from '../../shared/table/prefix-table.js';
 import { buildMaglev, MAGLEV_DEFAULT_SIZE } from './maglev.js';
 import { hash4, KEY_SEED } from '../../shared/packet/hash32.js';
 import type { HealthCheckSpec, PoolKey, ValidatedTable, BackMode } from './table-loader.js';
 
-export const MODE_TRANSLATE = 0;
-export const MODE_ENCAP = 1;
+// backMode holds these; the front's processors compare against them where they read the table.
+export { MODE_ENCAP, MODE_TRANSLATE };
 export const KEY_SOURCE = 0;
 export const KEY_LABEL = 1;
 export const KEY_SOURCE_LABEL = 2;

@@ -127,7 +127,7 @@ export class ServiceHost {
       this.pool = new WorkerPool({
         entry: this.o.workerEntry,
         fds: set.fds,
-        tun: { batchSize: DEFAULT_BATCH, headroom: HEADROOM, vnetHdr: set.vnetHdr, mtu: tun.mtu, offloads: this.offloads },
+        tun: { batchSize: DEFAULT_BATCH, headroom: HEADROOM, vnetHdr: set.vnetHdr, offloads: this.offloads },
         role: this.o.roleData,
         onEvent: (m) => {
           if (m.type === 'error') log.error('worker_error', { queue: m.queue, message: m.message });

@@ -1,15 +1,7 @@
 // Messages between the main thread and the per-queue workers (structured-clone plain data;
 // typed arrays inside are views on SharedArrayBuffers, so tables are shared, not copied).
 
-export interface TunQueueOptions {
-  batchSize: number;
-  headroom: number;
-  vnetHdr: boolean;
-  /** TUN MTU (sizes the GSO segment slots); default 1500. */
-  mtu?: number;
-  /** TUN_F_* offloads in force after the start-up probes (write-side GRO uses TSO/USO). */
-  offloads?: number;
-}
+import type { TunQueueOptions } from '../tun/tun-device.js';
 
 export interface WorkerInit {
   queue: number;

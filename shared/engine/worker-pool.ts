@@ -4,7 +4,8 @@
 // a supervisor restarts it), and `apply` resolves only when every worker acknowledged a message.
 import { Worker } from 'node:worker_threads';
 import { newCounterBlock } from '../metrics/counter-layout.js';
-import type { FromWorker, ToWorker, TunQueueOptions, WorkerInit } from './worker-messages.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-messages.js';
+import type { TunQueueOptions } from '../tun/tun-device.js';
 
 export interface WorkerPoolOptions {
   /** Compiled worker entry file (e.g. dist/front/worker.js). */

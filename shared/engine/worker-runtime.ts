@@ -7,8 +7,8 @@ import type { PacketProcessor } from './packet-processor.js';
 import type { WorkerInit, ToWorker, FromWorker } from './worker-messages.js';
 
 export interface RoleProcessor extends PacketProcessor {
-  /** Apply a control message other than stop (e.g. a new compiled table). */
-  update(msg: ToWorker): void;
+  /** Apply a control message other than stop (a new compiled table, new role settings); roles without any omit it. */
+  update?(msg: ToWorker): void;
 }
 
 export function runWorker(make: (init: WorkerInit, counters: Float64Array) => RoleProcessor): void {
@@ -29,7 +29,6 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
       (err) => {
         post({ type: 'device-error', queue: init.queue, message: err.message });
       },
-      { mtu: init.tun.mtu },
     );
     port.on('message', (msg: ToWorker) => {
       if (msg.type === 'stop') {
@@ -41,7 +40,7 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
       }
       const seq = msg.seq;
       try {
-        processor.update(msg);
+        processor.update?.(msg);
         if (seq !== undefined) post({ type: 'applied', queue: init.queue, seq });
       } catch (err) {
         const message = (err as Error).message;

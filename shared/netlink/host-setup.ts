@@ -5,7 +5,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { createRtNetlink, FlagsNew, type RtNetlinkSocket, type rt } from 'netlink';
 import type { Logger } from '../log.js';
-import { afOf, formatIp, networkOf, parseIp, parsePrefix, type IpFamily, type IpPrefix } from './ip-prefix.js';
+import { afOf, formatIp, networkOf, parseIp, prefixBytes, type IpFamily, type IpPrefix } from './ip-prefix.js';
+import { parsePrefix } from '../table/addr.js';
 import { errnoCode, HostSetupError } from './netlink-error.js';
 import { PROC_SYS, sysctlName, sysctlPath, type SysctlKey } from './sysctl.js';
 
@@ -243,7 +244,7 @@ export class HostSetup {
   async addReturnPath(spec: ReturnPathSpec): Promise<void> {
     const rules: RuleSpec[] =
       spec.from && spec.from.length > 0
-        ? spec.from.map((f) => ({ family: parsePrefix(f).family, from: f, iif: spec.iif, table: spec.table, priority: spec.priority }))
+        ? spec.from.map((f) => ({ family: this.prefix(f, 'addRule').family, from: f, iif: spec.iif, table: spec.table, priority: spec.priority }))
         : (spec.families ?? [4, 6]).map((family) => ({ family, iif: spec.iif, table: spec.table, priority: spec.priority }));
     const families = new Set(rules.map((r) => r.family));
     for (const f of families) await this.addRoute({ dst: f === 4 ? '0.0.0.0/0' : '::/0', dev: spec.dev, table: spec.table });
@@ -338,12 +339,11 @@ export class HostSetup {
     this.opts.log?.debug('host_setup_done', { what });
   }
 
+  /** "addr/len" or a bare address (/32, /128) as bytes, host bits kept; an EINVAL HostSetupError otherwise. */
   private prefix(s: string, op: string): IpPrefix {
-    try {
-      return parsePrefix(s);
-    } catch (e) {
-      throw new HostSetupError(op, s, Object.assign(new Error((e as Error).message), { code: 'EINVAL' }));
-    }
+    const p = parsePrefix(s);
+    if (!p) throw new HostSetupError(op, s, Object.assign(new Error(`not an address or prefix: ${JSON.stringify(s)}`), { code: 'EINVAL' }));
+    return prefixBytes(p);
   }
 
   private async link(name: string): Promise<rt.LinkMessage> {

@@ -25,3 +25,11 @@ export const LBSP_HDR_LEN = 40;
 export const MAX_EXT_HEADERS = 16;
 /** Most non-padding options in one Hop-by-Hop / Destination Options header (Linux default). */
 export const MAX_TLV_OPTIONS = 8;
+
+/**
+ * How a packet travels from front to back, as the data path compares it: a front's per-back mode
+ * (translate or encap) and a back's per-address one, where AUTO accepts either.
+ */
+export const MODE_TRANSLATE = 0;
+export const MODE_ENCAP = 1;
+export const MODE_AUTO = 2;

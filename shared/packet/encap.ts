@@ -1,26 +1,11 @@
 import { PacketInfo } from './packet-info.js';
 import { Proto } from './constants.js';
+import { fmix32, mix32 } from './hash32.js';
 import { applyComplete, fold, ipv4HeaderChecksumValid, writeIpv4HeaderChecksum } from './checksum.js';
+import { put32 } from './bytes.js';
 
 export const OUTER_HDR_LEN4 = 20;
 export const OUTER_HDR_LEN6 = 40;
-
-function put32(buf: Uint8Array, p: number, v: number): void {
-  buf[p] = v >>> 24;
-  buf[p + 1] = (v >>> 16) & 0xff;
-  buf[p + 2] = (v >>> 8) & 0xff;
-  buf[p + 3] = v & 0xff;
-}
-
-function mix(h: number, k: number): number {
-  // murmur3 32-bit body step: good avalanche, integer-only
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
 
 /**
  * RFC 6438 outer flow label from the inner flow: inner addresses, protocol, inner flow label, and
@@ -31,21 +16,15 @@ export function innerFlowHash(info: PacketInfo): number {
   let h = 0x9747b28c;
   const words = info.version === 4 ? 1 : 4;
   for (let i = 0; i < words; i++) {
-    h = mix(h, info.src[i]);
-    h = mix(h, info.dst[i]);
+    h = mix32(h, info.src[i]);
+    h = mix32(h, info.dst[i]);
   }
   let ports = 0;
   if (!info.isFragment && info.l4Off >= 0 && (info.proto === Proto.TCP || info.proto === Proto.UDP)) {
     ports = ((info.srcPort << 16) | info.dstPort) >>> 0;
   }
-  h = mix(h, ports);
-  h = mix(h, (info.proto << 20) | info.flowLabel);
-  // murmur3 finaliser
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
+  h = mix32(h, ports);
+  h = fmix32(mix32(h, (info.proto << 20) | info.flowLabel));
   const l = (h ^ (h >>> 20)) & 0xfffff;
   return l === 0 ? 1 : l;
 }

@@ -1,6 +1,7 @@
 import { PacketInfo } from './packet-info.js';
 import { Proto } from './constants.js';
 import { fold, pseudoHeaderSum, sum16, writeIpv4HeaderChecksum } from './checksum.js';
+import { get32, put32 } from './bytes.js';
 
 /** Hop limit / TTL of the ICMP errors we originate. */
 export const ICMP_ERROR_HOP_LIMIT = 64;
@@ -8,17 +9,6 @@ export const ICMP_ERROR_HOP_LIMIT = 64;
 export const ICMP6_ERROR_MAX = 1280;
 /** Largest ICMPv4 error (RFC 1812 4.3.2.3: at most 576 bytes). */
 export const ICMP4_ERROR_MAX = 576;
-
-function put32(buf: Uint8Array, p: number, v: number): void {
-  buf[p] = v >>> 24;
-  buf[p + 1] = (v >>> 16) & 0xff;
-  buf[p + 2] = (v >>> 8) & 0xff;
-  buf[p + 3] = v & 0xff;
-}
-
-function get32(buf: Uint8Array, p: number): number {
-  return ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
-}
 
 function isV4Special(a: number): boolean {
   // unspecified, multicast 224/4 (and reserved 240/4), limited broadcast
@@ -60,6 +50,26 @@ function copyBytes(out: Uint8Array, to: number, buf: Uint8Array, from: number, n
   for (let i = 0; i < n; i++) out[to + i] = buf[from + i];
 }
 
+/**
+ * The ICMP / ICMPv6 error message at t: type, code, a zero checksum (summed over later), the
+ * type's 32-bit parameter (MTU, pointer or unused), then the first q bytes of the offending packet.
+ */
+function writeErrorBody(out: Uint8Array, t: number, type: number, code: number, param: number, buf: Uint8Array, off: number, q: number): void {
+  out[t] = type;
+  out[t + 1] = code;
+  out[t + 2] = 0;
+  out[t + 3] = 0;
+  put32(out, t + 4, param);
+  copyBytes(out, t + 8, buf, off, q);
+}
+
+/** Store the one's-complement of a folded sum at p. */
+function writeChecksum(out: Uint8Array, p: number, sum: number): void {
+  const s = ~fold(sum) & 0xffff;
+  out[p] = s >> 8;
+  out[p + 1] = s & 0xff;
+}
+
 function build6(out: Uint8Array, o: number, buf: Uint8Array, off: number, info: PacketInfo, src: Uint32Array, type: number, code: number, param: number): number {
   let q = info.totalLen;
   if (q > ICMP6_ERROR_MAX - 48) q = ICMP6_ERROR_MAX - 48;
@@ -74,16 +84,8 @@ function build6(out: Uint8Array, o: number, buf: Uint8Array, off: number, info: 
     put32(out, o + 24 + 4 * i, info.src[i]); // back to the offender's source
   }
   const t = o + 40;
-  out[t] = type;
-  out[t + 1] = code;
-  out[t + 2] = 0;
-  out[t + 3] = 0;
-  put32(out, t + 4, param);
-  copyBytes(out, t + 8, buf, off, q);
-  let s = sum16(out, t, t + pl, 0) + pseudoHeaderSum(src, info.src, 4, Proto.ICMPV6, pl);
-  s = ~fold(s) & 0xffff;
-  out[t + 2] = s >> 8;
-  out[t + 3] = s & 0xff;
+  writeErrorBody(out, t, type, code, param, buf, off, q);
+  writeChecksum(out, t + 2, sum16(out, t, t + pl, 0) + pseudoHeaderSum(src, info.src, 4, Proto.ICMPV6, pl));
   return 40 + pl;
 }
 
@@ -107,15 +109,8 @@ function build4(out: Uint8Array, o: number, buf: Uint8Array, off: number, info: 
   put32(out, o + 16, info.src[0]);
   writeIpv4HeaderChecksum(out, o);
   const t = o + 20;
-  out[t] = type;
-  out[t + 1] = code;
-  out[t + 2] = 0;
-  out[t + 3] = 0;
-  put32(out, t + 4, param);
-  copyBytes(out, t + 8, buf, off, q);
-  const s = ~fold(sum16(out, t, t + 8 + q, 0)) & 0xffff;
-  out[t + 2] = s >> 8;
-  out[t + 3] = s & 0xff;
+  writeErrorBody(out, t, type, code, param, buf, off, q);
+  writeChecksum(out, t + 2, sum16(out, t, t + 8 + q, 0));
   return total;
 }
 

@@ -3,6 +3,7 @@
 // carrying an inner IPv6 packet of at most 1280 bytes when the tunnel MTU is lower (RFC 2473
 // section 7.1: the entry point fragments the tunnel packet as its source). Allocation free.
 import { Proto } from './constants.js';
+import { put32 } from './bytes.js';
 
 /** Fragment header length. */
 export const FRAG_HDR_LEN = 8;
@@ -17,13 +18,6 @@ export function ipv6FragmentStep(mtu: number): number {
 export function ipv6FragmentCount(totalLen: number, step: number): number {
   if (step <= 0) return 0;
   return (((totalLen - 40) + step - 1) / step) | 0;
-}
-
-function put32(b: Uint8Array, p: number, v: number): void {
-  b[p] = v >>> 24;
-  b[p + 1] = (v >>> 16) & 0xff;
-  b[p + 2] = (v >>> 8) & 0xff;
-  b[p + 3] = v & 0xff;
 }
 
 /**

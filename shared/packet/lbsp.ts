@@ -1,22 +1,12 @@
 import { PacketInfo } from './packet-info.js';
 import { LBSP_DATA_LEN, LBSP_HDR_LEN, MAX_EXT_HEADERS, MAX_TLV_OPTIONS } from './constants.js';
+import { get32, put32 } from './bytes.js';
 
 /**
  * LBSP Destination Option (SPEC section 5): type configurable (default 0x1E), Opt Data Len 32,
  * data bytes 0-15 the client segment, 16-31 the server segment. parsePacket finds it (info.lbspOff,
  * info.lbspStatus) in the Destination Options header that precedes the upper layer.
  */
-
-function get32(buf: Uint8Array, p: number): number {
-  return ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
-}
-
-function put32(buf: Uint8Array, p: number, v: number): void {
-  buf[p] = v >>> 24;
-  buf[p + 1] = (v >>> 16) & 0xff;
-  buf[p + 2] = (v >>> 8) & 0xff;
-  buf[p + 3] = v & 0xff;
-}
 
 /** Copy the client segment (4 words) into out. False (out untouched) when no valid LBSP option. */
 export function readLbspClient(buf: Uint8Array, off: number, info: PacketInfo, out: Uint32Array): boolean {

@@ -1,5 +1,6 @@
 import { PacketInfo } from './packet-info.js';
 import { Proto, LBSP_DATA_LEN, MAX_EXT_HEADERS, MAX_TLV_OPTIONS } from './constants.js';
+import { get32 } from './bytes.js';
 
 /**
  * parsePacket verdicts. Every non-zero code is a drop with reason `malformed` (SPEC section 5);
@@ -81,10 +82,6 @@ function validateTlv(buf: Uint8Array, start: number, end: number, lbspType: numb
   return ParseError.OK;
 }
 
-function readWord(buf: Uint8Array, p: number): number {
-  return ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
-}
-
 /**
  * Parse the IPv4/IPv6 packet at buf[off, off+len) into info. Never reads past off+len nor past the
  * IP total length; never walks into ESP, past 59 or past a non-first fragment's Fragment header.
@@ -122,8 +119,8 @@ function parse4(buf: Uint8Array, off: number, len: number, info: PacketInfo): nu
   const proto = buf[off + 9];
   info.proto = proto;
   info.protoFieldOff = 9;
-  info.src[0] = readWord(buf, off + 12);
-  info.dst[0] = readWord(buf, off + 16);
+  info.src[0] = get32(buf, off + 12);
+  info.dst[0] = get32(buf, off + 16);
   info.hdrLen = ihl;
   if (info.fragOffset !== 0) return ParseError.OK; // no upper-layer header here
   info.l4Off = ihl;
@@ -140,7 +137,7 @@ function parse4(buf: Uint8Array, off: number, len: number, info: PacketInfo): nu
 function parse6(buf: Uint8Array, off: number, len: number, info: PacketInfo, lbspType: number): number {
   info.version = 6;
   if (len < 40) return ParseError.TRUNCATED;
-  const w0 = readWord(buf, off);
+  const w0 = get32(buf, off);
   info.tclass = (w0 >>> 20) & 0xff;
   info.flowLabel = w0 & 0xfffff;
   const total = 40 + ((buf[off + 4] << 8) | buf[off + 5]);
@@ -148,8 +145,8 @@ function parse6(buf: Uint8Array, off: number, len: number, info: PacketInfo, lbs
   info.totalLen = total;
   info.hopLimit = buf[off + 7];
   for (let i = 0; i < 4; i++) {
-    info.src[i] = readWord(buf, off + 8 + 4 * i);
-    info.dst[i] = readWord(buf, off + 24 + 4 * i);
+    info.src[i] = get32(buf, off + 8 + 4 * i);
+    info.dst[i] = get32(buf, off + 24 + 4 * i);
   }
   const end = off + total;
   let nh = buf[off + 6];
@@ -200,7 +197,7 @@ function parse6(buf: Uint8Array, off: number, len: number, info: PacketInfo, lbs
       info.isFragment = true;
       info.fragOffset = fo & 0xfff8;
       info.moreFragments = (fo & 1) !== 0;
-      info.fragId = readWord(buf, p + 4);
+      info.fragId = get32(buf, p + 4);
       dOff = -1;
       lOff = -1;
       lStatus = 0;

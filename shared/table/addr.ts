@@ -115,14 +115,6 @@ export function parsePrefix(text: unknown): ParsedPrefix | null {
   return { family: a.family, words: a.words, len, hostBitsSet };
 }
 
-/** The prefix with host bits cleared. */
-export function maskedWords(family: Family, words: ArrayLike<number>, len: number): Uint32Array {
-  const out = new Uint32Array(4);
-  const nw = family === 4 ? 1 : 4;
-  for (let i = 0; i < nw; i++) out[i] = (words[i]! & wordMask(len - 32 * i)) >>> 0;
-  return out;
-}
-
 export function formatV4(w: number): string {
   return `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.${w & 255}`;
 }
@@ -154,12 +146,6 @@ export function formatAddress(family: Family, words: ArrayLike<number>): string 
 
 export function formatPrefix(family: Family, words: ArrayLike<number>, len: number): string {
   return `${formatAddress(family, words)}/${len}`;
-}
-
-/** Canonical text of an address, or null: used as a map key for comparisons. */
-export function canonicalAddress(text: unknown): string | null {
-  const a = parseAddress(text);
-  return a ? formatAddress(a.family, a.words) : null;
 }
 
 /** True when four words are an IPv4-mapped IPv6 address (::ffff:a.b.c.d). */

@@ -15,8 +15,6 @@ import {
 
 export interface FakeTunOptions extends TunQueueOptions {
   name?: string;
-  vnetHdr?: boolean;
-  offloads?: number;
   /** Packets the fake kernel queue holds before inject() drops (like txqueuelen). */
   queueLimit?: number;
 }

@@ -1,5 +1,6 @@
-// NativeTun: a TunDevice over one queue of a Linux TUN device, through the mslb_tun N-API addon
-// (build/Release/mslb_tun.node, built by `node-gyp rebuild` during npm ci).
+// NativeTun: a TunDevice over one queue of a Linux TUN device, through the mslb_tun N-API addon:
+// build/Release/mslb_tun.node when it was compiled here (node-gyp), else the prebuilt binary shipped
+// in prebuilds/ (npm run prebuild), found by node-gyp-build.
 //
 // Single queue: NativeTun.open({ name }). Multi-queue: the main thread calls
 // openTunQueues(name, n, { vnetHdr }) and posts the fd numbers to one worker per queue; each
@@ -61,17 +62,31 @@ const OPEN_BLOCKING = 4;
 
 let addon: Addon | undefined;
 
-/** Find build/Release/mslb_tun.node above this module: works from shared/tun and dist/shared/tun. */
+/**
+ * The addon above this module (works from shared/tun and dist/shared/tun): a local compile
+ * (build/Release) first, so an edited C source is what runs; then the prebuilt binary for this
+ * platform, which node-gyp-build picks from prebuilds/ by platform, architecture and libc.
+ */
 function addonPath(): string {
   const override = process.env.MSLB_TUN_ADDON;
   if (override) return override;
   let dir = dirname(fileURLToPath(import.meta.url));
+  let pkgRoot: string | undefined;
   for (let i = 0; i < 6; i++) {
     const p = join(dir, 'build', 'Release', 'mslb_tun.node');
     if (existsSync(p)) return p;
+    if (!pkgRoot && existsSync(join(dir, 'prebuilds'))) pkgRoot = dir;
     dir = dirname(dir);
   }
-  throw new Error('mslb_tun.node not found: run `npm run build:native` (node-gyp rebuild)');
+  if (pkgRoot) {
+    const gypBuild = createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string };
+    try {
+      return gypBuild.path(pkgRoot);
+    } catch {
+      /* no prebuild for this platform: the message below says how to compile one */
+    }
+  }
+  throw new Error('mslb_tun.node not found (no local build, no prebuild for this platform): run `npm run build:native` (node-gyp rebuild)');
 }
 
 /** The addon module (cold path: loaded once per thread). gso.ts reads its GSO functions from it. */
@@ -144,13 +159,6 @@ export function closeTunFds(fds: readonly number[]): void {
   for (const fd of fds) a.closeFd(fd);
 }
 
-export interface AttachOptions extends TunQueueOptions {
-  /** Must match how the fd was opened. */
-  vnetHdr?: boolean;
-  /** Offloads the opener set (informational; TUNSETOFFLOAD is per device). */
-  offloads?: number;
-}
-
 export interface OpenTunOptions extends TunQueueOptions, OpenQueuesOptions {
   /** Interface name (< 16 bytes); "" or a pattern like "mslb%d" lets the kernel choose. */
   name: string;
@@ -170,7 +178,7 @@ export class NativeTun implements TunDevice {
   readonly rx: TunRx;
   private q: NativeQueue | null;
 
-  private constructor(fd: number, o: AttachOptions, name: string) {
+  private constructor(fd: number, o: TunQueueOptions, name: string) {
     const vnetHdr = o.vnetHdr ?? false;
     const g = slabGeometry(vnetHdr, o);
     this.name = name;
@@ -196,7 +204,7 @@ export class NativeTun implements TunDevice {
   }
 
   /** Take over an fd from openTunQueues (typically in a worker thread). The queue owns it now. */
-  static attach(fd: number, o: AttachOptions = {}): NativeTun {
+  static attach(fd: number, o: TunQueueOptions = {}): NativeTun {
     const name = loadAddon().ifName(fd);
     return new NativeTun(fd, o, name);
   }

@@ -26,8 +26,6 @@ export const VNET_HDR_LEN = 12;
 export const DEFAULT_BATCH = 64;
 /** Default slot without vnet headers: headroom + a 1920-byte packet (MTU up to 1920). */
 export const DEFAULT_SLOT = 2048;
-/** Default slot with vnet headers: headroom + a 64 KiB GSO super-packet. */
-export const DEFAULT_SLOT_VNET = HEADROOM + 65536;
 
 /** TUNSETOFFLOAD flags (linux/if_tun.h); USO needs Linux >= 6.2. */
 export const TUN_F_CSUM = 0x01;
@@ -73,10 +71,15 @@ export interface TunDevice {
   close(): void;
 }
 
+/** How a queue is opened / attached and what a worker needs to know about it. */
 export interface TunQueueOptions {
   batchSize?: number;
   headroom?: number;
   slotSize?: number;
+  /** IFF_VNET_HDR: a virtio header per packet (offloads). */
+  vnetHdr?: boolean;
+  /** TUN_F_* offloads in force after the start-up probes (write-side GRO uses TSO/USO). */
+  offloads?: number;
 }
 
 /** The device vanished under the queue (EBADFD/ENODEV/EBADF): the worker should stop. */

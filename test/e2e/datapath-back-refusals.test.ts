@@ -1,4 +1,4 @@
-// Issue 3, the back's refusals on the wire (SPEC 4, 6a): packets crafted with scapy in the front's
+// The back's refusals on the wire (SPEC 4, 6a): packets crafted with scapy in the front's
 // namespace and sent over the front-back1 link to back1, which runs deploy/lab/back1.yaml plus two
 // extra prefixes routed into its TUN that it does not list among its addresses. Each refusal is a
 // counted drop — mslb_drops_total{reason} at back1 rises by exactly the number sent and nothing else

@@ -1,4 +1,4 @@
-// Issue 3, encap modes on the wire: the lab with deploy/lab/front-encap.yaml (6in6, 4in4), then the
+// Encap modes on the wire: the lab with deploy/lab/front-encap.yaml (6in6, 4in4), then the
 // front restarted with front-encap-mixed.yaml (4in6, 6in4); real kernel TCP/UDP/TLS between
 // namespaces. Every client lands on the server its source prefix names; the server sees
 // source = client, destination = S with valid checksums; between front and back every tunnel packet

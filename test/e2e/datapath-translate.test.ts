@@ -1,4 +1,4 @@
-// Issue 3, translate mode on the wire: the lab (deploy/lab/front-translate.yaml, back1/back2.yaml)
+// Translate mode on the wire: the lab (deploy/lab/front-translate.yaml, back1/back2.yaml)
 // with real kernel TCP/UDP/TLS between namespaces. Every client lands on the server its source prefix
 // names; the server sees source = client, destination = S with valid checksums; between front and back
 // the packets carry destination = B with valid checksums; protocols mslb does not know (253, ESP) and

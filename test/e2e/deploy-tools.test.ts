@@ -40,7 +40,9 @@ describe.skipIf(!has('promtool'))('promtool', () => {
   it('the rule tests can fail: an alert whose expression never fires fails them', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mslb-promtool-'));
     try {
-      const rules = readFileSync(deploy('prometheus/mslb-alerts.yml'), 'utf8').replace('expr: mslb_backend_up == 0', 'expr: mslb_backend_up == 2');
+      const original = readFileSync(deploy('prometheus/mslb-alerts.yml'), 'utf8');
+      const rules = original.replace('(mslb_backend_up == 0)', '(mslb_backend_up == 2)');
+      expect(rules).not.toBe(original);
       writeFileSync(join(dir, 'mslb-alerts.yml'), rules);
       copyFileSync(deploy('prometheus/mslb-alerts.test.yml'), join(dir, 'mslb-alerts.test.yml'));
       const t = run('promtool', ['test', 'rules', join(dir, 'mslb-alerts.test.yml')]);

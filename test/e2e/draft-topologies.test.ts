@@ -1,4 +1,4 @@
-// Issue 6, the draft's other configurations on real kernel stacks, in the routed lab
+// The draft's other configurations on real kernel stacks, in the routed lab
 // (lab/topology-variants.ts: client -- net, the front on one arm of net, front2 on another,
 // net -- back1/back2 -- servers; configs in deploy/lab/draft/):
 // - one arm (Figure 5), translate and encap: curl, HTTPS, TLS and fragmented UDP land on the right
@@ -61,7 +61,7 @@ s.bind((sys.argv[1], 0))
 s.sendto(b'probe', (sys.argv[2], 33434))
 `;
 
-describe.skipIf(!isRoot())('issue 6: one arm, two stages, return encapsulation (routed lab)', () => {
+describe.skipIf(!isRoot())('draft topologies: one arm, two stages, return encapsulation (routed lab)', () => {
   let lab: Lab;
 
   beforeAll(async () => {

@@ -1,4 +1,4 @@
-// Issue 6, tunnel MTU discovery on real kernel stacks (routed lab: client -- net -- front (one arm),
+// Tunnel MTU discovery on real kernel stacks (routed lab: client -- net -- front (one arm),
 // net -- back1/back2 -- servers; front in encap mode, deploy/lab/draft/front-encap.yaml):
 // - IPv4 without DF (a 3000-byte UDP datagram sent with IP_PMTUDISC_DONT) is fragmented by the
 //   front before wrapping and reassembled by the server (its echo answers);
@@ -51,7 +51,7 @@ for attempt in range(3):
 sys.exit(3)
 `;
 
-describe.skipIf(!isRoot())('issue 6: tunnel MTU discovery (encap, routed lab)', () => {
+describe.skipIf(!isRoot())('tunnel MTU discovery (encap, routed lab)', () => {
   let lab: Lab;
   let file: string;
 

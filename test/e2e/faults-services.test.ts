@@ -1,4 +1,4 @@
-// Faults around running services (issue 9), each a test with its outcome, in one translate lab:
+// Faults around running services, each a test with its outcome, in one translate lab:
 //   - back1 killed with SIGKILL (no cleanup runs): the kernel removes its TUN and the routes on it
 //     with the last fd; back1's clients fail, back2's do not notice; a restart comes up clean (same
 //     links, routes and rules as before, nothing doubled) and back1's clients work again.

@@ -1,4 +1,4 @@
-// ICMP generation cannot be turned into an amplifier (issue 9): a flood of oversize packets (IPv6
+// ICMP generation cannot be turned into an amplifier: a flood of oversize packets (IPv6
 // and IPv4 with DF, 1500 bytes, from many client addresses) at the front of the encap lab, whose
 // tunnel MTU is 1460 / 1480. Every oversize packet is dropped as too_big; the Packet Too Big /
 // Fragmentation Needed errors the front sends are bounded by its token bucket (icmp.burst plus

@@ -1,4 +1,4 @@
-// Hostile input through the real services (issue 9): malformed packets built by scapy
+// Hostile input through the real services: malformed packets built by scapy
 // (fixtures/hostile-packets.py) are sent as whole Ethernet frames (AF_PACKET, so the sending host
 // rewrites nothing) at the front (to S, from a routed client) and at back1 (to B, outer source S,
 // an allowed front), kind by kind, in the encap lab. For each kind the front's / back's /metrics

@@ -1,4 +1,4 @@
-// Offloads on the wire (issue 7): front and back open their TUNs with IFF_VNET_HDR and TSO/USO, so
+// Offloads on the wire: front and back open their TUNs with IFF_VNET_HDR and TSO/USO, so
 // bulk TCP arrives as GSO super-packets whose L4 field is a partial (pseudo-header) sum, and
 // same-flow packets are merged again before each TUN write (write-side GRO).
 //   translate: the super-packet is rewritten as a whole (partial sum updated as fold(P + d)) and

@@ -345,6 +345,16 @@ describe('compose file and Dockerfile', () => {
       for (const src of m[1]!.split(/\s+/)) expect(existsSync(join(root, src)), `COPY ${src}`).toBe(true);
     }
   });
+
+  it('Dockerfile: a supported Node.js LTS base (even major, 22 or later); the run example in its header mounts what exists', () => {
+    const df = read('Dockerfile');
+    const v = Number(/^ARG NODE_VERSION=(\d+)$/m.exec(df)?.[1]);
+    expect(v).toBeGreaterThanOrEqual(22);
+    expect(v % 2, 'an LTS line is an even major').toBe(0);
+    const mounts = [...df.matchAll(/-v \$PWD\/(\S+?):/g)].map((m) => m[1]!);
+    expect(mounts.length).toBeGreaterThan(0);
+    for (const m of mounts) expect(existsSync(join(root, m)), `the header mounts ${m}`).toBe(true);
+  });
 });
 
 describe('systemd units (deploy/systemd)', () => {

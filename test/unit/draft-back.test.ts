@@ -1,4 +1,4 @@
-// The back's issue-6 paths through BackProcessor.process() (no TUN): return encapsulation toward a
+// The back's draft paths (tunnels and MTU) through BackProcessor.process() (no TUN): return encapsulation toward a
 // gateway (outer source B, 6in6 / 4in6, PTB to the server when it does not fit, 4in6 fragments of an
 // IPv4 packet without DF), reassembly of outer fragments from an allowed front (the front fragments
 // the outer packet of an IPv6 packet <= 1280), and translate as one router hop. scapy builds and judges.
@@ -6,7 +6,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BackProcessor } from '../../back/back-processor.js';
 import type { BackRole } from '../../back/back-role.js';
 import { dropIndex, eventIndex, icmpIndex, newCounterBlock } from '../../shared/metrics/counter-layout.js';
-import type { AuxBatch } from '../../shared/engine/packet-processor.js';
+import { newTxQueue, split } from '../helpers/tx-queue.js';
+import { VERDICT_CONSUMED, dropVerdict } from '../../shared/engine/packet-processor.js';
 import { words } from '../vectors/load.js';
 import { ScapyWorker } from '../helpers/scapy-worker.js';
 
@@ -60,14 +61,14 @@ def run(inp):
     return out
 `;
 
-describe('back: return encapsulation, outer reassembly, hop limit (issue 6)', () => {
+describe('back: return encapsulation, outer reassembly, hop limit', () => {
   const sc = new ScapyWorker();
   afterAll(() => sc.close());
   let P: Record<string, string | string[]>;
   let counters: Float64Array;
   let bp: BackProcessor;
   const SLOTS = 32;
-  const aux: AuxBatch = { buf: new Uint8Array(SLOTS * 2048), slotSize: 2048, offs: new Int32Array(SLOTS), lens: new Int32Array(SLOTS), count: 0, capacity: SLOTS };
+  const tx = newTxQueue(SLOTS);
 
   beforeAll(async () => {
     P = await sc.run<Record<string, string | string[]>>(BUILD);
@@ -81,11 +82,11 @@ describe('back: return encapsulation, outer reassembly, hop limit (issue 6)', ()
     const b = Buffer.from(h, 'hex');
     const buf = new Uint8Array(128 + b.length + 64);
     buf.set(b, 128);
-    aux.count = 0;
-    const o = bp.process(buf, 128, b.length, new Uint8Array(0), 0, aux);
-    const r: { verdict: number; fwd?: Buffer; aux: string[] } = { verdict: o, aux: [] };
-    if (o >= 0) r.fwd = Buffer.from(buf.subarray(o, o + bp.outLen));
-    for (let i = 0; i < aux.count; i++) r.aux.push(Buffer.from(aux.buf.subarray(aux.offs[i]!, aux.offs[i]! + aux.lens[i]!)).toString('hex'));
+    tx.reset();
+    const o = bp.process(buf, 128, b.length, new Uint8Array(0), 0, tx);
+    const q = split(tx, buf);
+    const r: { verdict: number; fwd?: Buffer; aux: string[] } = { verdict: o, aux: q.aux };
+    if (q.fwd !== undefined) r.fwd = Buffer.from(q.fwd, 'hex');
     return r;
   }
   const pkt = (k: string) => P[k] as string;
@@ -133,7 +134,7 @@ describe('back: return encapsulation, outer reassembly, hop limit (issue 6)', ()
     const frags = P['outer_frags'] as string[];
     expect(frags.length).toBe(2);
     const a = send(frags[0]!);
-    expect(a.verdict).toBeLessThan(0);
+    expect(a.verdict).toBe(VERDICT_CONSUMED);
     expect(a.aux).toEqual([]);
     const b = send(frags[1]!);
     expect(b.aux).toEqual([pkt('inner')]);
@@ -158,7 +159,7 @@ describe('back: return encapsulation, outer reassembly, hop limit (issue 6)', ()
     expect(counters[eventIndex('tunnel_reassembled')]).toBe(0);
 
     bp = new BackProcessor(role(1500, 1), counters);
-    for (const f of frags) expect(send(f)).toEqual({ verdict: -1, aux: [] });
+    for (const f of frags) expect(send(f)).toEqual({ verdict: dropVerdict(dropIndex('unauthorized_source')), aux: [] });
     expect(counters[dropIndex('unauthorized_source')]).toBe(frags.length);
     expect(counters[dropIndex('malformed')]).toBe(0);
   });

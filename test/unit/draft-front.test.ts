@@ -1,4 +1,4 @@
-// The front's issue-6 paths through FrontProcessor.process() (no TUN): tunnel MTU (PTB, Frag
+// The front's draft paths (tunnels and MTU) through FrontProcessor.process() (no TUN): tunnel MTU (PTB, Frag
 // Needed, inner and outer fragmentation), ICMP errors from the fabric (learned, relayed, forged ones
 // refused), hop limit (one hop per host, Time Exceeded), acceptTunnelFrom (return traffic, multi-
 // stage, unauthorized), outer reassembly, ICMP rate limit. Packets are built by scapy; what the
@@ -8,11 +8,12 @@ import { ScapyWorker } from '../helpers/scapy-worker.js';
 import { validateTable, type TableContext } from '../../front/table/table-loader.js';
 import { CompiledTable } from '../../front/table/compiled-table.js';
 import { dropIndex, eventIndex, icmpIndex, newCounterBlock } from '../../shared/metrics/counter-layout.js';
-import type { AuxBatch } from '../../shared/engine/packet-processor.js';
+import { newTxQueue, split } from '../helpers/tx-queue.js';
+import { VERDICT_CONSUMED, VERDICT_QUEUED } from '../../shared/engine/packet-processor.js';
 import { FrontProcessor } from '../../front/front-processor.js';
 import type { FrontRole } from '../../front/front-role.js';
 import { acceptPrefixes } from '../../front/tunnel-accept.js';
-import { PmtuCache } from '../../front/pmtu-cache.js';
+import { PmtuCache } from '../../shared/tunnel/path-mtu-cache.js';
 
 const S6 = '2001:db8:5::80';
 const S4 = '192.0.2.80';
@@ -129,14 +130,14 @@ interface Out {
   aux: string[];
 }
 
-describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels (issue 6)', async () => {
+describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async () => {
   let P: Record<string, string | string[]>;
   let counters: Float64Array;
   let fp: FrontProcessor;
   let table: CompiledTable;
   let now = 1_000_000;
   const AUX_SLOTS = 64;
-  const aux: AuxBatch = { buf: new Uint8Array(AUX_SLOTS * 2048), slotSize: 2048, offs: new Int32Array(AUX_SLOTS), lens: new Int32Array(AUX_SLOTS), count: 0, capacity: AUX_SLOTS };
+  const tx = newTxQueue(AUX_SLOTS);
   const slots = new Map<string, number>();
   let cache: PmtuCache;
   const sc = new ScapyWorker();
@@ -174,11 +175,11 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels (issue 6)'
     const b = Buffer.from(h, 'hex');
     const buf = new Uint8Array(128 + b.length + 64).fill(0xa5);
     buf.set(b, 128);
-    aux.count = 0;
-    const o = fp.process(buf, 128, b.length, new Uint8Array(0), 0, aux);
-    const out: Out = { verdict: o, aux: [] };
-    if (o >= 0) out.fwd = hex(buf, o, fp.outLen);
-    for (let i = 0; i < aux.count; i++) out.aux.push(hex(aux.buf, aux.offs[i]!, aux.lens[i]!));
+    tx.reset();
+    const o = fp.process(buf, 128, b.length, new Uint8Array(0), 0, tx);
+    const q = split(tx, buf);
+    const out: Out = { verdict: o, aux: q.aux };
+    if (q.fwd !== undefined) out.fwd = q.fwd;
     return out;
   }
   const pkt = (k: string) => P[k] as string;
@@ -240,7 +241,7 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels (issue 6)'
 
   it('a PTB from the fabric quoting our tunnel packet lowers that back\'s path MTU and is relayed to the client (1360 = 1400 - 40)', async () => {
     const r = send(pkt('ptb_fabric'));
-    expect(r.verdict).toBeLessThan(0);
+    expect(r.verdict).toBe(VERDICT_CONSUMED); // handled here, not forwarded
     expect(cache.get(slot('b1'), 6, now)).toBe(1400);
     expect(ctr(eventIndex('pmtu_learned'))).toBe(1);
     const [j] = (await py<Record<string, unknown>[]>(JUDGE, r.aux));
@@ -280,7 +281,7 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels (issue 6)'
     expect(cache.get(slot('b1'), 4, now)).toBe(1300);
     expect(short.aux).toEqual([]); // no inner header quoted: nothing to relay
     const u = send(pkt('unreach_fabric'));
-    expect(u.verdict).toBeLessThan(0);
+    expect(u.verdict).toBe(VERDICT_CONSUMED);
     expect(u.aux).toEqual([]);
     expect(cache.get(slot('b1'), 4, now)).toBe(1300);
   });
@@ -340,9 +341,9 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels (issue 6)'
     const frags = P['stage2_frags'] as string[];
     expect(frags.length).toBeGreaterThan(1);
     const outs = frags.map((f) => send(f));
-    for (const o of outs.slice(0, -1)) expect(o.aux).toEqual([]);
+    for (const o of outs.slice(0, -1)) expect(o).toEqual({ verdict: VERDICT_CONSUMED, aux: [] }); // held
     const last = outs[outs.length - 1]!;
-    expect(last.verdict).toBeLessThan(0); // the fragment itself is consumed
+    expect(last.verdict).toBe(VERDICT_QUEUED); // what the datagram became is queued from its aux slot
     expect(last.aux.length).toBe(1);
     const b = Buffer.from(last.aux[0]!, 'hex');
     expect(b[6]).toBe(41);
@@ -369,10 +370,10 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels (issue 6)'
     vnet[1] = 4; // GSO_TCPV6
     vnet[2] = 60; // hdr_len: IPv6 + TCP
     vnet[4] = 1440 & 0xff; vnet[5] = 1440 >> 8; // gso_size: segments of 1500 bytes on the wire
-    aux.count = 0;
-    expect(fp.process(buf, 128, b.length, vnet, 0, aux)).toBeLessThan(0);
-    expect((await py<Record<string, unknown>[]>(JUDGE, [Buffer.from(aux.buf.subarray(aux.offs[0]!, aux.offs[0]! + aux.lens[0]!)).toString('hex')]))[0]).toMatchObject({ ptb: 1460 });
-    const { wireSize } = await import('../../shared/engine/tunnel-mtu.js');
+    tx.reset();
+    expect(fp.process(buf, 128, b.length, vnet, 0, tx)).toBeLessThan(0);
+    expect((await py<Record<string, unknown>[]>(JUDGE, split(tx, buf).aux))[0]).toMatchObject({ ptb: 1460 });
+    const { wireSize } = await import('../../shared/tunnel/tunnel-mtu.js');
     const { PacketInfo } = await import('../../shared/packet/packet-info.js');
     const info = new PacketInfo();
     info.totalLen = 7260;

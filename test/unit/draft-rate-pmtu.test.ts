@@ -1,8 +1,8 @@
 // The ICMP token bucket (shared/engine/icmp-rate-limiter.ts) and the per-back path MTU cache
 // (front/pmtu-cache.ts), driven by a fake clock.
 import { describe, expect, it } from 'vitest';
-import { TokenBucket, workerShare } from '../../shared/engine/icmp-rate-limiter.js';
-import { PmtuCache, PMTU_TIMEOUT_MS, plateauBelow } from '../../front/pmtu-cache.js';
+import { TokenBucket, workerShare } from '../../shared/tunnel/icmp-rate-limiter.js';
+import { PmtuCache, PMTU_TIMEOUT_MS, plateauBelow } from '../../shared/tunnel/path-mtu-cache.js';
 
 describe('TokenBucket', () => {
   it('starts full, spends its burst, then refills at the rate up to the burst', () => {

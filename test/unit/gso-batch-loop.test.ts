@@ -4,8 +4,12 @@
 // plain virtio headers and one outer header each; NEEDS_CSUM packets are finished before wrapping.
 import { describe, expect, it } from 'vitest';
 import { BatchLoop } from '../../shared/engine/batch-loop.js';
-import { TunnelOffload } from '../../shared/engine/tunnel-offload.js';
-import { VERDICT_DROP, type AuxBatch, type PacketProcessor } from '../../shared/engine/packet-processor.js';
+import { TunnelOffload } from '../../shared/tunnel/tunnel-offload.js';
+import { TunnelMtu } from '../../shared/tunnel/tunnel-mtu.js';
+import { PmtuCache } from '../../shared/tunnel/path-mtu-cache.js';
+import { IcmpEmitter } from '../../shared/tunnel/icmp-emitter.js';
+import { VERDICT_QUEUED, dropVerdict, type PacketProcessor } from '../../shared/engine/packet-processor.js';
+import type { TxQueue } from '../../shared/engine/tx-queue.js';
 import { FakeTun } from '../../shared/tun/fake-tun.js';
 import { HEADROOM, VNET_HDR_LEN } from '../../shared/tun/tun-device.js';
 import { vnetHdrLen } from '../../shared/tun/vnet-header.js';
@@ -29,28 +33,28 @@ const OUTER_DST = Uint32Array.from([0x20010db8, 0x000b0000, 0, 1]);
 
 /** Wraps everything in IPv6 toward OUTER_DST, the way FrontProcessor.encap does. */
 class WrapAll implements PacketProcessor {
-  outLen = 0;
   readonly info = new PacketInfo();
-  readonly tunnel = new TunnelOffload();
-  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, aux: AuxBatch): number {
+  readonly counters = newCounterBlock();
+  readonly tunnel = new TunnelOffload(this.counters);
+  readonly ids = new TunnelMtu(PmtuCache.create(1500, 1), new IcmpEmitter(this.counters, 1, 1, 0), this.counters);
+  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
-    if (parsePacket(buf, off, len, info, -1) !== ParseError.OK) return VERDICT_DROP;
+    if (parsePacket(buf, off, len, info, -1) !== ParseError.OK) return dropVerdict(0);
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      return this.tunnel.wrapSegments(aux, buf, off, info.totalLen, vnet, vnetOff, 6, OUTER_SRC, OUTER_DST, 64, 0, -1);
+      return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, 6, OUTER_SRC, OUTER_DST, 64, this.ids, -1);
     }
-    if (!this.tunnel.finish(aux, buf, off, info.totalLen, vnet, vnetOff)) return VERDICT_DROP;
+    if (!this.tunnel.finish(buf, off, info.totalLen, vnet, vnetOff)) return dropVerdict(0);
     const o = encapsulate(buf, off, info, 6, OUTER_SRC, OUTER_DST, 64, 0);
-    this.outLen = info.totalLen + OUTER_HDR_LEN6;
-    return o;
+    tx.forward(buf, o, info.totalLen + OUTER_HDR_LEN6, vnet, vnetOff);
+    return VERDICT_QUEUED;
   }
 }
 
 /** Passes everything through unchanged (a translate that rewrote nothing). */
 class PassThrough implements PacketProcessor {
-  outLen = 0;
-  process(_buf: Uint8Array, off: number, len: number): number {
-    this.outLen = len;
-    return off;
+  process(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    tx.forward(buf, off, len, vnet, vnetOff);
+    return VERDICT_QUEUED;
   }
 }
 
@@ -130,9 +134,9 @@ describe('BatchLoop with vnet headers', () => {
     expect(counters[C_TX_PACKETS]).toBe(2 + v.segments.length);
   });
 
-  it('wrap: a super-packet of more segments than the segment slab is written in several flushes, in order', () => {
+  it('wrap: a super-packet of 600 small segments is cut and written in order', () => {
     const { dev, counters, loop } = makeLoop(new WrapAll());
-    // 600 segments of 50 bytes (the slab holds 256): TCPv4 built from the first vector's headers
+    // 600 segments of 50 bytes: TCPv4 built from the first vector's headers
     const base = V.split[0];
     const sup = hex(base.super);
     const hdrs = 40;

@@ -1,4 +1,4 @@
-// offload.enabled (issue 7): on by default in the front and the back, switchable off in the file
+// offload.enabled: on by default in the front and the back, switchable off in the file
 // or with MSLB_OFFLOAD_ENABLED, and a non-boolean is a config error naming the entry.
 import { afterEach, describe, expect, it } from 'vitest';
 import { frontConfigFromValue } from '../../front/front-config.js';

@@ -46,7 +46,7 @@ function harness(initial: string, extra: TableManagerOptions = {}) {
   const m = new TableManager(
     frontConfig('/virtual/table.yaml'),
     log,
-    (t, generation) => published.push({ t, generation }),
+    (t, generation) => { published.push({ t, generation }); },
     (ok) => results.push(ok),
     {
       readText: () => {
@@ -382,7 +382,7 @@ describe('TableManager: the real directory watch', () => {
     const published: number[] = [];
     const results: boolean[] = [];
     m = new TableManager(frontConfig(tablePath), createLogger({ level: 'error', sink: () => undefined }),
-      (_t, g) => published.push(g), (ok) => results.push(ok), { settleMs: 20, pollMs: 200 });
+      (_t, g) => { published.push(g); }, (ok) => results.push(ok), { settleMs: 20, pollMs: 200 });
     const first = m.build();
     expect(first.errors).toEqual([]);
     m.install(first.table!, first.text);

@@ -70,7 +70,7 @@ describe('PrefixTable reuse', () => {
 
 const S6 = '2001:db8:5::80', S4 = '192.0.2.80';
 const ctx: TableContext = { services: [S6, S4], mode: 'translate', encap: { source: 'service', source4: '', source6: '' } };
-const doc = (o: { c1?: string; web?: string[]; weight3?: number } = {}) => ({
+const doc = (o: { c1?: string; web?: readonly string[]; weight3?: number } = {}) => ({
   backs: {
     b1: { addresses: { [S6]: '2001:db8:b::1', [S4]: '198.51.100.1' } },
     b2: { addresses: { [S6]: '2001:db8:b::2', [S4]: '198.51.100.2' } },

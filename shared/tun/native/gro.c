@@ -20,6 +20,7 @@
 
 #include "gro.h"
 #include "gso_split.h"
+#include "bytes.h"
 
 #define F_DATA_VALID 2
 #define P_TCP 6
@@ -30,14 +31,6 @@
 #define MAX_SEGS 64
 #define MAX_TOTAL 65535
 
-static inline uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static inline uint32_t be32(const uint8_t *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline void put16(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
 static inline uint32_t fold(uint64_t s) {
   while (s >> 16) s = (s & 0xffff) + (s >> 16);
   return (uint32_t)s;

@@ -5,6 +5,7 @@
 #include "gso_split.h"
 
 #include <string.h>
+#include "bytes.h"
 
 #define PROTO_HOPOPTS 0
 #define PROTO_TCP 6
@@ -16,21 +17,6 @@
 #define TCP_PSH 0x08
 #define TCP_CWR 0x80
 
-static inline uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static inline uint32_t be32(const uint8_t *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline void put16(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static inline void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
 
 static inline uint32_t fold32(uint64_t s) {
   s = (s & 0xffffffffu) + (s >> 32);

@@ -4,7 +4,9 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AuxBatch, PacketProcessor } from '../../../shared/engine/packet-processor.js';
+import type { PacketProcessor } from '../../../shared/engine/packet-processor.js';
+import { TxQueue } from '../../../shared/engine/tx-queue.js';
+import { PacketSlab } from '../../../shared/engine/packet-slab.js';
 import { loadFrontConfig } from '../../../front/front-config.js';
 import { loadBackConfig } from '../../../back/back-config.js';
 import { formatErrors } from '../../../shared/config/config-errors.js';
@@ -25,8 +27,9 @@ export const REPO = (() => {
 export const AUX_SLOT = 2048;
 export const AUX_SLOTS = 4;
 
-export function newAux(): AuxBatch {
-  return { buf: new Uint8Array(AUX_SLOT * AUX_SLOTS), slotSize: AUX_SLOT, offs: new Int32Array(AUX_SLOTS), lens: new Int32Array(AUX_SLOTS), count: 0, capacity: AUX_SLOTS };
+/** A transmit queue with AUX_SLOTS aux slots and no segment slab (as without offloads). */
+export function newAux(): TxQueue {
+  return new TxQueue(1 + AUX_SLOTS, false, new PacketSlab(AUX_SLOTS, AUX_SLOT, 64), undefined);
 }
 
 export interface Subject {
@@ -41,24 +44,11 @@ export interface Subject {
  */
 export const fuzzClock = { now: 1_000_000 };
 const clock = (): number => fuzzClock.now;
-
 /**
- * Build with Math.random and Date.now fixed: the flow table and the back's client-segment table draw
- * their hash seeds from Math.random (per worker, against flooding one bucket), the back reads its
- * first clock from Date.now. Both instances, and a replay of a crash file, then behave alike.
+ * Hash seed of the flow table and the back's client-segment table (random per worker in service):
+ * fixed, so both instances and a replay of a crash file behave alike.
  */
-function pinned<T>(make: () => T): T {
-  const random = Math.random;
-  const now = Date.now;
-  Math.random = () => 0.123456789;
-  Date.now = () => fuzzClock.now;
-  try {
-    return make();
-  } finally {
-    Math.random = random;
-    Date.now = now;
-  }
-}
+const SEED = 0x1f7a3c5d;
 
 const quiet = createLogger({ level: 'error', sink: () => {} });
 
@@ -69,7 +59,7 @@ function frontSubject(name: string, configFile: string): Subject {
   const built = tm.build();
   if (!built.table) throw new Error(`${configFile}: ${formatErrors(built.errors)}`);
   const counters = newCounterBlock();
-  const p = pinned(() => new FrontProcessor(frontRoleFromConfig(config), counters, clock));
+  const p = new FrontProcessor(frontRoleFromConfig(config), counters, clock, SEED);
   p.setTable(built.table);
   return { name, processor: p, counters };
 }
@@ -78,7 +68,7 @@ function backSubject(name: string, configFile: string): Subject {
   const { config, errors } = loadBackConfig(join(REPO, configFile));
   if (!config) throw new Error(`${configFile}: ${formatErrors(errors)}`);
   const counters = newCounterBlock();
-  return { name, processor: pinned(() => new BackProcessor(backRoleFromConfig(config), counters)), counters };
+  return { name, processor: new BackProcessor(backRoleFromConfig(config), counters, clock, SEED), counters };
 }
 
 /** Front variants, selected by the fuzz input's control byte. */
@@ -108,7 +98,7 @@ export function backSubjects(): Subject[] {
  * reason, plus the events for what a processor takes in without forwarding or dropping it — a
  * multicast destination (the host's own MLD traffic, kept out of mslb_drops_total), an ICMP error
  * about the front's own tunnels (path MTU / relay), an outer fragment held for reassembly, and the
- * fragment that completes one (the whole packet leaves through the aux batch).
+ * fragment that completes one (the whole packet is then queued from an aux slot, or dropped).
  */
 export const DROP_COUNTERS: { name: string; index: number }[] = [
   ...DROP_REASONS.map((r) => ({ name: r as string, index: dropIndex(r) })),

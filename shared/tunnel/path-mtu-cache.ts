@@ -9,7 +9,7 @@
 // Indexed by the back's stable slot (kept per name across reloads) and the outer family. A worker
 // reading an entry another worker is writing sees the old or the new value of each field; a torn
 // pair (new MTU, old expiry) at worst keeps or drops a learned value one expiry early — harmless.
-import { MAX_BACKEND_SLOTS } from '../shared/metrics/counter-layout.js';
+import { MAX_BACKEND_SLOTS } from '../metrics/counter-layout.js';
 
 /** Learned path MTUs age out after this long (RFC 1191 / RFC 8201 suggest 10 minutes). */
 export const PMTU_TIMEOUT_MS = 10 * 60 * 1000;

@@ -1,5 +1,5 @@
-// ICMP errors a service originates (Packet Too Big, Fragmentation Needed, Time Exceeded), queued in
-// the loop's aux batch behind the forwarded packets. The rules:
+// ICMP errors a service originates (Packet Too Big, Fragmentation Needed, Time Exceeded), built in
+// an aux slot and queued for transmission where the processor decided to send them. The rules:
 // - never about an ICMP error, a non-first fragment, or a packet from/to an unspecified, multicast
 //   or broadcast address (RFC 1122 3.2.2, RFC 4443 2.4(e): mayGenerateIcmpError);
 // - rate-limited by a token bucket per worker (RFC 4443 2.4(f)); refusals count icmp_rate_limited;
@@ -11,7 +11,7 @@
 //   S for this hop). A back (return encapsulation) passes its own B address per family instead:
 //   its offenders are the servers' return packets, sent to the client's address.
 // Quoted as much of the offending packet as fits in 1280 (IPv6) / 576 (IPv4) bytes.
-import type { AuxBatch } from './packet-processor.js';
+import type { TxQueue } from '../engine/tx-queue.js';
 import { TokenBucket } from './icmp-rate-limiter.js';
 import { PacketInfo } from '../packet/packet-info.js';
 import { buildFragNeeded4, buildPacketTooBig6, buildTimeExceeded4, buildTimeExceeded6, mayGenerateIcmpError } from '../packet/icmp.js';
@@ -45,14 +45,14 @@ export class IcmpEmitter {
    * Queue an error about the packet at buf[off] (parsed into info, unmodified; info.totalLen bytes
    * are there to quote). kind ICMP_TOO_BIG uses `mtu` (PTB: at least 1280). Returns true when queued.
    */
-  send(aux: AuxBatch, buf: Uint8Array, off: number, info: PacketInfo, kind: number, mtu: number, nowMs: number): boolean {
+  send(tx: TxQueue, buf: Uint8Array, off: number, info: PacketInfo, kind: number, mtu: number, nowMs: number): boolean {
     if (!mayGenerateIcmpError(info, buf, off)) return false;
-    if (aux.count >= aux.capacity || !this.bucket.take(nowMs)) {
+    const aux = tx.aux;
+    if (aux.free === 0 || !this.bucket.take(nowMs)) {
       this.counters[E_RATE_LIMITED]++;
       return false;
     }
-    const i = aux.count;
-    const o = i * aux.slotSize;
+    const o = aux.claim();
     const fixed = info.version === 6 ? this.src6 : this.src4;
     const src = fixed !== null ? fixed : info.dst; // see the header
     let n: number;
@@ -75,9 +75,7 @@ export class IcmpEmitter {
         c[I_TE]++;
       }
     }
-    aux.offs[i] = o;
-    aux.lens[i] = n;
-    aux.count = i + 1;
+    tx.push(aux.buf, o, n);
     return true;
   }
 }
