@@ -309,10 +309,17 @@ export class ServiceHost {
         process.exit(1);
       }
       setTimeout(() => process.exit(1), FATAL_TEARDOWN_MS).unref();
-      this.fail(kind, errorText(e), {});
+      this.fail(kind, e instanceof Error ? e.message : String(e), { error: errorText(e) });
     };
     process.on('uncaughtException', (e) => fatal('uncaught_exception', e));
     process.on('unhandledRejection', (e) => fatal('unhandled_rejection', e));
+    const t = testFault();
+    if (t) {
+      setTimeout(() => {
+        if (t.kind === 'uncaught') throw new Error('test fault: an uncaught exception');
+        void Promise.reject(new Error('test fault: an unhandled rejection'));
+      }, t.afterMs);
+    }
   }
 }
 
@@ -324,6 +331,18 @@ const FATAL_TEARDOWN_MS = 10_000;
 
 function errorText(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
+
+/**
+ * Tests raise an uncaught exception or an unhandled rejection on the main thread with
+ * MSLB_TEST_FAULT=uncaught|rejection and MSLB_TEST_FAULT_AFTER_MS; honoured only when NODE_ENV=test.
+ */
+export function testFault(env: NodeJS.ProcessEnv = process.env): { kind: 'uncaught' | 'rejection'; afterMs: number } | undefined {
+  if (env.NODE_ENV !== 'test') return undefined;
+  const kind = env.MSLB_TEST_FAULT;
+  const ms = Number(env.MSLB_TEST_FAULT_AFTER_MS);
+  if ((kind !== 'uncaught' && kind !== 'rejection') || !Number.isFinite(ms) || ms < 0) return undefined;
+  return { kind, afterMs: ms };
 }
 
 /**

@@ -6,7 +6,8 @@
 //   - a generated table with 120 YAML aliases dropped in and SIGHUP'd: the front stays up, the old
 //     table serves, the failure is counted and logged with file and reason.
 //   - a worker made to die (test-only hook, NODE_ENV=test): /readyz answers 503 and mslb_workers
-//     drops to 1 while the service tears down, then it exits 1 with its TUN, routes and sysctls gone.
+//     drops below 2 while the service tears down, then it exits 1 with its TUN and routes gone.
+//   - an uncaught exception and an unhandled rejection in back2 (test-only hook): teardown, exit 1.
 // Needs root and `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -144,4 +145,23 @@ routes:
     await lab.startService('front', file('front.yaml'));
     expect((await curlFrom(lab, CLIENTS.c1v6.address)).server).toBe('server1');
   }, 90_000);
+
+  for (const [kind, event] of [['uncaught', 'uncaught_exception'], ['rejection', 'unhandled_rejection']] as const) {
+    it(`an ${event.replace('_', ' ')} on the main thread: teardown, then exit 1`, async () => {
+      const ns = lab.ns.back2;
+      await lab.stopService('back2');
+      await lab.startService('back2', 'deploy/lab/back2.yaml', undefined, ['env', 'NODE_ENV=test', `MSLB_TEST_FAULT=${kind}`, 'MSLB_TEST_FAULT_AFTER_MS=3000']);
+      expect(lab.set.exec(ns, 'ip', ['-o', 'link', 'show'])).toContain('mslbb0');
+      const p = lab.serviceProcess('back2')!;
+      await until(() => p.exitCode !== null || p.signalCode !== null, 15_000, 'back2 to exit after the fault');
+      expect(p.exitCode).toBe(1);
+      expect(logEvents(lab, 'back2', event)[0]).toMatchObject({ level: 'error', reason: expect.stringMatching(/test fault/) });
+      expect(logEvents(lab, 'back2', 'service_stopped')).toHaveLength(1);
+      expect(lab.set.exec(ns, 'ip', ['-o', 'link', 'show'])).not.toContain('mslbb0');
+      expect(lab.set.exec(ns, 'ip', ['-6', 'route', 'show'])).not.toContain('2001:db8:b::2');
+      await lab.stopService('back2');
+      await lab.startService('back2', 'deploy/lab/back2.yaml');
+      expect((await curlFrom(lab, CLIENTS.c2v6.address)).server).toBe('server2');
+    }, 60_000);
+  }
 });
