@@ -11,15 +11,15 @@ import { resolve } from 'node:path';
 export const backSchema = {
   tun: {
     name: { doc: 'TUN device the back creates', format: String, default: 'mslbb0', env: 'MSLB_TUN_NAME' },
-    mtu: { doc: 'MTU of the TUN device', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
+    mtu: { doc: 'MTU of the TUN device (at most 1920 with offload.enabled: false, what a queue slot then holds)', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
     queues: { doc: 'TUN queues (IFF_MULTI_QUEUE), one worker thread each', format: 'int-range', default: 1, env: 'MSLB_TUN_QUEUES' },
     routes: { doc: 'Prefixes the back routes into its TUN (its B addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
   },
   addresses: {
-    doc: 'What this back owns: list of { address: B, service: S, mode: translate | encap | auto }',
+    doc: 'What this back owns: list of { address: B, service: S, mode: translate | encap | auto } (unicast addresses); reloaded on SIGHUP',
     format: 'object-list', default: [] as unknown[], env: 'MSLB_ADDRESSES',
   },
-  allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
+  allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets (a /0 is refused); reloaded on SIGHUP', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
   lbsp: {
     stamp: { doc: 'Stamp the LBSP server segment on return traffic (needs returnPath)', format: Boolean, default: false, env: 'MSLB_LBSP_STAMP' },
     serverId: { doc: 'Server segment value; "" = this back\'s own B address', format: String, default: '', env: 'MSLB_LBSP_SERVER_ID' },
@@ -38,7 +38,7 @@ export const backSchema = {
     enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
   },
   admin: {
-    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz)', format: String, default: '[::1]:9102', env: 'MSLB_ADMIN_LISTEN' },
+    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz): ADDRESS:PORT or [ADDRESS]:PORT, never all addresses (S is local in the back\'s namespace)', format: String, default: '[::1]:9102', env: 'MSLB_ADMIN_LISTEN' },
   },
   log: {
     level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info', env: 'MSLB_LOG_LEVEL' },

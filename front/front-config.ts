@@ -11,11 +11,11 @@ import { parseAddress } from '../shared/table/addr.js';
 export const frontSchema = {
   tun: {
     name: { doc: 'TUN device the front creates', format: String, default: 'mslbf0', env: 'MSLB_TUN_NAME' },
-    mtu: { doc: 'MTU of the TUN device', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
+    mtu: { doc: 'MTU of the TUN device (at most 1920 with offload.enabled: false, what a queue slot then holds)', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
     queues: { doc: 'TUN queues (IFF_MULTI_QUEUE), one worker thread each', format: 'int-range', default: 1, env: 'MSLB_TUN_QUEUES' },
     routes: { doc: 'Prefixes the front routes into its TUN (service addresses, tunnel addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
   },
-  services: { doc: 'Service addresses S this front balances', format: 'string-list', default: [] as string[], env: 'MSLB_SERVICES' },
+  services: { doc: 'Service addresses S this front balances (unicast: not unspecified, loopback or multicast)', format: 'string-list', default: [] as string[], env: 'MSLB_SERVICES' },
   table: { doc: 'Path of the translation table file (relative to this file)', format: String, default: './table.yaml', env: 'MSLB_TABLE' },
   mode: { doc: 'Default mode for backs that do not say: translate | encap', format: ['translate', 'encap'], default: 'translate', env: 'MSLB_MODE' },
   encap: {
@@ -33,9 +33,9 @@ export const frontSchema = {
     enabled: { doc: 'Use the IPv6 flow label as pool hash key where a pool says key: label | source+label', format: Boolean, default: true, env: 'MSLB_FLOW_LABEL_ENABLED' },
   },
   admin: {
-    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz, /table)', format: String, default: '[::1]:9101', env: 'MSLB_ADMIN_LISTEN' },
+    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz, /table): ADDRESS:PORT or [ADDRESS]:PORT', format: String, default: '[::1]:9101', env: 'MSLB_ADMIN_LISTEN' },
   },
-  acceptTunnelFrom: { doc: 'Outer source prefixes whose tunnel packets the front unwraps (multi-stage, return encapsulation)', format: 'string-list', default: [] as string[], env: 'MSLB_ACCEPT_TUNNEL_FROM' },
+  acceptTunnelFrom: { doc: 'Outer source prefixes whose tunnel packets the front unwraps (multi-stage, return encapsulation); a /0 is refused', format: 'string-list', default: [] as string[], env: 'MSLB_ACCEPT_TUNNEL_FROM' },
   offload: {
     enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
   },
