@@ -10,7 +10,7 @@ import { HEADROOM, DEFAULT_BATCH, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4
 import { HostSetup } from '../netlink/host-setup.js';
 import { ServiceMetrics, type BackendState, type PoolState, type TableRouteCounts } from '../metrics/registry.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
-import { WorkerPool, type ApplyMessage } from './worker-pool.js';
+import { ApplyFailure, WorkerPool, type ApplyMessage } from './worker-pool.js';
 import type { ToWorker } from './worker-messages.js';
 import type { Logger } from '../log.js';
 
@@ -79,9 +79,6 @@ export class ServiceHost {
   private stopping: Promise<void> | undefined;
   /** Why the service is going down on its own (a worker exit, an uncaught error); shown by /readyz. */
   private failure: string | undefined;
-  /** The last control message every worker applied, per type (what a failed apply goes back to). */
-  private readonly applied = new Map<ApplyMessage['type'], ApplyMessage>();
-  private applyChain: Promise<unknown> = Promise.resolve();
   private tunName = '';
   private offloads = 0;
   /** Counter blocks of every worker ever started: totals never go down. */
@@ -141,8 +138,6 @@ export class ServiceHost {
       });
       handedOver = true; // workers own the fds from here (they close them on stop)
       await this.pool.start();
-      // The workers started with the role settings: what a failed role update goes back to.
-      this.applied.set('role', { type: 'role', role: this.o.roleData });
       this.blocks.push(...this.pool.blocks);
       this.running = true;
       this.admin = await startAdminServer({
@@ -211,30 +206,15 @@ export class ServiceHost {
    * tables. If even going back fails the service stops (non-zero exit). Calls run one at a time.
    */
   apply(msg: ApplyMessage): Promise<void> {
-    const run = async (): Promise<void> => {
-      const pool = this.pool;
-      if (!pool) throw new Error('service not started');
-      try {
-        await pool.apply(msg);
-        this.applied.set(msg.type, msg);
-      } catch (e) {
-        const prev = this.applied.get(msg.type);
-        if (prev !== undefined && this.failure === undefined && this.stopping === undefined) {
-          try {
-            await pool.apply(prev);
-          } catch (e2) {
-            this.fail('worker_apply_failed', `workers could not go back to the previous ${msg.type}: ${(e2 as Error).message}`, {});
-          }
-        } else if (prev === undefined) {
-          // Nothing to go back to (the first table): running on with some workers without it is a split.
-          this.fail('worker_apply_failed', `workers could not take the first ${msg.type}: ${(e as Error).message}`, {});
-        }
-        throw e;
+    const pool = this.pool;
+    if (!pool) return Promise.reject(new Error('service not started'));
+    return pool.applyOrRevert(msg).catch((e: unknown) => {
+      // Not reverted: some workers may run something else than the others; only a restart is safe.
+      if (e instanceof ApplyFailure && !e.reverted && this.stopping === undefined) {
+        this.fail('worker_apply_failed', `workers could not take the ${msg.type} nor go back: ${e.message}`, {});
       }
-    };
-    const p = this.applyChain.then(run, run);
-    this.applyChain = p.catch(() => undefined);
-    return p;
+      throw e;
+    });
   }
 
   /** Stop with teardown and exit 1, after logging why; /readyz says why meanwhile. */

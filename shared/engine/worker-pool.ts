@@ -30,6 +30,17 @@ interface PendingApply {
 /** Control messages a worker may acknowledge (everything but stop). */
 export type ApplyMessage = Exclude<ToWorker, { type: 'stop' }>;
 
+/** applyOrRevert failed; `reverted`: every worker is back on the previous message of that type. */
+export class ApplyFailure extends Error {
+  constructor(
+    message: string,
+    readonly reverted: boolean,
+  ) {
+    super(message);
+    this.name = 'ApplyFailure';
+  }
+}
+
 export class WorkerPool {
   readonly blocks: Float64Array[] = [];
   private readonly workers: Worker[] = [];
@@ -37,8 +48,13 @@ export class WorkerPool {
   private stopping = false;
   private seq = 0;
   private readonly pending = new Map<number, PendingApply>();
+  /** Per message type, the last one every worker applied (the workers start with the role settings). */
+  private readonly applied = new Map<ApplyMessage['type'], ApplyMessage>();
+  private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly opts: WorkerPoolOptions) {}
+  constructor(private readonly opts: WorkerPoolOptions) {
+    this.applied.set('role', { type: 'role', role: opts.role });
+  }
 
   /** Workers running now (started and not exited). */
   get liveCount(): number {
@@ -139,6 +155,33 @@ export class WorkerPool {
       this.pending.set(seq, { waiting, resolve, reject, timer });
       for (const w of this.workers) w.postMessage({ ...msg, seq });
     });
+  }
+
+  /**
+   * apply(), one call at a time; when it fails, every worker goes back to the last message of that
+   * type that all applied, so workers never run different tables. Rejects with an ApplyFailure
+   * (reverted: false when there was nothing to go back to or going back failed too).
+   */
+  applyOrRevert(msg: ApplyMessage, timeoutMs = 5000): Promise<void> {
+    const run = async (): Promise<void> => {
+      try {
+        await this.apply(msg, timeoutMs);
+        this.applied.set(msg.type, msg);
+      } catch (e) {
+        const why = (e as Error).message;
+        const prev = this.applied.get(msg.type);
+        if (prev === undefined) throw new ApplyFailure(`${why} (no previous ${msg.type} to go back to)`, false);
+        try {
+          await this.apply(prev, timeoutMs);
+        } catch (e2) {
+          throw new ApplyFailure(`${why}; going back failed: ${(e2 as Error).message}`, false);
+        }
+        throw new ApplyFailure(why, true);
+      }
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
   }
 
   /** Ask every live worker to stop (it closes its queue fd), then terminate stragglers. */

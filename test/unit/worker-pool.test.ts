@@ -3,7 +3,7 @@
 // rejects it; an unexpected exit is reported and leaves liveCount/deadQueues saying so; the
 // test-only exit hook is honoured only with NODE_ENV=test.
 import { afterEach, describe, expect, it } from 'vitest';
-import { WorkerPool } from '../../shared/engine/worker-pool.js';
+import { ApplyFailure, WorkerPool } from '../../shared/engine/worker-pool.js';
 import { testWorkerExit } from '../../shared/engine/service-host.js';
 import type { FromWorker } from '../../shared/engine/worker-messages.js';
 
@@ -73,6 +73,36 @@ describe('WorkerPool', () => {
     expect(pool.liveCount).toBe(1);
     await pool.stop(500);
     expect(exits).toHaveLength(1);
+  });
+
+  /** The table each queue runs now, from the stand-in's 'took' reports. */
+  const running = (events: FromWorker[]) => {
+    const now = new Map<number, unknown>();
+    for (const e of events as unknown as { type: string; queue: number; table?: unknown }[]) if (e.type === 'took') now.set(e.queue, e.table);
+    return [...now.entries()].sort((a, b) => a[0] - b[0]).map(([, t]) => t);
+  };
+
+  it('applyOrRevert: a table one worker refuses puts every worker back on the previous one', async () => {
+    const { pool, events } = makePool({ refuse: 1 });
+    await pool.start();
+    await pool.applyOrRevert({ type: 'table', table: 'good', generation: 1 });
+    expect(running(events)).toEqual(['good', 'good', 'good']);
+    const e = await pool.applyOrRevert({ type: 'table', table: 'bad', generation: 2 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ApplyFailure);
+    expect(e).toMatchObject({ reverted: true, message: expect.stringMatching(/worker 1: cannot take it/) });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(running(events)).toEqual(['good', 'good', 'good']); // never a split
+  });
+
+  it('applyOrRevert: nothing to go back to, or going back fails: not reverted', async () => {
+    const first = makePool({ refuse: 2 });
+    await first.pool.start();
+    await expect(first.pool.applyOrRevert({ type: 'table', table: 'bad', generation: 1 })).rejects.toMatchObject({ reverted: false });
+    await first.pool.stop(500);
+    const { pool } = makePool({ die: 0 });
+    await pool.start();
+    await pool.applyOrRevert({ type: 'table', table: 'good', generation: 1 });
+    await expect(pool.applyOrRevert({ type: 'table', table: 'die', generation: 2 })).rejects.toMatchObject({ reverted: false, message: expect.stringMatching(/going back failed: worker 0 not running/) });
   });
 
   it('the hook needs NODE_ENV=test', () => {
