@@ -7,6 +7,19 @@ import { Checker } from '../shared/config/check-values.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { parseAddress } from '../shared/table/addr.js';
 import { resolve } from 'node:path';
+import convict from 'convict';
+
+/** `lbsp.stamp`: false | true (echo: stamp replies of flows whose client sent the option) | always. */
+export type StampMode = false | true | 'always';
+
+convict.addFormat({
+  name: 'stamp-mode',
+  validate(v: unknown) {
+    if (v !== false && v !== true && v !== 'always') throw new Error(`must be false, true or always, got ${JSON.stringify(v)}`);
+  },
+  // MSLB_LBSP_STAMP comes as a string
+  coerce: (v: unknown) => (v === 'true' ? true : v === 'false' ? false : v),
+});
 
 export const backSchema = {
   tun: {
@@ -21,7 +34,7 @@ export const backSchema = {
   },
   allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets (a /0 is refused); reloaded on SIGHUP', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
   lbsp: {
-    stamp: { doc: 'Stamp the LBSP server segment on return traffic (needs returnPath)', format: Boolean, default: false, env: 'MSLB_LBSP_STAMP' },
+    stamp: { doc: 'LBSP stamping of IPv6 return traffic (needs returnPath): false; true = the replies of flows whose client sent the option (echo); always = every IPv6 reply (closed networks: Internet paths drop many packets with extension headers)', format: 'stamp-mode', default: false as StampMode, env: 'MSLB_LBSP_STAMP' },
     serverId: { doc: 'Server segment value; "" = this back\'s own B address', format: String, default: '', env: 'MSLB_LBSP_SERVER_ID' },
     optionType: { doc: 'LBSP option type (RFC 4727 experimental 0x1E by default)', format: 'int-range', default: 0x1e, env: 'MSLB_LBSP_OPTION_TYPE' },
   },
@@ -56,7 +69,7 @@ export interface BackConfig {
   tun: { name: string; mtu: number; queues: number; routes: string[] };
   addresses: BackAddress[];
   allowedFronts: string[];
-  lbsp: { stamp: boolean; serverId: string; optionType: number };
+  lbsp: { stamp: StampMode; serverId: string; optionType: number };
   returnPath: { interface: string };
   returnEncap: { gateway: string };
   mssClamp: { enabled: boolean };

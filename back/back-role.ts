@@ -32,6 +32,8 @@ export interface BackRole {
   returnPath?: boolean;
   /** Stamp the LBSP server segment on IPv6 return packets with serverId (words). */
   stamp?: boolean;
+  /** Stamp every IPv6 reply; otherwise only those of flows whose client sent the option (echo). */
+  stampAlways?: boolean;
   serverId?: number[];
   /** Largest MSS left in the IPv6 TCP SYNs forwarded toward S (0 = no clamp). */
   mssClamp?: number;
@@ -94,9 +96,10 @@ export function backRoleFromConfig(c: BackConfig): BackRole {
     services: [...services.values()],
     allowedFronts,
     returnPath: c.returnPath.interface !== '',
-    stamp: c.lbsp.stamp,
+    stamp: c.lbsp.stamp !== false,
+    stampAlways: c.lbsp.stamp === 'always',
     serverId: c.lbsp.serverId !== '' ? words(c.lbsp.serverId).words : [0, 0, 0, 0],
-    mssClamp: c.lbsp.stamp && c.mssClamp.enabled ? c.tun.mtu - STAMP_OVERHEAD : 0,
+    mssClamp: c.lbsp.stamp !== false && c.mssClamp.enabled ? c.tun.mtu - STAMP_OVERHEAD : 0,
     mtu: c.tun.mtu,
     returnEncap: returnEncapRole(c, own) ?? undefined,
   };

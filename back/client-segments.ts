@@ -4,8 +4,9 @@
 // protocol); the server's return packets of that flow look it up, so the option the back inserts
 // carries the client's own segment back to it. Bounded and allocation-free: a direct-mapped array
 // of `size` entries over typed arrays, a newer flow taking the place of an older one on a collision
-// (the older flow's replies then carry an all-zero client segment, which a front reads as "not
-// filled in" and falls back to the source address). One per worker.
+// (the older flow's replies then go unstamped with `stamp: true`, or, with `always`, carry an
+// all-zero client segment, which a front reads as "not filled in" and falls back to the source
+// address). One per worker.
 
 import { fmix32Half, mixWords } from '../shared/packet/hash32.js';
 

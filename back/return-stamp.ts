@@ -9,7 +9,13 @@
 //   option merged into that header. IPv4 return packets, and everything when stamping is off, pass
 //   unchanged.
 // A return packet that cannot carry the option (it would exceed the MTU, a fragment, no upper layer,
-// a full chain or options list) is forwarded unstamped and counted.
+// a full chain or options list, an AH header that covers the headers) is forwarded unstamped and
+// counted.
+//
+// `stamp: true` (echo) stamps only the replies of flows whose client sent the option: the request
+// direction records the flow (ClientSegments) even when its client segment is zero, and a reply
+// of an unrecorded flow leaves unchanged, so clients that never asked for LBSP never see an
+// extension header that Internet paths often drop (RFC 7872). `always` stamps every IPv6 reply.
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { Proto } from '../shared/packet/constants.js';
 import { insertOrFillServerSegment, readLbspClient } from '../shared/packet/lbsp.js';
@@ -28,6 +34,7 @@ export class ReturnStamper {
   /** Return traffic is accepted at all (returnPath configured). */
   readonly returnPath: boolean;
   readonly stamp: boolean;
+  readonly always: boolean;
   private readonly serverId = new Uint32Array(4);
   private readonly mss: number;
   private readonly mtu: number;
@@ -43,6 +50,7 @@ export class ReturnStamper {
   ) {
     this.returnPath = role.returnPath === true;
     this.stamp = this.returnPath && role.stamp === true;
+    this.always = this.stamp && role.stampAlways === true;
     if (role.serverId) this.serverId.set(role.serverId);
     this.mss = this.stamp ? (role.mssClamp ?? 0) : 0;
     this.mtu = role.mtu ?? 1500;
@@ -54,8 +62,8 @@ export class ReturnStamper {
   request(buf: Uint8Array, off: number, info: PacketInfo, partial: boolean): void {
     if (!this.stamp || info.version !== 6) return;
     if (info.lbspStatus === 1 && this.segs !== null && readLbspClient(buf, off, info, this.seg)) {
-      const s = this.seg;
-      if ((s[0]! | s[1]! | s[2]! | s[3]!) !== 0) this.segs.record(info.proto, info.src, info.srcPort, info.dst, info.dstPort, s);
+      // recorded even when zero (not filled in): the client sent the option, echo mode answers it
+      this.segs.record(info.proto, info.src, info.srcPort, info.dst, info.dstPort, this.seg);
     }
     if (this.mss > 0 && info.proto === Proto.TCP && (info.tcpFlags & 0x02) !== 0) {
       if (clampMss(buf, off, info, this.mss, partial) === this.mss) this.counters[E_MSS]++;
@@ -76,7 +84,11 @@ export class ReturnStamper {
     // The codec knows how much the packet grows (40 inserted, 32 or 40 merged, 0 filled): it gets
     // the room left under the MTU and refuses (NO_ROOM) past it.
     const known = this.segs !== null && this.segs.find(info.proto, info.src, info.srcPort, info.dst, info.dstPort, this.seg);
-    const o = insertOrFillServerSegment(buf, off, len, info, this.type, this.serverId, known ? this.seg : null, this.mtu - wire);
+    if (!known && !this.always) return off; // echo: this flow's client did not send the option
+    if (info.hasAh) { c[E_SKIPPED]++; return off; } // AH authenticates the headers: inserting breaks it
+    const s = this.seg;
+    const seg = known && (s[0]! | s[1]! | s[2]! | s[3]!) !== 0 ? s : null;
+    const o = insertOrFillServerSegment(buf, off, len, info, this.type, this.serverId, seg, this.mtu - wire);
     if (o < 0) {
       c[E_SKIPPED]++;
       return off;

@@ -11,7 +11,7 @@ import { formatError, type ConfigError } from '../shared/config/config-errors.js
 import { loadTableFile } from '../front/table/table-file.js';
 import { CompiledTable } from '../front/table/compiled-table.js';
 import { parseAddress, formatAddress } from '../shared/table/addr.js';
-import { decide, DecisionInput, DecisionResult, REASON_NAMES } from '../front/decision.js';
+import { decide, DecisionInput, DecisionResult, LBSP_IGNORED_NAMES, REASON_NAMES } from '../front/decision.js';
 import { planHealthChecks } from '../front/health-checker.js';
 
 export interface CliIo {
@@ -97,13 +97,16 @@ function check(pos: string[], opts: Map<string, string>, io: CliIo): number {
     const r4 = t.table.routes.filter((r) => r.family === 4).length;
     io.out(`OK front ${file}: ${fc.config.services.length} services, mode ${fc.config.mode}; table ${fc.config.table}: ` +
       `${t.table.backs.length} backs, ${t.table.pools.length} pools, ${t.table.routes.length} routes (${r4} IPv4, ${t.table.routes.length - r4} IPv6)`);
+    io.out(fc.config.hashKeySource === 'built-in'
+      ? 'warning: no hashKey: pools use the built-in key, which anyone reading the source knows (set hashKey, the same on every front)'
+      : `hashKey from ${fc.config.hashKeySource}`);
     return 0;
   }
   if (role === 'back') {
     const bc = backConfigFromValue(doc.value, file);
     if (!bc.config) return printErrors(io, bc.errors);
     io.out(`OK back ${file}: ${bc.config.addresses.length} addresses, ${bc.config.allowedFronts.length} allowed front prefixes, ` +
-      `stamping ${bc.config.lbsp.stamp ? 'on' : 'off'}`);
+      `stamping ${bc.config.lbsp.stamp === 'always' ? 'always' : bc.config.lbsp.stamp ? 'on (echo)' : 'off'}`);
     return 0;
   }
   if (role === 'table') {
@@ -125,7 +128,7 @@ function lookup(opts: Map<string, string>, io: CliIo): number {
   if (!t.table) return printErrors(io, t.errors);
   const slots = new Map<string, number>();
   const ct = CompiledTable.compile(t.table, {
-    services: cfg.services, flowLabelEnabled: cfg.flowLabel.enabled, lbspEnabled: cfg.lbsp.enabled,
+    services: cfg.services, flowLabelEnabled: cfg.flowLabel.enabled, lbspEnabled: cfg.lbsp.enabled, hashKey: cfg.hashKey,
     slotOf: (n) => { if (!slots.has(n)) slots.set(n, slots.size); return slots.get(n)!; },
   });
   const inp = new DecisionInput();
@@ -160,7 +163,8 @@ function lookup(opts: Map<string, string>, io: CliIo): number {
   const res = new DecisionResult();
   decide(ct, inp, res);
   const reason = REASON_NAMES[res.reason]!;
-  const extra = res.lbspIgnored ? ' (LBSP server segment ignored: names no usable back)' : '';
+  const extra = (res.lbspIgnored !== 0 ? ` (LBSP server segment ignored: ${LBSP_IGNORED_NAMES[res.lbspIgnored]})` : '') +
+    (res.lbspClientFellBack ? ' (LBSP client segment no route covers: keyed by source)' : '');
   if (res.back < 0) {
     io.out(`drop: ${reason}${extra}`);
     return 0;
@@ -171,6 +175,9 @@ function lookup(opts: Map<string, string>, io: CliIo): number {
   const mode = ct.a.backMode[res.back] === 1 ? 'encap' : 'translate';
   const via = res.target >= 0 ? ` via ${ct.meta.targetNames[res.target]}` : '';
   io.out(`back ${name} address ${formatAddress(f as 4 | 6, w)} mode ${mode} reason ${reason}${via}${extra}`);
+  if (res.target >= 0 && ct.a.targetPool[res.target]! >= 0) {
+    io.out(`members: ${ct.targetMembers(res.target).map((m) => `${m.name} weight ${m.weight}${m.draining ? ' draining' : ''}${m.up ? '' : ' down'}`).join(', ')}`);
+  }
   return 0;
 }
 

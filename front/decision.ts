@@ -2,8 +2,8 @@
 // Pure and allocation-free: the caller fills a reusable DecisionInput, decide() writes into a
 // reusable DecisionResult. The flow table (step 5) sits in front of this, in the processor.
 
-import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL } from './table/compiled-table.js';
-import { hash1, hash2, hash4, hash5, KEY_SEED } from '../shared/packet/hash32.js';
+import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL, SERVES_DRAINING, SERVES_NONE } from './table/compiled-table.js';
+import { sip1, sip2, sip4, sip5 } from '../shared/packet/siphash.js';
 
 export const REASON_LBSP_SERVER = 0;
 export const REASON_SOURCE_PREFIX = 1;
@@ -13,6 +13,15 @@ export const REASON_BACKEND_DOWN = 4;
 export const REASON_NOT_SERVICE = 5;
 /** Names in REASON_* order (decision reasons match DECISION_REASONS, drops match DROP_REASONS). */
 export const REASON_NAMES = ['lbsp_server', 'source_prefix', 'flow_label', 'no_route', 'backend_down', 'not_service'] as const;
+
+/** Why an LBSP server segment was ignored (DecisionResult.lbspIgnored); 0 = it was not. */
+export const LBSP_OK = 0;
+export const LBSP_UNKNOWN_SERVER = 1;
+export const LBSP_BACKEND_DOWN = 2;
+export const LBSP_OTHER_SERVICE = 3;
+export const LBSP_DRAINING = 4;
+/** Names in LBSP_* order from 1 (the `reason` label of mslb_lbsp_ignored_total). */
+export const LBSP_IGNORED_NAMES = ['', 'unknown_server', 'backend_down', 'other_service', 'draining'] as const;
 
 export class DecisionInput {
   /** Family of the packet (its source and destination). */
@@ -37,8 +46,10 @@ export class DecisionResult {
   /** Service index of the destination, -1 when not a service. */
   service = -1;
   reason = REASON_NO_ROUTE;
-  /** LBSP server segment was non-zero but named no usable back (counted, then ignored). */
-  lbspIgnored = false;
+  /** LBSP server segment was non-zero but ignored (counted): LBSP_* why, LBSP_OK when not. */
+  lbspIgnored = LBSP_OK;
+  /** The LBSP client segment was not used as the key (no route covers it): the source was. */
+  lbspClientFellBack = false;
   /** Target index the route chose (-1 for LBSP sticky or no route). */
   target = -1;
 }
@@ -46,40 +57,50 @@ export class DecisionResult {
 /** Decide; returns out.reason. */
 export function decide(t: CompiledTable, inp: DecisionInput, out: DecisionResult): number {
   const a = t.a;
-  out.back = -1; out.slot = -1; out.target = -1; out.lbspIgnored = false;
+  out.back = -1; out.slot = -1; out.target = -1; out.lbspIgnored = LBSP_OK; out.lbspClientFellBack = false;
   const s = t.serviceIndex(inp.family, inp.service);
   out.service = s;
   if (s < 0) { out.reason = REASON_NOT_SERVICE; return REASON_NOT_SERVICE; }
   const S = t.serviceCount;
   const lbsp = inp.hasLbsp && t.meta.lbspEnabled && inp.family === 6;
 
-  // 1. LBSP sticky server.
+  // 1. LBSP sticky server: only a back this service has (some route for it leads there), up and
+  // not draining, so a client cannot name its way to another service's back or past a drain.
   if (lbsp) {
     const v = inp.lbspServer;
     if ((v[0]! | v[1]! | v[2]! | v[3]!) !== 0) {
       const b = t.backByLbspServer(v[0]!, v[1]!, v[2]!, v[3]!);
-      if (b >= 0 && a.up[a.backSlot[b]!] !== 0 && a.backAddrFamily[b * S + s] !== 0) {
+      const serves = b >= 0 ? a.backServes[b * S + s]! : 0;
+      if (b < 0) out.lbspIgnored = LBSP_UNKNOWN_SERVER;
+      else if (serves === SERVES_NONE || a.backAddrFamily[b * S + s] === 0) out.lbspIgnored = LBSP_OTHER_SERVICE;
+      else if (a.up[a.backSlot[b]!] === 0) out.lbspIgnored = LBSP_BACKEND_DOWN;
+      else if (serves === SERVES_DRAINING) out.lbspIgnored = LBSP_DRAINING;
+      else {
         out.back = b; out.slot = a.backSlot[b]!; out.reason = REASON_LBSP_SERVER;
         return REASON_LBSP_SERVER;
       }
-      out.lbspIgnored = true;
     }
   }
 
   // 2. Client key: LBSP client segment (IPv4-mapped counts as IPv4) or the source address.
+  const pt = t.prefix[a.tableOfService[s]!]!;
   let kf = inp.family;
   let k0 = inp.src[0]!, k1 = inp.src[1]!, k2 = inp.src[2]!, k3 = inp.src[3]!;
+  let target = -1;
   if (lbsp) {
     const c = inp.lbspClient;
     if ((c[0]! | c[1]! | c[2]! | c[3]!) !== 0) { // all-zero: client segment not filled in
-      if (c[0] === 0 && c[1] === 0 && c[2] === 0xffff) { kf = 4; k0 = c[3]!; k1 = 0; k2 = 0; k3 = 0; }
-      else { kf = 6; k0 = c[0]!; k1 = c[1]!; k2 = c[2]!; k3 = c[3]!; }
+      const mapped = c[0] === 0 && c[1] === 0 && c[2] === 0xffff;
+      target = mapped ? pt.lookup4(c[3]!) : pt.lookup6(c[0]!, c[1]!, c[2]!, c[3]!);
+      if (target >= 0) {
+        if (mapped) { kf = 4; k0 = c[3]!; k1 = 0; k2 = 0; k3 = 0; }
+        else { kf = 6; k0 = c[0]!; k1 = c[1]!; k2 = c[2]!; k3 = c[3]!; }
+      } else out.lbspClientFellBack = true; // an anonymous value no route covers: key by source
     }
   }
 
   // 3. Longest-prefix match -> target.
-  const pt = t.prefix[a.tableOfService[s]!]!;
-  const target = kf === 4 ? pt.lookup4(k0) : pt.lookup6(k0, k1, k2, k3);
+  if (target < 0) target = kf === 4 ? pt.lookup4(k0) : pt.lookup6(k0, k1, k2, k3);
   if (target < 0) { out.reason = REASON_NO_ROUTE; return REASON_NO_ROUTE; }
   out.target = target;
 
@@ -93,12 +114,14 @@ export function decide(t: CompiledTable, inp: DecisionInput, out: DecisionResult
     back = a.members[start]!; // a pool of one: fail-open means it is used even when down
     if (a.up[a.backSlot[back]!] === 0 && a.targetFailClosed[target] !== 0) { out.reason = REASON_BACKEND_DOWN; return REASON_BACKEND_DOWN; }
   } else {
+    // Keyed (the front's hashKey): who does not know it cannot pick keys that share a back.
+    const hk = a.hashKey;
     let h: number;
-    if (label !== 0 && keyKind === KEY_LABEL) { h = hash1(KEY_SEED, label); reason = REASON_FLOW_LABEL; }
+    if (label !== 0 && keyKind === KEY_LABEL) { h = sip1(hk, label); reason = REASON_FLOW_LABEL; }
     else if (label !== 0 && keyKind === KEY_SOURCE_LABEL) {
-      h = kf === 4 ? hash2(KEY_SEED, k0, label) : hash5(KEY_SEED, k0, k1, k2, k3, label);
+      h = kf === 4 ? sip2(hk, k0, label) : sip5(hk, k0, k1, k2, k3, label);
       reason = REASON_FLOW_LABEL;
-    } else h = kf === 4 ? hash1(KEY_SEED, k0) : hash4(KEY_SEED, k0, k1, k2, k3);
+    } else h = kf === 4 ? sip1(hk, k0) : sip4(hk, k0, k1, k2, k3);
     const M = t.maglevSize;
     const j = a.targetPool[target]! * M + (h >>> 0) % M;
     back = a.maglevFull[j]!;
@@ -106,11 +129,13 @@ export function decide(t: CompiledTable, inp: DecisionInput, out: DecisionResult
       const alt = a.maglevAlive[j]!;
       if (alt >= 0 && a.up[a.backSlot[alt]!] !== 0) back = alt;
       else {
-        // `alive` not refreshed yet (or nobody up): first up member from a hashed start.
+        // `alive` not refreshed yet (or nobody up): first up member from a hashed start,
+        // one that is not draining if there is one.
         let found = -1;
         for (let i = 0; i < count; i++) {
-          const m = a.members[start + ((h >>> 0) + i) % count]!;
-          if (a.up[a.backSlot[m]!] !== 0) { found = m; break; }
+          const e = start + ((h >>> 0) + i) % count;
+          const m = a.members[e]!;
+          if (a.up[a.backSlot[m]!] !== 0 && (found < 0 || a.memberWeight[e] !== 0)) { found = m; if (a.memberWeight[e] !== 0) break; }
         }
         if (found >= 0) back = found;
         else if (a.targetFailClosed[target] !== 0) { out.reason = REASON_BACKEND_DOWN; return REASON_BACKEND_DOWN; }

@@ -19,7 +19,7 @@
 import type { PacketInfo } from '../shared/packet/packet-info.js';
 import { Proto } from '../shared/packet/constants.js';
 import type { CompiledTable } from './table/compiled-table.js';
-import { C_FLOW_TABLE_SIZE, MAX_BACKEND_SLOTS, decisionIndex, eventIndex } from '../shared/metrics/counter-layout.js';
+import { BACKEND_FLOWS_BASE, C_FLOW_TABLE_SIZE, MAX_BACKEND_SLOTS, decisionIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { FlowTable } from './flow-table.js';
 
 const TCP_FIN = 0x01;
@@ -71,7 +71,10 @@ export class FlowPinning {
     private readonly clock: () => number = Date.now,
     seed?: number,
   ) {
-    this.table = new FlowTable(cfg.size, seed);
+    // per-slot flow counts live in the shared counter block: mslb_backend_flows reads them there;
+    // a new table starts empty (a restarted worker may get its predecessor's block)
+    counters.fill(0, BACKEND_FLOWS_BASE, BACKEND_FLOWS_BASE + MAX_BACKEND_SLOTS);
+    this.table = new FlowTable(cfg.size, seed, counters.subarray(BACKEND_FLOWS_BASE, BACKEND_FLOWS_BASE + MAX_BACKEND_SLOTS));
     this.tcpMs = cfg.tcpTimeout * 1000;
     this.udpMs = cfg.udpTimeout * 1000;
     this.otherMs = cfg.otherTimeout * 1000;
@@ -231,7 +234,7 @@ export class FlowPinning {
     this.setKey(info);
     let i = ft.find(now); // normally absent (lookup() missed or released it)
     if (i < 0) i = ft.insert(now, back, slot, this.generation, this.timeoutFor(info));
-    else { ft.back[i] = back; ft.slot[i] = slot; ft.gen[i] = this.generation; }
+    else ft.repin(i, back, slot, this.generation);
     if (info.proto === Proto.TCP && info.l4Off >= 0 && (info.tcpFlags & (TCP_FIN | TCP_RST)) !== 0) ft.markClosing(i, this.closingMs);
     if (FlowPinning.firstFragment(info)) this.pinFragment(info, back, slot, now);
     else this.sync();
@@ -247,7 +250,7 @@ export class FlowPinning {
     ft.setFragmentKey(info.version, info.proto, info.src, info.dst, info.fragId);
     const i = ft.find(now);
     if (i < 0) ft.insert(now, back, slot, this.generation, this.otherMs);
-    else { ft.back[i] = back; ft.slot[i] = slot; ft.gen[i] = this.generation; }
+    else ft.repin(i, back, slot, this.generation);
     this.sync();
   }
 }

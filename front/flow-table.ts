@@ -39,6 +39,11 @@ export class FlowTable {
   private readonly timeout: Float64Array;
   /** Entries in use. */
   count = 0;
+  /**
+   * Flows (not fragment pins) per backend slot, kept on insert, re-pin and removal; may be a view
+   * into the worker's shared counter block, so the gauge costs no copy. Slots beyond it: not counted.
+   */
+  readonly slotFlows: Float64Array;
   /** Monotonic totals, read by the caller to bump its counters. */
   inserts = 0;
   /** Entries removed for room (LRU) or because they had expired. */
@@ -46,7 +51,8 @@ export class FlowTable {
   private sweepAt = 0;
 
   /** `size`: entries wanted (>= 1); `seed`: hash seed (random per worker by default). */
-  constructor(size: number, seed: number = (Math.random() * 0x100000000) >>> 0) {
+  constructor(size: number, seed: number = (Math.random() * 0x100000000) >>> 0, slotFlows: Float64Array = new Float64Array(1024)) {
+    this.slotFlows = slotFlows;
     if (!Number.isInteger(size) || size < 1) throw new Error(`flow table size must be a positive integer, got ${size}`);
     this.size = size;
     this.ways = Math.min(MAX_WAYS, size);
@@ -144,6 +150,7 @@ export class FlowTable {
       this.evictions++;
     }
     this.keys.set(this.key, i * KEY_WORDS);
+    if (this.key[0]! >>> 16 === KIND_FLOW && slot >= 0 && slot < this.slotFlows.length) this.slotFlows[slot]++;
     this.hashes[i] = h;
     this.used[i] = 1;
     this.flags[i] = 0;
@@ -175,6 +182,18 @@ export class FlowTable {
   private drop(i: number): void {
     this.used[i] = 0;
     this.count--;
+    const s = this.slot[i]!;
+    if (this.keys[i * KEY_WORDS]! >>> 16 === KIND_FLOW && s >= 0 && s < this.slotFlows.length) this.slotFlows[s]--;
+  }
+
+  /** Point entry i at another back (same key): keeps the per-slot flow counts right. */
+  repin(i: number, back: number, slot: number, gen: number): void {
+    const old = this.slot[i]!;
+    if (old !== slot && this.keys[i * KEY_WORDS]! >>> 16 === KIND_FLOW) {
+      if (old >= 0 && old < this.slotFlows.length) this.slotFlows[old]--;
+      if (slot >= 0 && slot < this.slotFlows.length) this.slotFlows[slot]++;
+    }
+    this.back[i] = back; this.slot[i] = slot; this.gen[i] = gen;
   }
 
   /**
@@ -203,5 +222,6 @@ export class FlowTable {
   clear(): void {
     this.used.fill(0);
     this.count = 0;
+    this.slotFlows.fill(0);
   }
 }

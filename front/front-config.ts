@@ -1,12 +1,14 @@
 // mslb-front's config (SPEC 6a): convict schema (doc + default for every key, MSLB_* env
 // overrides), then cross-field checks. Relative paths resolve against the config file's directory.
 
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { loadDocumentWith } from '../shared/config/read-document.js';
 import { runConvict } from '../shared/config/convict-load.js';
 import { Checker } from '../shared/config/check-values.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { parseAddress } from '../shared/table/addr.js';
+import { BUILTIN_HASH_KEY } from './table/maglev.js';
 
 export const frontSchema = {
   tun: {
@@ -32,6 +34,7 @@ export const frontSchema = {
   flowLabel: {
     enabled: { doc: 'Use the IPv6 flow label as pool hash key where a pool says key: label | source+label', format: Boolean, default: true, env: 'MSLB_FLOW_LABEL_ENABLED' },
   },
+  hashKey: { doc: 'Key of every hash that chooses a back (SipHash-1-3): 16 bytes as 32 hex digits, or the path of a file holding them (hex text or 16 raw bytes); the same on every front; "" = the built-in key, which anyone reading the source knows', format: String, default: '', env: 'MSLB_HASH_KEY' },
   admin: {
     listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz, /table): ADDRESS:PORT or [ADDRESS]:PORT', format: String, default: '[::1]:9101', env: 'MSLB_ADMIN_LISTEN' },
   },
@@ -74,6 +77,10 @@ export interface FrontConfig {
   encap: { source: string; source4: string; source6: string; hopLimit: number; mtu: number };
   lbsp: { enabled: boolean; optionType: number };
   flowLabel: { enabled: boolean };
+  /** The 16 key bytes as 32 hex digits (the built-in key when the config gives none). */
+  hashKey: string;
+  /** Where the key came from: "config", the key file's absolute path, or "built-in". */
+  hashKeySource: string;
   admin: { listen: string };
   acceptTunnelFrom: string[];
   offload: { enabled: boolean };
@@ -124,9 +131,11 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
     else if (p) probe[k] = p;
   }
   if (typeof v.table !== 'string' || v.table === '') c.err('table', 'must be the path of the table file');
+  const dir = file ? dirname(resolve(file)) : process.cwd();
+  const key = ok('hashKey') ? resolveHashKey(v.hashKey, dir) : { hex: '', source: '' };
+  if (key.error !== undefined) c.err('hashKey', key.error);
   const all = [...errors, ...c.errors];
   if (all.length > 0) return { errors: all };
-  const dir = file ? dirname(resolve(file)) : process.cwd();
   return {
     errors: [],
     config: {
@@ -139,10 +148,26 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
         ...v.encap,
         source: v.encap.source === 'service' ? 'service' : (c.address('encap.source', v.encap.source) ?? ''),
       },
+      hashKey: key.hex,
+      hashKeySource: key.source,
       acceptTunnelFrom: accept,
       healthCheck: { ...v.healthCheck, ...probe },
     },
   };
+}
+
+/** `hashKey`: 32 hex digits, or a file (relative to the config) holding them or 16 raw bytes. */
+function resolveHashKey(v: string, dir: string): { hex: string; source: string; error?: string } {
+  if (v === '') return { hex: BUILTIN_HASH_KEY, source: 'built-in' };
+  if (/^(0x)?[0-9a-fA-F]{32}$/.test(v)) return { hex: v.replace(/^0x/, '').toLowerCase(), source: 'config' };
+  if (/^(0x)?[0-9a-fA-F]+$/.test(v) && !v.includes('/')) return { hex: '', source: '', error: `must be 16 bytes as 32 hex digits (got ${v.replace(/^0x/, '').length} digits) or the path of a key file` };
+  const path = resolve(dir, v);
+  let raw: Buffer;
+  try { raw = readFileSync(path); } catch (e) { return { hex: '', source: '', error: `cannot read key file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }; }
+  const text = raw.toString('latin1').trim();
+  if (/^(0x)?[0-9a-fA-F]{32}$/.test(text)) return { hex: text.replace(/^0x/, '').toLowerCase(), source: path };
+  if (raw.length === 16) return { hex: raw.toString('hex'), source: path };
+  return { hex: '', source: '', error: `key file ${path} must hold 16 bytes: 32 hex digits or 16 raw bytes (it has ${raw.length} bytes)` };
 }
 
 /** Read and validate a front config file (YAML or JSON). */

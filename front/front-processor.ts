@@ -50,7 +50,9 @@ const DEC_LBSP = decisionIndex('lbsp_server');
 const DEC_PREFIX = decisionIndex('source_prefix');
 const DEC_LABEL = decisionIndex('flow_label');
 const E_LBSP_BAD_LEN = eventIndex('lbsp_ignored_bad_length');
-const E_LBSP_UNKNOWN = eventIndex('lbsp_ignored_unknown_server');
+/** By DecisionResult.lbspIgnored (LBSP_* of decision.ts; 0 = not ignored). */
+const E_LBSP_IGNORED = [0, eventIndex('lbsp_ignored_unknown_server'), eventIndex('lbsp_ignored_backend_down'), eventIndex('lbsp_ignored_other_service'), eventIndex('lbsp_ignored_draining')];
+const E_LBSP_CLIENT_FALLBACK = eventIndex('lbsp_client_fallback');
 const D_HOP_LIMIT = dropIndex('hop_limit');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const E_UNWRAPPED = eventIndex('tunnel_unwrapped');
@@ -232,7 +234,8 @@ export class FrontProcessor implements RoleProcessor {
         inp.hasLbsp = readLbspClient(buf, off, info, inp.lbspClient) && readLbspServer(buf, off, info, inp.lbspServer);
       }
       const reason = decide(t, inp, r);
-      if (r.lbspIgnored) c[E_LBSP_UNKNOWN]++;
+      if (r.lbspIgnored !== 0) c[E_LBSP_IGNORED[r.lbspIgnored]!]++;
+      if (r.lbspClientFellBack) c[E_LBSP_CLIENT_FALLBACK]++;
       if (r.back < 0) return this.drop(reason === REASON_NOT_SERVICE ? D_NOT_SERVICE : reason === REASON_BACKEND_DOWN ? D_BACKEND_DOWN : D_NO_ROUTE);
       c[reason === REASON_LBSP_SERVER ? DEC_LBSP : reason === REASON_FLOW_LABEL ? DEC_LABEL : DEC_PREFIX]++;
       flows.remember(info, r.back, r.slot);

@@ -86,10 +86,11 @@ async function main(): Promise<void> {
       const t = tables.table;
       if (!t) return [];
       const slotOf = new Map(t.meta.backNames.map((name, i) => [name, t.a.backSlot[i]!]));
-      return Object.entries(t.meta.view.pools as Record<string, { members: string[] }>).map(([name, p]) => ({
+      // a member is a name, or { back, weight } when its weight is not 1
+      return Object.entries(t.meta.view.pools as Record<string, { members: (string | { back: string })[] }>).map(([name, p]) => ({
         name,
         members: p.members.length,
-        up: p.members.filter((m) => tables.up[slotOf.get(m) ?? -1] !== 0 && slotOf.has(m)).length,
+        up: p.members.map((m) => (typeof m === 'string' ? m : m.back)).filter((m) => tables.up[slotOf.get(m) ?? -1] !== 0 && slotOf.has(m)).length,
       }));
     },
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
@@ -112,6 +113,9 @@ async function main(): Promise<void> {
     host.metrics.markLoaded();
     tables.watch();
     log.info('table_loaded', { trigger: 'start', file: config.table, routes4: first.table.meta.routes4, routes6: first.table.meta.routes6 });
+    // Never the key itself: only where it came from.
+    if (config.hashKeySource === 'built-in') log.warn('hash_key_builtin', { message: 'no hashKey configured: pools use the built-in key, which anyone reading the source knows; set hashKey (the same on every front)' });
+    else log.info('hash_key', { source: config.hashKeySource });
   } catch (e) {
     log.error('start_failed', { error: (e as Error).message });
     health.stop();

@@ -178,8 +178,10 @@ export class TableManager {
         services: c.services,
         flowLabelEnabled: c.flowLabel.enabled,
         lbspEnabled: c.lbsp.enabled,
+        hashKey: c.hashKey,
         slotOf: this.slotOf,
         up: this.up,
+        ownRoutes: own.length, // probe host routes do not make a back one of a service's
         previous: this.current ?? undefined, // unchanged parts are shared, not garbage at every reload
       });
       if (extra.routes.length > 0) {

@@ -19,8 +19,9 @@
 import { MODE_ENCAP, MODE_TRANSLATE } from '../../shared/packet/constants.js';
 import { parseAddress, type Family } from '../../shared/table/addr.js';
 import { PrefixTable, PrefixTableBuilder, type PrefixTableShared } from '../../shared/table/prefix-table.js';
-import { buildMaglev, MAGLEV_DEFAULT_SIZE } from './maglev.js';
+import { buildMaglev, BUILTIN_HASH_KEY, MAGLEV_DEFAULT_SIZE } from './maglev.js';
 import { hash4, KEY_SEED } from '../../shared/packet/hash32.js';
+import { sipKey } from '../../shared/packet/siphash.js';
 import type { HealthCheckSpec, PoolKey, ValidatedTable, BackMode } from './table-loader.js';
 
 // backMode holds these; the front's processors compare against them where they read the table.
@@ -28,6 +29,13 @@ export { MODE_ENCAP, MODE_TRANSLATE };
 export const KEY_SOURCE = 0;
 export const KEY_LABEL = 1;
 export const KEY_SOURCE_LABEL = 2;
+/** backServes values: no route of the service leads to the back; only as a weight-0 member; yes. */
+export const SERVES_NONE = 0;
+export const SERVES_DRAINING = 1;
+export const SERVES_YES = 2;
+
+/** A pool member as `mslb lookup` and /table show it. */
+export interface MemberState { name: string; weight: number; up: boolean; draining: boolean }
 
 export interface CompileOptions {
   services: string[]; // the front's services, in config order (service index = position)
@@ -38,6 +46,13 @@ export interface CompileOptions {
   /** Shared up[slot] array (1 = up); default: a new one with everything up. */
   up?: Uint8Array;
   maglevSize?: number;
+  /** The front's hashKey, 32 hex digits (default: the built-in key). */
+  hashKey?: string;
+  /**
+   * How many of the table's routes (from the start) are the operator's; the rest (health-probe
+   * host routes) do not make a back one of a service's for the LBSP server segment. Default: all.
+   */
+  ownRoutes?: number;
   /** The table in force: arrays equal to its ones are reused instead of allocated again. */
   previous?: CompiledTable;
 }
@@ -54,6 +69,8 @@ export interface CompiledMeta {
   flowLabelEnabled: boolean;
   lbspEnabled: boolean;
   maglevSize: number;
+  /** The hash key is the built-in one (anyone can aim keys at one back). */
+  builtInHashKey: boolean;
   view: { backs: Record<string, unknown>; pools: Record<string, unknown>; routes: unknown[]; loadedAt: string; source: string };
   healthChecks: Record<string, HealthCheckSpec | null>;
 }
@@ -74,6 +91,9 @@ export interface CompiledArrays {
   targetCount: Int32Array; // T
   targetPool: Int32Array; // T: maglev block index, -1 for a single back
   members: Int32Array; // back indices
+  memberWeight: Uint16Array; // per entry of `members`: 0..1000 (0 drains)
+  hashKey: Uint32Array; // 4: SipHash key words of every hash that chooses a back
+  backServes: Uint8Array; // B*S: SERVES_* (may an LBSP server segment name this back for this service)
   maglevFull: Int32Array; // P*M back indices
   maglevAlive: Int32Array; // P*M back indices (-1 when no member up)
   tableOfService: Int32Array; // S: index into prefix tables
@@ -135,6 +155,7 @@ export class CompiledTable {
   /** Back index whose address (any service) or serverId equals the IPv6 words, or -1. */
   backByLbspServer(w0: number, w1: number, w2: number, w3: number): number {
     const keys = this.a.lbspKeys, vals = this.a.lbspVals, mask = this.lbspMask;
+    // An exact-match index, not a choice among backs: a fixed seed is enough here.
     let i = hash4(KEY_SEED, w0, w1, w2, w3) & mask;
     for (let n = 0; n <= mask; n++) {
       const v = vals[i]!;
@@ -166,7 +187,7 @@ export class CompiledTable {
       let sig = '';
       for (let i = 0; i < count; i++) {
         const b = a.members[start + i]!;
-        names.push({ name: this.meta.backNames[b]!, weight: (this.meta.view.backs[this.meta.backNames[b]!] as { weight?: number }).weight ?? 1 });
+        names.push({ name: this.meta.backNames[b]!, weight: a.memberWeight[start + i]! });
         const u = this.isBackUp(b);
         include.push(u);
         sig += u ? '1' : '0';
@@ -174,7 +195,7 @@ export class CompiledTable {
       if (this.aliveSig[p] === sig) continue;
       this.aliveSig[p] = sig;
       scratch ??= new Int32Array(M);
-      buildMaglev(names, scratch, include);
+      buildMaglev(names, scratch, include, a.hashKey);
       // Positions -> back indices, then one copy into shared memory: every entry a worker reads
       // mid-copy is a valid back index or -1, and the reader re-checks up[] anyway.
       for (let j = 0; j < M; j++) { const m = scratch[j]!; scratch[j] = m < 0 ? -1 : a.members[start + m]!; }
@@ -182,6 +203,20 @@ export class CompiledTable {
       rebuilt++;
     }
     return rebuilt;
+  }
+
+  /** Members of a route target (a pool, or one back) with weight, health and drain (CLI, admin). */
+  targetMembers(target: number): MemberState[] {
+    const a = this.a;
+    const out: MemberState[] = [];
+    const start = a.targetStart[target]!, count = a.targetCount[target]!;
+    const pooled = a.targetPool[target]! >= 0;
+    for (let i = 0; i < count; i++) {
+      const b = a.members[start + i]!;
+      const weight = a.memberWeight[start + i]!;
+      out.push({ name: this.meta.backNames[b]!, weight, up: this.isBackUp(b), draining: pooled && weight === 0 });
+    }
+    return out;
   }
 
   /** Address words of a back for a service: returns the family (0 when none) and fills `out`. */
@@ -246,6 +281,7 @@ export class CompiledTable {
     const targetOf = new Map<string, number>();
     const tKey: number[] = [], tFail: number[] = [], tStart: number[] = [], tCount: number[] = [], tPool: number[] = [];
     const members: number[] = [];
+    const weights: number[] = [];
     const poolByName = new Map(t.pools.map((p) => [p.name, p]));
     let P = 0;
     const keyNum = (k: PoolKey) => (k === 'label' ? KEY_LABEL : k === 'source+label' ? KEY_SOURCE_LABEL : KEY_SOURCE);
@@ -258,17 +294,41 @@ export class CompiledTable {
       targetNames.push(pool ? `pool:${r.to}` : `back:${r.to}`);
       const ms = pool ? pool.members.map((m) => backIndex.get(m)!) : [backIndex.get(r.to)!];
       tStart.push(members.length); tCount.push(ms.length); members.push(...ms);
+      weights.push(...(pool ? pool.weights : [backs[backIndex.get(r.to)!]!.weight]));
       tKey.push(pool ? keyNum(pool.key) : KEY_SOURCE);
       tFail.push(pool?.failClosed ? 1 : 0);
       if (ms.length > 1) { tPool.push(P++); poolMembers.push({ start: tStart[idx]!, count: ms.length }); } else tPool.push(-1);
     }
     const T = targetNames.length;
+    const backServes = sab(Uint8Array, B * S, 1);
+    const own = o.ownRoutes ?? t.routes.length;
+    for (let ri = 0; ri < own && ri < t.routes.length; ri++) {
+      const r = t.routes[ri]!;
+      const ti = targetOf.get(r.to)!;
+      const pool = poolByName.get(r.to);
+      // A route without service: applies to every service (an IPv4-mapped LBSP client segment
+      // reaches IPv4 routes from an IPv6 service).
+      services.forEach((svc, si) => {
+        if (r.service !== undefined && r.service !== svc) return;
+        for (let i = 0; i < tCount[ti]!; i++) {
+          const b = members[tStart[ti]! + i]!;
+          const v = tCount[ti]! > 1 && weights[tStart[ti]! + i] === 0 ? SERVES_DRAINING : SERVES_YES;
+          if (v > backServes[b * S + si]!) backServes[b * S + si] = v;
+        }
+      });
+    }
     const targetKey = sab(Uint8Array, T, 1), targetFailClosed = sab(Uint8Array, T, 1);
     const targetStart = sab(Int32Array, T, 4), targetCount = sab(Int32Array, T, 4), targetPool = sab(Int32Array, T, 4);
     targetKey.set(tKey); targetFailClosed.set(tFail); targetStart.set(tStart); targetCount.set(tCount); targetPool.set(tPool);
     const membersArr = sab(Int32Array, members.length, 4);
     membersArr.set(members);
-    const maglevKey = `${M}|` + poolMembers.map((pm) => members.slice(pm.start, pm.start + pm.count).map((b) => `${b}:${backs[b]!.name}:${backs[b]!.weight}`).join(',')).join(';');
+    const memberWeight = sab(Uint16Array, weights.length, 2);
+    memberWeight.set(weights);
+    const keyHex = o.hashKey ?? BUILTIN_HASH_KEY;
+    if (!/^[0-9a-f]{32}$/.test(keyHex)) throw new Error('hashKey must be 32 lower-case hex digits');
+    const hashKey = sab(Uint32Array, 4, 4);
+    hashKey.set(sipKey(Uint8Array.from(Buffer.from(keyHex, 'hex'))));
+    const maglevKey = `${M}|${keyHex}|` + poolMembers.map((pm) => members.slice(pm.start, pm.start + pm.count).map((b, i) => `${b}:${backs[b]!.name}:${weights[pm.start + i]}`).join(',')).join(';');
     const prev = o.previous;
     const reuseMaglev = P > 0 && prev !== undefined && prev.maglevKey === maglevKey && o.up !== undefined && prev.a.up === o.up;
     let maglevFull: Int32Array, maglevAlive: Int32Array;
@@ -281,7 +341,7 @@ export class CompiledTable {
       const scratch = new Int32Array(P > 0 ? M : 0); // 4*M bytes: only with pools
       poolMembers.forEach((pm, p) => {
         const ms = members.slice(pm.start, pm.start + pm.count);
-        buildMaglev(ms.map((b) => ({ name: backs[b]!.name, weight: backs[b]!.weight })), scratch);
+        buildMaglev(ms.map((b, i) => ({ name: backs[b]!.name, weight: weights[pm.start + i]! })), scratch, undefined, hashKey);
         for (let j = 0; j < M; j++) scratch[j] = ms[scratch[j]!]!;
         maglevFull.set(scratch, p * M);
         maglevAlive.set(scratch, p * M);
@@ -325,18 +385,19 @@ export class CompiledTable {
       healthChecks[b.name] = b.healthCheck ?? null;
     }
     const viewPools: Record<string, unknown> = {};
-    for (const p of t.pools) viewPools[p.name] = { members: p.members, key: p.key, failClosed: p.failClosed };
+    // Members as the file may write them: a name at weight 1, else { back, weight }.
+    for (const p of t.pools) viewPools[p.name] = { members: p.members.map((m, i) => (p.weights[i] === 1 ? m : { back: m, weight: p.weights[i] })), key: p.key, failClosed: p.failClosed };
     const viewRoutes = t.routes.map((r) => ({ source: r.source, to: r.to, ...(r.service ? { service: r.service } : {}) }));
     const meta: CompiledMeta = {
       source: t.file, loadedAt, services: [...services], backNames: backs.map((b) => b.name), targetNames,
       routes4: t.routes.filter((r) => r.family === 4).length, routes6: t.routes.filter((r) => r.family === 6).length,
-      flowLabelEnabled: o.flowLabelEnabled, lbspEnabled: o.lbspEnabled, maglevSize: M,
+      flowLabelEnabled: o.flowLabelEnabled, lbspEnabled: o.lbspEnabled, maglevSize: M, builtInHashKey: keyHex === BUILTIN_HASH_KEY,
       view: { backs: viewBacks, pools: viewPools, routes: viewRoutes, loadedAt, source: t.file },
       healthChecks,
     };
     const ct = new CompiledTable(meta, {
       serviceWords, serviceFamily, backSlot, backMode, backAddrFamily, backAddr, backServerId, lbspKeys, lbspVals,
-      targetKey, targetFailClosed, targetStart, targetCount, targetPool, members: membersArr, maglevFull, maglevAlive,
+      targetKey, targetFailClosed, targetStart, targetCount, targetPool, members: membersArr, memberWeight, hashKey, backServes, maglevFull, maglevAlive,
       tableOfService, up,
     }, prefix);
     ct.maglevKey = maglevKey;

@@ -1,17 +1,22 @@
 // Maglev lookup table (Eisenbud et al., NSDI'16; weighted like Katran's MaglevHashV2).
-// Each member's permutation (offset, skip) comes from a seeded hash of its NAME, and members are
-// filled in name order, so every front computes the same table from the same member set whatever
-// the order the config lists them in. The table maps hash % size -> member position.
+// Each member's permutation (offset, skip) comes from a keyed hash (SipHash-1-3 with the front's
+// hashKey) of its NAME, and members are filled in name order, so every front with the same key
+// computes the same table from the same member set whatever the order the config lists them in,
+// and who does not know the key cannot tell which slots a member holds. The table maps
+// hash % size -> member position.
 
-import { hashString } from '../../shared/packet/hash32.js';
+import { sipHashBytes, sipKey } from '../../shared/packet/siphash.js';
 
 export const MAGLEV_DEFAULT_SIZE = 65537; // prime, as in Katran
-const SEED_OFFSET = 0x2a4f1b3d;
-const SEED_SKIP = 0x51ed270b;
+
+/** Built-in hash key ("mslb builtin key"): in the source, so only for fronts without hashKey. */
+export const BUILTIN_HASH_KEY = '6d736c62206275696c74696e206b6579';
+export const BUILTIN_KEY_WORDS = sipKey(Uint8Array.from(Buffer.from(BUILTIN_HASH_KEY, 'hex')));
 
 export interface MaglevMember {
   name: string;
-  weight?: number; // > 0; default 1
+  /** 0..1000, default 1. 0 drains: no slot, unless every included member has weight 0. */
+  weight?: number;
 }
 
 function isPrime(n: number): boolean {
@@ -24,7 +29,7 @@ function isPrime(n: number): boolean {
  * Fill `out` (length = table size, prime) with member positions (index into `members`), or -1
  * everywhere when `members` is empty. `include[i] === false` leaves member i out (down).
  */
-export function buildMaglev(members: readonly MaglevMember[], out: Int32Array, include?: readonly boolean[]): void {
+export function buildMaglev(members: readonly MaglevMember[], out: Int32Array, include?: readonly boolean[], key: Uint32Array = BUILTIN_KEY_WORDS): void {
   const M = out.length;
   if (!isPrime(M)) throw new Error(`maglev table size ${M} is not prime`);
   const idx: number[] = [];
@@ -37,15 +42,18 @@ export function buildMaglev(members: readonly MaglevMember[], out: Int32Array, i
   const offset = new Uint32Array(n), skip = new Uint32Array(n), next = new Uint32Array(n);
   const weight = new Float64Array(n), credit = new Float64Array(n);
   let maxW = 0;
+  const h = new Uint32Array(2);
+  const enc = new TextEncoder();
   for (let j = 0; j < n; j++) {
     const m = members[idx[j]!]!;
-    offset[j] = hashString(SEED_OFFSET, m.name) % M;
-    skip[j] = (hashString(SEED_SKIP, m.name) % (M - 1)) + 1;
+    sipHashBytes(key, enc.encode(m.name), h); // one 64-bit hash: low half the offset, high half the skip
+    offset[j] = h[0]! % M;
+    skip[j] = (h[1]! % (M - 1)) + 1;
     const w = m.weight ?? 1;
     weight[j] = w > 0 ? w : 0;
     if (weight[j]! > maxW) maxW = weight[j]!;
   }
-  if (maxW === 0) { weight.fill(1); maxW = 1; }
+  if (maxW === 0) { weight.fill(1); maxW = 1; } // all draining: spread evenly rather than send nowhere
   let filled = 0;
   // Each round a member earns weight/maxWeight of a slot; the heaviest places one per round.
   while (filled < M) {
@@ -68,9 +76,9 @@ export function buildMaglev(members: readonly MaglevMember[], out: Int32Array, i
 }
 
 /** Convenience: a new table over SharedArrayBuffer. */
-export function maglevTable(members: readonly MaglevMember[], size = MAGLEV_DEFAULT_SIZE, include?: readonly boolean[]): Int32Array {
+export function maglevTable(members: readonly MaglevMember[], size = MAGLEV_DEFAULT_SIZE, include?: readonly boolean[], key?: Uint32Array): Int32Array {
   const t = new Int32Array(new SharedArrayBuffer(size * 4));
-  buildMaglev(members, t, include);
+  buildMaglev(members, t, include, key);
   return t;
 }
 

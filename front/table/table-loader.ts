@@ -30,7 +30,14 @@ export interface TableBack {
   healthCheck?: HealthCheckSpec;
 }
 
-export interface TablePool { name: string; members: string[]; key: PoolKey; failClosed: boolean }
+export interface TablePool {
+  name: string;
+  members: string[];
+  /** Per member (same order): 0..1000; 0 drains (no new key or flow, pinned flows stay). */
+  weights: number[];
+  key: PoolKey;
+  failClosed: boolean;
+}
 
 export interface TableRoute {
   source: string; // canonical prefix
@@ -137,7 +144,7 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
       else back.serverId = formatAddress(6, a.words);
     }
     if (raw.weight !== undefined) {
-      if (typeof raw.weight !== 'number' || !Number.isInteger(raw.weight) || raw.weight < 1 || raw.weight > 1000) { err(`${e}.weight`, 'must be an integer from 1 to 1000'); ok = false; }
+      if (typeof raw.weight !== 'number' || !Number.isInteger(raw.weight) || raw.weight < 0 || raw.weight > 1000) { err(`${e}.weight`, 'must be an integer from 0 to 1000 (0 drains)'); ok = false; }
       else back.weight = raw.weight;
     }
     if (raw.healthCheck !== undefined) {
@@ -177,14 +184,25 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
     if (backByName.has(name)) err(e, `name ${name} is also a back: routes could not tell them apart`);
     if (!isMap(raw)) { err(e, 'must be { members, key?, failClosed? }'); continue; }
     for (const k of Object.keys(raw)) if (!POOL_KEYS.has(k)) err(`${e}.${k}`, 'unknown key (expected members, key, failClosed)');
-    const pool: TablePool = { name, members: [], key: 'source', failClosed: false };
+    const pool: TablePool = { name, members: [], weights: [], key: 'source', failClosed: false };
     poolByName.set(name, pool);
-    if (!Array.isArray(raw.members)) err(`${e}.members`, 'must be a list of back names');
+    if (!Array.isArray(raw.members)) err(`${e}.members`, 'must be a list of back names or { back, weight }');
     else if (raw.members.length === 0) err(`${e}.members`, 'a pool needs at least one member');
-    else raw.members.forEach((m, i) => {
-      if (typeof m !== 'string' || !backByName.has(m)) err(`${e}.members[${i}]`, `unknown back ${JSON.stringify(m)}`);
-      else if (pool.members.includes(m)) err(`${e}.members[${i}]`, `${m} listed twice`);
-      else pool.members.push(m);
+    else raw.members.forEach((rm, i) => {
+      const me = `${e}.members[${i}]`;
+      let m: unknown = rm;
+      let weight: number | undefined;
+      if (isMap(rm)) {
+        for (const k of Object.keys(rm)) if (k !== 'back' && k !== 'weight') { err(`${me}.${k}`, 'unknown key (expected back, weight)'); return; }
+        m = rm.back;
+        if (rm.weight !== undefined) {
+          if (typeof rm.weight !== 'number' || !Number.isInteger(rm.weight) || rm.weight < 0 || rm.weight > 1000) { err(`${me}.weight`, 'must be an integer from 0 to 1000 (0 drains)'); return; }
+          weight = rm.weight;
+        }
+      }
+      if (typeof m !== 'string' || !backByName.has(m)) err(isMap(rm) ? `${me}.back` : me, `unknown back ${JSON.stringify(m)}`);
+      else if (pool.members.includes(m)) err(me, `${m} listed twice`);
+      else { pool.members.push(m); pool.weights.push(weight ?? backByName.get(m)!.weight); }
     });
     if (raw.key !== undefined) {
       if (raw.key !== 'label' && raw.key !== 'source+label' && raw.key !== 'source') err(`${e}.key`, `must be label | source+label | source, got ${JSON.stringify(raw.key)}`);

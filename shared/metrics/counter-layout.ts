@@ -45,6 +45,12 @@ export const EVENT_COUNTERS = [
   // packets taken in without being forwarded or dropped, so rx = tx + drops + these
   'fabric_icmp_handled',
   'fragments_held',
+  // an LBSP server segment ignored because it names a back the packet's service has not, one that
+  // is down, or one that drains (with bad_length and unknown_server: mslb_lbsp_ignored_total)
+  'lbsp_ignored_other_service',
+  'lbsp_ignored_backend_down',
+  'lbsp_ignored_draining',
+  'lbsp_client_fallback',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 
@@ -62,7 +68,9 @@ export const ICMP_BASE = DECISION_BASE + DECISION_REASONS.length;
 export const EVENT_BASE = ICMP_BASE + ICMP_TYPES.length;
 /** Two slots per backend: packets then bytes. */
 export const BACKEND_BASE = EVENT_BASE + EVENT_COUNTERS.length;
-export const COUNTER_BLOCK_LENGTH = BACKEND_BASE + 2 * MAX_BACKEND_SLOTS;
+/** One gauge per backend slot: flows pinned to that back in this worker's flow table. */
+export const BACKEND_FLOWS_BASE = BACKEND_BASE + 2 * MAX_BACKEND_SLOTS;
+export const COUNTER_BLOCK_LENGTH = BACKEND_FLOWS_BASE + MAX_BACKEND_SLOTS;
 
 export function dropIndex(r: DropReason): number {
   return DROP_BASE + DROP_REASONS.indexOf(r);
@@ -78,6 +86,10 @@ export function eventIndex(e: EventCounter): number {
 }
 export function backendPacketsIndex(slot: number): number {
   return BACKEND_BASE + 2 * slot;
+}
+
+export function backendFlowsIndex(slot: number): number {
+  return BACKEND_FLOWS_BASE + slot;
 }
 
 /** One block per worker, allocated by the main thread and handed to the worker. */

@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { MSLB_VERSION } from '../version.js';
 import {
   backendPacketsIndex,
+  backendFlowsIndex,
   C_FLOW_TABLE_SIZE,
   C_RX_BYTES,
   C_RX_PACKETS,
@@ -102,6 +103,7 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['pmtu_learned', 'mslb_pmtu_learned_total', 'ICMP errors from the fabric that lowered the path MTU toward a back.'],
   ['tunnel_unwrapped', 'mslb_tunnel_unwrapped_total', 'Tunnel packets from acceptTunnelFrom sources unwrapped (multi-stage, return encapsulation).'],
   ['fabric_icmp_handled', 'mslb_fabric_icmp_handled_total', 'ICMP errors about the front\'s own tunnel packets taken in (path MTU, relay to the inner source), not forwarded.'],
+  ['lbsp_client_fallback', 'mslb_lbsp_client_fallback_total', 'LBSP client segments no route covers (anonymous values): the IP source was the key.'],
 ];
 const BACK_EVENTS: readonly [EventCounter, string, string][] = [
   ['lbsp_stamped', 'mslb_lbsp_stamped_total', 'Return packets stamped with the LBSP server segment.'],
@@ -205,7 +207,7 @@ export class ServiceMetrics {
         'mslb_lbsp_ignored_total',
         'LBSP options ignored (packet balanced as if it had none), by why.',
         'reason',
-        ['bad_length', 'unknown_server'],
+        ['bad_length', 'unknown_server', 'other_service', 'backend_down', 'draining'],
         (r) => eventIndex(`lbsp_ignored_${r}` as EventCounter),
       );
     }
@@ -228,6 +230,22 @@ export class ServiceMetrics {
       });
     backendCounter('mslb_backend_packets_total', 'Packets sent to each back.', 0);
     backendCounter('mslb_backend_bytes_total', 'Bytes sent to each back.', 1);
+    if (this.role === 'front') {
+      new Gauge({
+        name: 'mslb_backend_flows',
+        help: 'Flows pinned to each back in the flow tables (summed over workers); a draining back is done at 0.',
+        labelNames: ['backend'],
+        registers: reg,
+        collect() {
+          this.reset();
+          const b = blocks();
+          for (const be of backends()) {
+            if (!Number.isInteger(be.slot) || be.slot < 0 || be.slot >= MAX_BACKEND_SLOTS) continue;
+            this.set({ backend: be.name }, sumCounter(b, backendFlowsIndex(be.slot)));
+          }
+        },
+      });
+    }
     new Gauge({
       name: 'mslb_backend_up',
       help: 'Whether each back of the table in force is up (1) or down (0).',

@@ -48,6 +48,8 @@ export class PacketInfo {
   lbspOff = -1;
   /** 0 none, 1 ok, 2 present but wrong length (callers ignore it and count). */
   lbspStatus = 0;
+  /** The header chain holds an Authentication Header (AH covers the headers: nothing may be inserted). */
+  hasAh = false;
   /** Segments Left of a Routing header (-1 when there is none). */
   rtSegLeft = -1;
   /** IPv6 extension headers walked (at most MAX_EXT_HEADERS in a packet that parsed). */
@@ -85,6 +87,7 @@ export class PacketInfo {
     this.destOptsLen = 0;
     this.lbspOff = -1;
     this.lbspStatus = 0;
+    this.hasAh = false;
     this.rtSegLeft = -1;
     this.extHeaders = 0;
     this.icmpType = -1;

@@ -213,6 +213,7 @@ function parse6(buf: Uint8Array, off: number, len: number, info: PacketInfo, lbs
       if (p + 2 > end) return ParseError.TRUNCATED;
       const hl = (buf[p + 1] + 2) * 4; // AH counts 4-octet units
       if (p + hl > end) return ParseError.TRUNCATED;
+      info.hasAh = true;
       dOff = -1;
       lOff = -1;
       lStatus = 0;

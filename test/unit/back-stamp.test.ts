@@ -33,7 +33,7 @@ function role(extra: Partial<BackRole> = {}): BackRole {
     own: [{ family: 6, b: w(B6), s: w(S6), mode: 2 }, { family: 4, b: w(B4), s: w(S4), mode: 2 }],
     services: [{ family: 6, words: w(S6) }, { family: 4, words: w(S4) }],
     allowedFronts: [{ family: 6, words: w(S6), len: 128 }],
-    returnPath: true, stamp: true, serverId: w(SERVER_ID), mssClamp: 1500 - STAMP_OVERHEAD, mtu: 1500,
+    returnPath: true, stamp: true, stampAlways: true, serverId: w(SERVER_ID), mssClamp: 1500 - STAMP_OVERHEAD, mtu: 1500,
     ...extra,
   };
 }

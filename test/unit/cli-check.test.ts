@@ -20,6 +20,7 @@ describe('mslb check', () => {
     expect(f.err).toEqual([]);
     expect(f.code).toBe(0);
     expect(f.out[0]).toMatch(/^OK front .*2 services.*2 backs, 1 pools, 6 routes \(3 IPv4, 3 IPv6\)/);
+    expect(f.out[1]).toMatch(/^(warning: no hashKey: pools use the built-in key|hashKey from )/);
     const b = await run('check', `${examples}back.yaml`);
     expect(b.code).toBe(0);
     expect(b.out[0]).toMatch(/^OK back .*2 addresses/);

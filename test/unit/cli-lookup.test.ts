@@ -7,7 +7,7 @@ const front = fileURLToPath(new URL('../../deploy/examples/front.yaml', import.m
 async function lookup(...args: string[]) {
   const out: string[] = [], err: string[] = [];
   const code = await main(['lookup', '--config', front, ...args], { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, line: out[0] ?? '', err };
+  return { code, line: out[0] ?? '', out, err };
 }
 
 describe('mslb lookup (deploy/examples)', () => {
@@ -20,13 +20,14 @@ describe('mslb lookup (deploy/examples)', () => {
 
   it('explains flow-label, LBSP server and LBSP client decisions', async () => {
     expect((await lookup('--src', '2001:db8:99::1', '--flow-label', '12345')).line).toMatch(/reason flow_label via pool:web$/);
+    expect((await lookup('--src', '2001:db8:99::1', '--flow-label', '12345', '--down', 'b2')).out[1]).toBe('members: b1 weight 1, b2 weight 1 down');
     expect((await lookup('--src', '2001:db8:99::1', '--lbsp-server', '2001:db8:b::2')).line).toBe('back b2 address 2001:db8:b::2 mode translate reason lbsp_server');
     // Client segment 2001:db8:c1::5 names b1's prefix although the source is elsewhere.
     expect((await lookup('--src', '2001:db8:99::1', '--lbsp-client', '2001:db8:c1::5')).line).toMatch(/^back b1 .*reason source_prefix via back:b1$/);
     // IPv4-mapped client in the IPv4 routes -> b2 (203.0.113.64/26) with b2's IPv6 address for the IPv6 service.
     expect((await lookup('--src', '2001:db8:99::1', '--lbsp-client', '::ffff:203.0.113.70')).line).toMatch(/^back b2 address 2001:db8:b::2 .*via back:b2$/);
     const ign = await lookup('--src', '2001:db8:c1::10', '--lbsp-server', '2001:db8:ffff::1');
-    expect(ign.line).toMatch(/^back b1 .*LBSP server segment ignored/);
+    expect(ign.line).toMatch(/^back b1 .*LBSP server segment ignored: unknown_server/);
   });
 
   it('a down LBSP server is not sticky', async () => {

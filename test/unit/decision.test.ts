@@ -2,8 +2,8 @@ import { describe, it, expect } from 'vitest';
 import { validateTable, type TableContext } from '../../front/table/table-loader.js';
 import { CompiledTable, type CompiledTableTransfer } from '../../front/table/compiled-table.js';
 import { parseAddress } from '../../shared/table/addr.js';
-import { hash1, KEY_SEED } from '../../shared/packet/hash32.js';
-import { decide, DecisionInput, DecisionResult, REASON_NAMES } from '../../front/decision.js';
+import { sip1 } from '../../shared/packet/siphash.js';
+import { decide, DecisionInput, DecisionResult, LBSP_IGNORED_NAMES, REASON_NAMES } from '../../front/decision.js';
 
 const ctx: TableContext = { services: ['2001:db8:5::80', '192.0.2.80'], mode: 'translate', encap: { source: 'service', source4: '', source6: '' } };
 
@@ -165,10 +165,89 @@ describe('decision pipeline (SPEC 2, steps 1-4)', () => {
     expect(run(w, f).back).toBe(run(t, f).back);
   });
 
-  it('same hash everywhere: the pool member follows hash1(label) through the full table', () => {
+  it('same hash everywhere: the pool member follows the keyed sip1(label) through the full table', () => {
     const t = compile(base);
     const r = run(t, { description: '', src: '2001:db8:ffff::1', label: 4242, expect: '', reason: '' });
-    const j = t.a.targetPool[r.target]! * t.maglevSize + hash1(KEY_SEED, 4242) % t.maglevSize;
+    const j = t.a.targetPool[r.target]! * t.maglevSize + sip1(t.a.hashKey, 4242) % t.maglevSize;
     expect(r.back).toBe(t.a.maglevFull[j]);
+  });
+});
+
+// SPEC 2 steps 1-2: what an LBSP option lets a client choose, and what it does not.
+describe('LBSP trust', () => {
+  const S1 = '2001:db8:5::80', S2 = '2001:db8:5::81';
+  const tctx: TableContext = { services: [S1, S2], mode: 'encap', encap: { source: 'service', source4: '', source6: '' } };
+  const table = {
+    backs: {
+      a1: { address: '2001:db8:b::a1' }, a2: { address: '2001:db8:b::a2', serverId: '2001:db8:5::a2' },
+      a3: { address: '2001:db8:b::a3' }, d1: { address: '2001:db8:b::d1' },
+      b1: { address: '2001:db8:b::b1' }, probe: { address: '2001:db8:b::99' },
+    },
+    pools: { s1: { members: ['a1', 'a2', { back: 'd1', weight: 0 }], key: 'source' } },
+    routes: [
+      { source: '2001:db8:c1::/48', to: 'a3', service: S1 },
+      { source: '2001:db8:c2::/48', to: 's1', service: S1 },
+      { source: '::/0', to: 'b1', service: S2 },
+    ],
+  };
+  function compileTrust(extraRoutes: { source: string; to: string }[] = []) {
+    const v = validateTable({ ...table, routes: [...table.routes, ...extraRoutes] }, 'trust.yaml', tctx);
+    expect(v.errors).toEqual([]);
+    const slots = new Map<string, number>();
+    return CompiledTable.compile(v.table!, {
+      services: tctx.services, flowLabelEnabled: true, lbspEnabled: true, maglevSize: 251, ownRoutes: table.routes.length,
+      slotOf: (n) => { if (!slots.has(n)) slots.set(n, slots.size); return slots.get(n)!; },
+    });
+  }
+  function ask(t: CompiledTable, src: string, server?: string, client?: string, service = S1) {
+    const inp = new DecisionInput(), out = new DecisionResult();
+    inp.family = 6; inp.src.set(parseAddress(src)!.words); inp.service.set(parseAddress(service)!.words);
+    inp.hasLbsp = server !== undefined || client !== undefined;
+    if (server) inp.lbspServer.set(parseAddress(server)!.words);
+    if (client) inp.lbspClient.set(parseAddress(client)!.words);
+    decide(t, inp, out);
+    return { back: out.back < 0 ? '-' : t.meta.backNames[out.back]!, reason: REASON_NAMES[out.reason], ignored: LBSP_IGNORED_NAMES[out.lbspIgnored], fellBack: out.lbspClientFellBack };
+  }
+
+  it('a server segment naming another back of the service is honoured', () => {
+    const t = compileTrust();
+    expect(ask(t, '2001:db8:c1::10', '2001:db8:b::a1')).toEqual({ back: 'a1', reason: 'lbsp_server', ignored: '', fellBack: false });
+    expect(ask(t, '2001:db8:c1::10', '2001:db8:5::a2')).toEqual({ back: 'a2', reason: 'lbsp_server', ignored: '', fellBack: false }); // by serverId
+  });
+
+  it('a server segment naming a back of another service is ignored (other_service): the route decides', () => {
+    const t = compileTrust();
+    expect(ask(t, '2001:db8:c1::10', '2001:db8:b::b1')).toEqual({ back: 'a3', reason: 'source_prefix', ignored: 'other_service', fellBack: false });
+    expect(ask(t, '2001:db8:c1::10', '2001:db8:b::a1', undefined, S2)).toEqual({ back: 'b1', reason: 'source_prefix', ignored: 'other_service', fellBack: false });
+  });
+
+  it('unknown, down and draining backs are ignored with their reason', () => {
+    const t = compileTrust();
+    expect(ask(t, '2001:db8:c1::10', '2001:db8:b::77').ignored).toBe('unknown_server');
+    expect(ask(t, '2001:db8:c1::10', '2001:db8:b::d1')).toEqual({ back: 'a3', reason: 'source_prefix', ignored: 'draining', fellBack: false });
+    t.a.up[t.a.backSlot[t.meta.backNames.indexOf('a1')]!] = 0;
+    t.refreshUp();
+    expect(ask(t, '2001:db8:c1::10', '2001:db8:b::a1')).toEqual({ back: 'a3', reason: 'source_prefix', ignored: 'backend_down', fellBack: false });
+  });
+
+  it('a health-probe host route does not make its back one of the service\'s', () => {
+    const t = compileTrust([{ source: '2001:db8:f0::1/128', to: 'probe' }]);
+    expect(ask(t, '2001:db8:c1::10', '2001:db8:b::99').ignored).toBe('other_service');
+    expect(ask(t, '2001:db8:f0::1').back).toBe('probe'); // the probe route itself still works
+  });
+
+  it('a client segment no route covers falls back to the IP source; a covered one is the key', () => {
+    const t = compileTrust();
+    expect(ask(t, '2001:db8:c1::10', undefined, 'fd00:1234::99')).toEqual({ back: 'a3', reason: 'source_prefix', ignored: '', fellBack: true });
+    expect(ask(t, '2001:db8:c1::10', undefined, '2001:db8:c2::5').back).not.toBe('a3'); // the pool of c2
+    expect(ask(t, '2001:db8:c1::10', undefined, '2001:db8:c2::5').fellBack).toBe(false);
+    expect(ask(t, '2001:db8:99::1', undefined, '2001:db8:c1::10')).toEqual({ back: 'a3', reason: 'source_prefix', ignored: '', fellBack: false });
+  });
+
+  it('a draining pool member gets no new key', () => {
+    const t = compileTrust();
+    const seen = new Set<string>();
+    for (let i = 1; i < 3000; i++) seen.add(ask(t, `2001:db8:c2::${i.toString(16)}`).back);
+    expect([...seen].sort()).toEqual(['a1', 'a2']);
   });
 });

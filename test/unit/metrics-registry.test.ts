@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
   backendPacketsIndex,
+  backendFlowsIndex,
   C_FLOW_TABLE_SIZE,
   C_RX_BYTES,
   C_RX_PACKETS,
@@ -63,6 +64,9 @@ describe('metrics registry', () => {
     blocks[1][backendPacketsIndex(7)] = 1;
     blocks[1][backendPacketsIndex(7) + 1] = 700;
     blocks[0][eventIndex('lbsp_ignored_unknown_server')] = 4;
+    blocks[1][eventIndex('lbsp_ignored_other_service')] = 2;
+    blocks[0][backendFlowsIndex(7)] = 3;
+    blocks[1][backendFlowsIndex(7)] = 2;
     blocks[0][eventIndex('flow_table_hits')] = 11;
     blocks[0][C_FLOW_TABLE_SIZE] = 20;
     blocks[1][C_FLOW_TABLE_SIZE] = 22;
@@ -80,6 +84,10 @@ describe('metrics registry', () => {
     expect(sample(t, 'mslb_backend_up', 'backend="b1"')).toBe(1);
     expect(sample(t, 'mslb_backend_up', 'backend="b2"')).toBe(0);
     expect(sample(t, 'mslb_lbsp_ignored_total', 'reason="unknown_server"')).toBe(4);
+    expect(sample(t, 'mslb_lbsp_ignored_total', 'reason="other_service"')).toBe(2);
+    expect(sample(t, 'mslb_lbsp_ignored_total', 'reason="draining"')).toBe(0);
+    expect(sample(t, 'mslb_backend_flows', 'backend="b2"')).toBe(5);
+    expect(sample(t, 'mslb_backend_flows', 'backend="b1"')).toBe(0);
     expect(sample(t, 'mslb_flow_table_hits_total')).toBe(11);
     expect(sample(t, 'mslb_flow_table_entries')).toBe(42);
     expect(sample(t, 'mslb_table_routes', 'family="ipv4"')).toBe(2);

@@ -11,6 +11,7 @@ const SPEC_TABLE = `backs:
   b4: { address: 198.51.100.1 }
 pools:
   web: { members: [b1, b2], key: label }          # key: label | source+label | source
+  api: { members: [{ back: b1, weight: 3 }, { back: b2, weight: 0 }] }   # weight 0: b2 drains
 routes:
   - { source: 2001:db8:c1::/48, to: b1 }
   - { source: 198.51.100.0/24, to: b4 }
@@ -27,7 +28,8 @@ describe('table file (SPEC 6a)', () => {
     expect(r.errors).toEqual([]);
     const t = r.table!;
     expect(t.backs.map((b) => [b.name, b.mode])).toEqual([['b1', 'translate'], ['b2', 'encap'], ['b4', 'translate']]);
-    expect(t.pools[0]).toEqual({ name: 'web', members: ['b1', 'b2'], key: 'label', failClosed: false });
+    expect(t.pools[0]).toEqual({ name: 'web', members: ['b1', 'b2'], weights: [1, 1], key: 'label', failClosed: false });
+    expect(t.pools[1]).toEqual({ name: 'api', members: ['b1', 'b2'], weights: [3, 0], key: 'source', failClosed: false });
     expect(t.routes.map((r) => r.source)).toEqual(['2001:db8:c1::/48', '198.51.100.0/24', '::/0']);
     expect(t.backs[0]!.addressFor).toEqual({ '2001:db8:5::80': '2001:db8:b::1' });
     expect(t.backs[1]!.addressFor).toEqual({ '2001:db8:5::80': '2001:db8:b::2', '192.0.2.80': '2001:db8:b::2' });
@@ -54,6 +56,9 @@ describe('table file (SPEC 6a)', () => {
   one('pool with no members', { backs: { b1: { address: '2001:db8:b::1' } }, pools: { p: { members: [] } }, routes: [] }, /^pools\.p\.members: a pool needs at least one member/);
   one('unknown key in a back', { backs: { b1: { address: '2001:db8:b::1', wieght: 2 } }, routes: [] }, /^backs\.b1\.wieght: unknown key/);
   one('bad pool key', { backs: { b1: { address: '2001:db8:b::1' } }, pools: { p: { members: ['b1'], key: 'flow' } } }, /^pools\.p\.key: must be label \| source\+label \| source/);
+  one('member weight out of range', { backs: { b1: { address: '2001:db8:b::1' } }, pools: { p: { members: [{ back: 'b1', weight: 1001 }] } } }, /^pools\.p\.members\[0\]\.weight: must be an integer from 0 to 1000/);
+  one('member object without a known back', { backs: { b1: { address: '2001:db8:b::1' } }, pools: { p: { members: [{ back: 'b9' }] } } }, /^pools\.p\.members\[0\]\.back: unknown back "b9"/);
+  one('member object with an unknown key', { backs: { b1: { address: '2001:db8:b::1' } }, pools: { p: { members: [{ back: 'b1', wieght: 2 }] } } }, /^pools\.p\.members\[0\]\.wieght: unknown key/);
   one('unknown pool member', { backs: { b1: { address: '2001:db8:b::1' } }, pools: { p: { members: ['b1', 'b9'] } } }, /^pools\.p\.members\[1\]: unknown back "b9"/);
   one('bad back address', { backs: { b1: { address: '2001:db8:b::g' } } }, /^backs\.b1\.address: not an IPv4 or IPv6 address/);
   one('addresses map with a non-service key', { backs: { b1: { addresses: { '2001:db8:5::99': '2001:db8:b::1' } } } }, /^backs\.b1\.addresses\["2001:db8:5::99"\]: 2001:db8:5::99 is not one of the front's services/);
