@@ -41,15 +41,18 @@ async function main(): Promise<void> {
   const tables = new TableManager(
     config,
     log,
-    (t, generation, plan) => {
+    async (t, generation, plan) => {
+      if (!host) throw new Error('service not started');
+      // Resolves once every worker took it; otherwise they all went back to the previous table.
+      await host.apply({ type: 'table', table: t.toTransfer(), generation });
       hash = tableHash(t.meta.view);
-      host?.metrics.setTableHash(hash);
-      host?.broadcast({ type: 'table', table: t.toTransfer(), generation });
+      host.metrics.setTableHash(hash);
       health?.update((plan as HealthPlan | undefined)?.backs ?? []);
       refreshMtus(t);
     },
     (ok) => host?.metrics.recordReload(ok),
     {
+      onSlotReuse: (slot) => host?.metrics.resetBackendSlot(slot),
       // Health checks: plan per back, plus the internal probe-source routes (front/health-checker.ts).
       augment: (t, slotOf) => {
         const p = planHealthChecks(t, config, slotOf);
@@ -121,12 +124,10 @@ async function main(): Promise<void> {
   });
   // Stop probing before the workers stop (no backend_down noise while draining).
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => health?.stop());
-  host.handleSignals(() => {
-    if (started) tables.reload('SIGHUP');
-  });
+  host.handleSignals(() => (started ? tables.reload('SIGHUP') : undefined));
   try {
     await host.start();
-    tables.install(first.table, first.text);
+    await tables.install(first.table, first.text);
     started = true;
     host.metrics.markLoaded();
     tables.watch();
