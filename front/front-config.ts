@@ -14,11 +14,11 @@ import { BUILTIN_HASH_KEY } from './table/maglev.js';
 export const frontSchema = {
   tun: {
     name: { doc: 'TUN device the front creates', format: String, default: 'mslbf0', env: 'MSLB_TUN_NAME' },
-    mtu: { doc: 'MTU of the TUN device', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
+    mtu: { doc: 'MTU of the TUN device (at most 1920 with offload.enabled: false, what a queue slot then holds)', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
     queues: { doc: 'TUN queues (IFF_MULTI_QUEUE), one worker thread each', format: 'int-range', default: 1, env: 'MSLB_TUN_QUEUES' },
     routes: { doc: 'Prefixes the front routes into its TUN (service addresses, tunnel addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
   },
-  services: { doc: 'Service addresses S this front balances', format: 'string-list', default: [] as string[], env: 'MSLB_SERVICES' },
+  services: { doc: 'Service addresses S this front balances (unicast: not unspecified, loopback or multicast)', format: 'string-list', default: [] as string[], env: 'MSLB_SERVICES' },
   table: { doc: 'Path of the translation table file (relative to this file)', format: String, default: './table.yaml', env: 'MSLB_TABLE' },
   mode: { doc: 'Default mode for backs that do not say: translate | encap', format: ['translate', 'encap'], default: 'translate', env: 'MSLB_MODE' },
   encap: {
@@ -37,9 +37,9 @@ export const frontSchema = {
   },
   hashKey: { doc: 'Key of every hash that chooses a back (SipHash-1-3): 16 bytes as 32 hex digits, or the path of a file holding them (hex text or 16 raw bytes); the same on every front; "" = the built-in key, which anyone reading the source knows', format: String, default: '', env: 'MSLB_HASH_KEY' },
   admin: {
-    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz, /table)', format: String, default: '[::1]:9101', env: 'MSLB_ADMIN_LISTEN' },
+    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz, /table): ADDRESS:PORT or [ADDRESS]:PORT', format: String, default: '[::1]:9101', env: 'MSLB_ADMIN_LISTEN' },
   },
-  acceptTunnelFrom: { doc: 'Outer source prefixes whose tunnel packets the front unwraps (multi-stage, return encapsulation)', format: 'string-list', default: [] as string[], env: 'MSLB_ACCEPT_TUNNEL_FROM' },
+  acceptTunnelFrom: { doc: 'Outer source prefixes whose tunnel packets the front unwraps (multi-stage, return encapsulation); a /0 is refused', format: 'string-list', default: [] as string[], env: 'MSLB_ACCEPT_TUNNEL_FROM' },
   offload: {
     enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
   },
@@ -98,11 +98,15 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   const c = new Checker(file);
   const bad = new Set(errors.map((e) => e.entry));
   const ok = (k: string) => !bad.has(k);
-  if (ok('tun.mtu')) c.intRange("tun.mtu", v.tun.mtu, 576, 65535);
+  if (ok('tun.mtu')) c.tunMtu('tun.mtu', v.tun.mtu, v.offload.enabled !== false);
   if (ok('tun.queues')) c.intRange('tun.queues', v.tun.queues, 1, 64);
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v.tun.name)) c.err('tun.name', `not an interface name (1-15 of A-Z a-z 0-9 _ . -): ${JSON.stringify(v.tun.name)}`);
   const routes = ok('tun.routes') ? c.prefixList('tun.routes', v.tun.routes) : [];
-  const services = ok('services') ? c.addressList('services', v.services) : [];
+  const services: string[] = [];
+  if (ok('services')) {
+    if (!Array.isArray(v.services)) c.err('services', 'must be a list of addresses');
+    else v.services.forEach((x, i) => { const a = c.unicastAddress(`services[${i}]`, x); if (a) services.push(a); });
+  }
   if (ok('services') && Array.isArray(v.services) && v.services.length === 0) c.err('services', 'at least one service address is needed');
   const seen = new Set<string>();
   services.forEach((s, i) => { if (seen.has(s)) c.err(`services[${i}]`, `duplicate service ${s}`); seen.add(s); });
@@ -114,7 +118,7 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   if (ok('lbsp.optionType')) c.intRange('lbsp.optionType', v.lbsp.optionType, 0, 255);
   if (ok('lbsp.optionType') && (v.lbsp.optionType === 0 || v.lbsp.optionType === 1)) c.err('lbsp.optionType', `${v.lbsp.optionType} is Pad1/PadN, not usable for LBSP (use 0x1e)`);
   c.listen('admin.listen', v.admin.listen);
-  const accept = ok('acceptTunnelFrom') ? c.prefixList('acceptTunnelFrom', v.acceptTunnelFrom) : [];
+  const accept = ok('acceptTunnelFrom') ? c.senderPrefixList('acceptTunnelFrom', v.acceptTunnelFrom) : [];
   if (ok('flowTable.size')) c.intRange('flowTable.size', v.flowTable.size, 1, 1 << 24);
   for (const k of ['tcpTimeout', 'udpTimeout', 'otherTimeout'] as const) if (ok(`flowTable.${k}`)) c.duration(`flowTable.${k}`, v.flowTable[k], 1, 86400);
   if (ok('icmp.ratePerSecond')) c.intRange('icmp.ratePerSecond', v.icmp.ratePerSecond, 0, 1_000_000);

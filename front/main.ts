@@ -41,15 +41,18 @@ async function main(): Promise<void> {
   const tables = new TableManager(
     config,
     log,
-    (t, generation, plan) => {
+    async (t, generation, plan) => {
+      if (!host) throw new Error('service not started');
+      // Resolves once every worker took it; otherwise they all went back to the previous table.
+      await host.apply({ type: 'table', table: t.toTransfer(), generation });
       hash = tableHash(t.meta.view);
-      host?.metrics.setTableHash(hash);
-      host?.broadcast({ type: 'table', table: t.toTransfer(), generation });
+      host.metrics.setTableHash(hash);
       health?.update((plan as HealthPlan | undefined)?.backs ?? []);
       refreshMtus(t);
     },
     (ok) => host?.metrics.recordReload(ok),
     {
+      onSlotReuse: (slot) => host?.metrics.resetBackendSlot(slot),
       // Health checks: plan per back, plus the internal probe-source routes (front/health-checker.ts).
       augment: (t, slotOf) => {
         const p = planHealthChecks(t, config, slotOf);
@@ -108,9 +111,9 @@ async function main(): Promise<void> {
     adminRoutes: frontAdminRoutes({
       table: () => tables.table,
       queryFlows: (q) => host?.queryFlows(q) ?? Promise.resolve([]),
-      reload: () => {
+      reload: async () => {
         if (!started) return { result: { outcome: 'rejected', errors: [{ file: config.table, entry: '', reason: 'the front is still starting' }] }, file: config.table, hash };
-        tables.reload('admin');
+        await tables.reload('admin');
         return { result: tables.lastReload!, file: config.table, hash };
       },
     }),
@@ -121,12 +124,10 @@ async function main(): Promise<void> {
   });
   // Stop probing before the workers stop (no backend_down noise while draining).
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => health?.stop());
-  host.handleSignals(() => {
-    if (started) tables.reload('SIGHUP');
-  });
+  host.handleSignals(() => (started ? tables.reload('SIGHUP') : undefined));
   try {
     await host.start();
-    tables.install(first.table, first.text);
+    await tables.install(first.table, first.text);
     started = true;
     host.metrics.markLoaded();
     tables.watch();

@@ -63,7 +63,35 @@ export interface AdminServerOptions extends AdminHandlers {
   routes?: Record<string, AdminRoute>;
   listen: string;
   log?: Logger;
+  /** Bounds against slow or many clients (defaults: ADMIN_LIMITS). */
+  limits?: Partial<AdminLimits>;
 }
+
+/**
+ * The admin server is for a scraper, a health check and an operator: a few connections, small
+ * requests. Node's defaults (no connection cap, 60 s to send headers, 300 s per request) let a
+ * handful of slow clients hold it, and with them the service's readiness checks.
+ */
+export interface AdminLimits {
+  /** Open connections at once; more are closed on accept. */
+  maxConnections: number;
+  /** Time a client has to send the request headers. */
+  headersTimeoutMs: number;
+  /** Time a client has to send the whole request. */
+  requestTimeoutMs: number;
+  /** Idle time of a kept-alive connection between requests. */
+  keepAliveTimeoutMs: number;
+  /** How often the expired header/request timers are checked. */
+  checkIntervalMs: number;
+}
+
+export const ADMIN_LIMITS: AdminLimits = {
+  maxConnections: 32,
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5000,
+  checkIntervalMs: 1000,
+};
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -73,12 +101,32 @@ export class AdminServer {
 
   constructor(private readonly opts: AdminServerOptions) {
     this.addr = parseListen(opts.listen);
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((e) => this.fail(res, e));
-    });
+    const lim = { ...ADMIN_LIMITS, ...opts.limits };
+    this.server = createServer(
+      {
+        headersTimeout: lim.headersTimeoutMs,
+        requestTimeout: lim.requestTimeoutMs,
+        connectionsCheckingInterval: lim.checkIntervalMs,
+        maxHeaderSize: 8192,
+      },
+      (req, res) => {
+        this.handle(req, res).catch((e) => this.fail(res, e));
+      },
+    );
+    this.server.maxConnections = lim.maxConnections;
     // Scrapers keep connections alive; a short idle timeout keeps close() quick even without closeAll.
-    this.server.keepAliveTimeout = 5000;
+    this.server.keepAliveTimeout = lim.keepAliveTimeoutMs;
+    // A connection that sends nothing at all is idle, not slow: the socket timeout closes it.
+    this.server.timeout = lim.requestTimeoutMs;
+    this.server.on('timeout', (socket: import('node:net').Socket) => socket.destroy());
+    this.server.on('drop', () => {
+      this.dropped++;
+      if (this.dropped === 1 || this.dropped % 1000 === 0) this.opts.log?.warn('admin_connections_full', { maxConnections: lim.maxConnections, dropped: this.dropped });
+    });
   }
+
+  /** Connections closed on accept because maxConnections were open. */
+  dropped = 0;
 
   /** Start listening; resolves with the bound address (port 0 picks a free one). */
   listen(): Promise<AddressInfo> {

@@ -11,6 +11,11 @@ export interface WorkerInit {
   counters: SharedArrayBuffer;
   /** Role-specific settings, plain data (addresses already parsed into words). */
   role: unknown;
+  /**
+   * Tests only (set from MSLB_TEST_WORKER_EXIT_AFTER_MS when NODE_ENV=test): the worker ends
+   * itself this many ms after start, to show what an unexpected worker exit does.
+   */
+  testExitAfterMs?: number;
 }
 
 /**
@@ -59,11 +64,19 @@ export interface FlowSnapshot {
   flows: FlowEntry[];
 }
 
-export type ToWorker = { type: 'stop' } | FlowQuery | { type: 'table'; table: unknown; generation: number };
+// A control message with `seq` is acknowledged ('applied' or 'apply-failed' with that seq), so the
+// main thread knows every worker runs the same table / role settings.
+export type ToWorker =
+  | { type: 'stop' }
+  | { type: 'table'; table: unknown; generation: number; seq?: number }
+  | { type: 'role'; role: unknown; seq?: number }
+  | FlowQuery;
 
 export type FromWorker =
   | { type: 'ready'; queue: number }
   | { type: 'stopped'; queue: number }
   | { type: 'error'; queue: number; message: string }
   | { type: 'device-error'; queue: number; message: string }
-  | FlowSnapshot;
+  | FlowSnapshot
+  | { type: 'applied'; queue: number; seq: number }
+  | { type: 'apply-failed'; queue: number; seq: number; message: string };

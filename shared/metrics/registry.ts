@@ -59,6 +59,8 @@ export interface MetricsSources {
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
   offloadEnabled?: () => boolean;
+  /** Worker threads alive now. Default: one per counter block. */
+  liveWorkers?: () => number;
   /** Health probes per back and kind (front): mslb_health_probe_* families. Default: none. */
   healthProbes?: () => readonly HealthProbeState[];
 }
@@ -131,6 +133,9 @@ export class ServiceMetrics {
   readonly registry = new Registry();
   readonly role: ServiceRole;
   private reloadsOk = 0;
+  /** Per backend counter index: the total left by the slot's previous back (see resetBackendSlot). */
+  private readonly backendBase = new Map<number, number>();
+  private readonly blocksOf: () => readonly Float64Array[];
   private reloadsFailed = 0;
   private lastSuccess = 0;
   /** 1 when the file on disk is the one in force (last reload applied or unchanged), 0 after a rejection. */
@@ -142,9 +147,11 @@ export class ServiceMetrics {
     const src = opts.sources;
     const reg = [this.registry];
     const blocks = src.blocks;
+    this.blocksOf = blocks;
     const backends = src.backends ?? (() => []);
     const tableRoutes = src.tableRoutes ?? (() => ({ ipv4: 0, ipv6: 0 }));
     const offload = src.offloadEnabled ?? (() => false);
+    const liveWorkers = src.liveWorkers;
     const self = this;
 
     if (opts.defaultMetrics !== false) {
@@ -241,7 +248,8 @@ export class ServiceMetrics {
           const b = blocks();
           for (const be of backends()) {
             if (!Number.isInteger(be.slot) || be.slot < 0 || be.slot >= MAX_BACKEND_SLOTS) continue;
-            this.inc({ backend: be.name }, sumCounter(b, backendPacketsIndex(be.slot) + offset));
+            const i = backendPacketsIndex(be.slot) + offset;
+            this.inc({ backend: be.name }, Math.max(0, sumCounter(b, i) - (self.backendBase.get(i) ?? 0)));
           }
         },
       });
@@ -352,10 +360,10 @@ export class ServiceMetrics {
     }
     new Gauge({
       name: 'mslb_workers',
-      help: 'Worker threads (TUN queues) running.',
+      help: 'Worker threads (TUN queues) running now (a worker that exited is not counted).',
       registers: reg,
       collect() {
-        this.set(blocks().length);
+        this.set(liveWorkers ? liveWorkers() : blocks().length);
       },
     });
     new Gauge({
@@ -387,6 +395,16 @@ export class ServiceMetrics {
     } else {
       this.reloadsFailed++;
     }
+  }
+
+  /**
+   * A backend slot now belongs to another back (its old name left the table): the new back's
+   * counters start from 0. The workers' blocks are theirs to write, so the main thread keeps the
+   * old totals as a base instead of clearing them.
+   */
+  resetBackendSlot(slot: number): void {
+    const b = this.blocksOf();
+    for (const i of [backendPacketsIndex(slot), backendPacketsIndex(slot) + 1]) this.backendBase.set(i, sumCounter(b, i));
   }
 
   /** The start-up load succeeded: sets the timestamp without counting a reload. */
