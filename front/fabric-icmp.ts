@@ -26,18 +26,6 @@ function get32(b: Uint8Array, p: number): number {
   return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
 }
 
-function hasAddress(t: CompiledTable, b: number, fam: number, w: Uint32Array): boolean {
-  const S = t.serviceCount;
-  const a = t.a;
-  for (let s = 0; s < S; s++) {
-    const k = b * S + s;
-    if (a.backAddrFamily[k] !== fam) continue;
-    const p = k * 4;
-    if (a.backAddr[p] === w[0] && (fam === 4 || (a.backAddr[p + 1] === w[1] && a.backAddr[p + 2] === w[2] && a.backAddr[p + 3] === w[3]))) return true;
-  }
-  return false;
-}
-
 /**
  * Encap back whose address (for any service) equals the words of family fam, or -1. The table's
  * hash finds the first back listing an address; when two backs share it (one per mode, e.g. a
@@ -47,8 +35,8 @@ function hasAddress(t: CompiledTable, b: number, fam: number, w: Uint32Array): b
 export function findBackByAddress(t: CompiledTable, fam: number, w: Uint32Array): number {
   const b = fam === 4 ? t.backByLbspServer(0, 0, 0xffff, w[0]) : t.backByLbspServer(w[0], w[1], w[2], w[3]);
   if (b < 0) return -1;
-  if (t.a.backMode[b] === MODE_ENCAP && hasAddress(t, b, fam, w)) return b;
-  for (let x = 0; x < t.backCount; x++) if (t.a.backMode[x] === MODE_ENCAP && hasAddress(t, x, fam, w)) return x;
+  if (t.a.backMode[b] === MODE_ENCAP && t.backHasAddress(b, fam, w)) return b;
+  for (let x = 0; x < t.backCount; x++) if (t.a.backMode[x] === MODE_ENCAP && t.backHasAddress(x, fam, w)) return x;
   return -1;
 }
 

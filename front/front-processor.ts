@@ -179,6 +179,8 @@ export class FrontProcessor implements RoleProcessor {
     if (dv !== DecapVerdict.OK) return this.drop(dv === DecapVerdict.NOT_TUNNEL ? D_UNAUTHORIZED : D_MALFORMED);
     const od = this.outerDst;
     od[0] = info.dst[0]; od[1] = info.dst[1]; od[2] = info.dst[2]; od[3] = info.dst[3];
+    const os = this.outerSrc; // free until encap() of the inner packet, which runs after the check below
+    os[0] = info.src[0]; os[1] = info.src[1]; os[2] = info.src[2]; os[3] = info.src[3];
     const ov = info.version;
     if (parsePacket(buf, d.off, d.len, info, this.role.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
     // SPEC 5: a tunnel packet whose inner packet is a tunnel packet to the same node
@@ -191,7 +193,9 @@ export class FrontProcessor implements RoleProcessor {
     if (!isMulticastDst(info) && t.serviceIndex(info.version, info.dst) >= 0) return this.balance(buf, d.off, info, t, false, vnet, vnetOff, tx);
     if (t.serviceIndex(info.version, info.src) >= 0) {
       // return traffic from a back (draft section 6): forwarded as it is; the kernel's forwarding
-      // of what we write is this hop for the inner packet
+      // of what we write is this hop for the inner packet. Only from a back's own address (SPEC 3):
+      // anyone else inside the accepted prefix would make the front a relay for packets from S.
+      if (!t.isBackAddress(ov, this.outerSrc)) return this.drop(D_UNAUTHORIZED);
       tx.forward(buf, d.off, d.len, vnet, vnetOff);
       return VERDICT_QUEUED;
     }

@@ -72,6 +72,9 @@ def build():
     p['ret4'] = IP(src=B4, dst=G4, proto=4, ttl=63)/IP(src=S4, dst=C4, ttl=63)/TCP(sport=80, dport=40000, flags='SA')/pay(20)
     p['ret_neither'] = IPv6(src=B6, dst=G6, nh=41)/IPv6(src='2001:db8:77::1', dst=C6)/UDP(sport=1, dport=2)
     p['ret_unauth'] = IPv6(src='2001:db8:99::1', dst=G6, nh=41)/IPv6(src=S6, dst=C6)/UDP(sport=1, dport=2)
+    # outer source inside acceptTunnelFrom but not a back's address: a spoofed relay attempt toward a victim
+    p['ret_spoof6'] = IPv6(src='2001:db8:b::99', dst=G6, nh=41)/IPv6(src=S6, dst='2001:db8:66::1')/UDP(sport=53, dport=2)
+    p['ret_spoof4'] = IP(src='198.51.100.77', dst=G4, proto=4)/IP(src=S4, dst='203.0.113.99')/UDP(sport=53, dport=2)
     p['stage2'] = IPv6(src='2001:db8:f1::5', dst=G6, nh=41, hlim=62)/IPv6(src=C6, dst=S6, hlim=40)/TCP(sport=40001, dport=80, flags='S')
     p['stage2_translate'] = IPv6(src='2001:db8:f1::5', dst=G6, nh=41, hlim=62)/IPv6(src=C6b, dst=S6, hlim=40)/TCP(sport=40001, dport=80, flags='S')
     p['stage2_h1'] = IPv6(src='2001:db8:f1::5', dst=G6, nh=41)/IPv6(src=C6, dst=S6, hlim=1)/TCP(sport=40002, dport=80, flags='S')
@@ -314,6 +317,13 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     expect(ctr(dropIndex('not_service'))).toBe(1);
     expect(send(pkt('ret_unauth')).verdict).toBeLessThan(0);
     expect(ctr(dropIndex('unauthorized_source'))).toBe(1);
+    // SPEC 3: return traffic only from a back's own address, not from anywhere inside the prefix
+    for (const k of ['ret_spoof6', 'ret_spoof4']) {
+      const r = send(pkt(k));
+      expect(r.verdict, k).toBeLessThan(0);
+      expect(r.fwd, k).toBeUndefined();
+    }
+    expect(ctr(dropIndex('unauthorized_source'))).toBe(3);
     expect(send(pkt('nested_same')).verdict).toBeLessThan(0);
     expect(ctr(dropIndex('malformed'))).toBe(1);
     // a client's own tunnel packet to S is ordinary traffic: balanced (c1 -> b1, wrapped)
