@@ -36,6 +36,7 @@ import { IcmpEmitter, ICMP_TIME_EXCEEDED } from '../shared/tunnel/icmp-emitter.j
 import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
 import { FabricIcmp, FABRIC_HANDLED } from './fabric-icmp.js';
 import { TunnelAccept } from './tunnel-accept.js';
+import { SentFlows } from '../shared/tunnel/sent-flows.js';
 
 /** The config schema's defaults, for roles built without a flowTable section. */
 const DEFAULT_FLOW_TABLE = { size: 65536, tcpTimeout: 300, udpTimeout: 30, otherTimeout: 30 };
@@ -75,6 +76,8 @@ export class FrontProcessor implements RoleProcessor {
   private readonly fabric: FabricIcmp;
   private readonly accept: TunnelAccept;
   private readonly reasm: TunnelReassembly;
+  /** Inner flows sent per back lately, to check fabric ICMP errors against. */
+  private readonly sent: SentFlows;
   private readonly decap = new DecapResult();
   private readonly outerDst = new Uint32Array(4);
   private readonly noVnet = new Uint8Array(0);
@@ -108,7 +111,8 @@ export class FrontProcessor implements RoleProcessor {
     const cache = role.pmtu ? PmtuCache.fromShared(role.pmtu) : PmtuCache.create(role.tunMtu ?? 1500);
     this.tmtu = new TunnelMtu(cache, this.icmp, counters, (this.now & 0xffff) + 1);
     this.tmtu.nowMs = this.now;
-    this.fabric = new FabricIcmp(this.tmtu, this.src4, this.src6);
+    this.sent = new SentFlows(((seed ?? Math.random() * 0x100000000) ^ 0x27d4eb2f) | 0, this.now);
+    this.fabric = new FabricIcmp(this.tmtu, this.src4, this.src6, this.sent, role.pmtuLearning ?? true, counters);
     this.reasm = new TunnelReassembly(counters);
     this.tunnel = new TunnelOffload(counters);
     this.accept = new TunnelAccept(role.acceptTunnelFrom ?? []);
@@ -277,6 +281,7 @@ export class FrontProcessor implements RoleProcessor {
     // Tunnel MTU (tunnel-mtu.ts): decided on the unmodified packet (an ICMP error quotes it)
     const fit = tm.check(buf, off, info, fam, slot, vnet, vnetOff, tx);
     if (fit === MTU_DROPPED) return dropVerdict(D_TOO_BIG);
+    this.sent.mark(slot, buf, off, info.totalLen, this.now); // before any header is touched: as a quote shows it
     if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
     if (TunnelOffload.isGso(vnet, vnetOff)) {
       // GSO super-packet: cut into wire segments natively, each wrapped (tunnel-offload.ts)

@@ -21,6 +21,8 @@ export interface FrontRole {
   tunMtu?: number;
   /** Path MTU per back shared with the main thread (front/pmtu-cache.ts); set by main.ts. */
   pmtu?: PmtuShared;
+  /** Lower path MTUs from fabric ICMP errors (default true); false when encap.mtu is configured. */
+  pmtuLearning?: boolean;
 }
 
 function wordsOf(text: string): { family: 4 | 6; words: number[] } | null {
@@ -51,5 +53,6 @@ export function frontRoleFromConfig(c: FrontConfig): FrontRole {
     icmp: workerShare(c.icmp.ratePerSecond, c.icmp.burst, c.tun.queues),
     acceptTunnelFrom: acceptPrefixes(c.acceptTunnelFrom),
     tunMtu: c.tun.mtu,
+    pmtuLearning: c.encap.mtu === 0,
   };
 }

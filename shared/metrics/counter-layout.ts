@@ -51,6 +51,9 @@ export const EVENT_COUNTERS = [
   'lbsp_ignored_backend_down',
   'lbsp_ignored_draining',
   'lbsp_client_fallback',
+  // hostile input: fabric errors about flows never sent, flow-table inserts refused by admission
+  'pmtu_unverified',
+  'flow_table_refused',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 

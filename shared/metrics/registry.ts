@@ -101,6 +101,8 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['pmtu_learned', 'mslb_pmtu_learned_total', 'ICMP errors from the fabric that lowered the path MTU toward a back.'],
   ['tunnel_unwrapped', 'mslb_tunnel_unwrapped_total', 'Tunnel packets from acceptTunnelFrom sources unwrapped (multi-stage, return encapsulation).'],
   ['fabric_icmp_handled', 'mslb_fabric_icmp_handled_total', 'ICMP errors about the front\'s own tunnel packets taken in (path MTU, relay to the inner source), not forwarded.'],
+  ['pmtu_unverified', 'mslb_pmtu_unverified_total', 'ICMP errors about the front\'s tunnels whose quoted inner flow was not sent to that back recently: not learned, not relayed.'],
+  ['flow_table_refused', 'mslb_flow_table_refused_total', 'New flows not pinned: their bucket held only confirmed flows seen recently (admission under a flood; the packet is still forwarded).'],
   ['lbsp_client_fallback', 'mslb_lbsp_client_fallback_total', 'LBSP client segments no route covers (anonymous values): the IP source was the key.'],
 ];
 const BACK_EVENTS: readonly [EventCounter, string, string][] = [

@@ -14,6 +14,7 @@ import { FrontProcessor } from '../../front/front-processor.js';
 import type { FrontRole } from '../../front/front-role.js';
 import { acceptPrefixes } from '../../front/tunnel-accept.js';
 import { PmtuCache } from '../../shared/tunnel/path-mtu-cache.js';
+import { SENT_FLOWS_PERIOD_MS } from '../../shared/tunnel/sent-flows.js';
 
 const S6 = '2001:db8:5::80';
 const S4 = '192.0.2.80';
@@ -50,6 +51,8 @@ def build():
     p['v4nodf_1500'] = udp4(1500, False)
     p['v6_1280'] = udp6(1280)
     p['v6_1000'] = udp6(1000)
+    p['v6_small'] = tcp6(100)
+    p['v4_small'] = tcp4(100)
     p['v6_translate_h1'] = tcp6(100, h=1, src=C6b)
     p['v4_translate_h1'] = tcp4(100, h=1, src=C4b)
     p['v6_encap_h0'] = tcp6(100, h=0)
@@ -60,6 +63,9 @@ def build():
     tun4 = IP(src=S4, dst=B4, proto=4, ttl=63, flags='DF', id=9)/tcp4(1500)
     p['ptb_fabric'] = IPv6(src='2001:db8:e1::2', dst=S6)/ICMPv6PacketTooBig(mtu=1400)/Raw(bytes(tun6)[:1232])
     p['ptb_fabric_small'] = IPv6(src='2001:db8:e1::2', dst=S6)/ICMPv6PacketTooBig(mtu=1000)/Raw(bytes(tun6)[:1232])
+    # a PTB quoting a real tunnel packet shape (S -> b1, protocol 41) whose inner flow the front never sent
+    p['ptb_unsent'] = IPv6(src='2001:db8:e1::2', dst=S6)/ICMPv6PacketTooBig(mtu=1300)/Raw(bytes(IPv6(src=S6, dst=B6, nh=41, hlim=63)/tcp6(1500, src='2001:db8:c1::77'))[:1232])
+    p['fn_unsent'] = IP(src='203.0.113.138', dst=S4)/ICMP(type=3, code=4, nexthopmtu=1300)/Raw(bytes(IP(src=S4, dst=B4, proto=4, ttl=63, flags='DF', id=9)/tcp4(1500, src='203.0.113.33'))[:548])
     p['ptb_forged_dst'] = IPv6(src='2001:db8:e1::2', dst=S6)/ICMPv6PacketTooBig(mtu=1300)/Raw(bytes(IPv6(src=S6, dst='2001:db8:b::99', nh=41)/tcp6(1500))[:1232])
     p['ptb_forged_src'] = IPv6(src='2001:db8:e1::2', dst=S6)/ICMPv6PacketTooBig(mtu=1300)/Raw(bytes(IPv6(src='2001:db8:66::1', dst=B6, nh=41)/tcp6(1500))[:1232])
     p['fn_fabric'] = IP(src='203.0.113.138', dst=S4)/ICMP(type=3, code=4, nexthopmtu=1400)/Raw(bytes(tun4)[:548])
@@ -243,6 +249,7 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
   });
 
   it('a PTB from the fabric quoting our tunnel packet lowers that back\'s path MTU and is relayed to the client (1360 = 1400 - 40)', async () => {
+    send(pkt('v6_small')); // the quoted flow went to b1 (SPEC 3: only errors about flows we sent count)
     const r = send(pkt('ptb_fabric'));
     expect(r.verdict).toBe(VERDICT_CONSUMED); // handled here, not forwarded
     expect(cache.get(slot('b1'), 6, now)).toBe(1400);
@@ -260,6 +267,41 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     expect(cache.get(slot('b1'), 6, now + 10 * 60 * 1000 + 1)).toBe(1500);
   });
 
+  it('a forged PTB / Frag Needed quoting (S -> B, 41/4) with a flow the front never sent lowers nothing and is not relayed; a real flow does; sent too long ago does not', async () => {
+    send(pkt('v6_small'));
+    send(pkt('v4_small'));
+    for (const k of ['ptb_unsent', 'fn_unsent']) {
+      const r = send(pkt(k));
+      expect(r.verdict, k).toBe(VERDICT_CONSUMED);
+      expect(r.aux, k).toEqual([]);
+    }
+    expect(cache.get(slot('b1'), 6, now)).toBe(1500);
+    expect(cache.get(slot('b1'), 4, now)).toBe(1500);
+    expect(ctr(eventIndex('pmtu_learned'))).toBe(0);
+    expect(ctr(eventIndex('pmtu_unverified'))).toBe(2);
+    // the flow's last packet more than two record periods ago: no longer "recently"
+    now += 2 * SENT_FLOWS_PERIOD_MS + 1;
+    fp.endBatch(now);
+    send(pkt('ptb_fabric'));
+    expect(cache.get(slot('b1'), 6, now)).toBe(1500);
+    send(pkt('v6_small'));
+    send(pkt('ptb_fabric'));
+    expect(cache.get(slot('b1'), 6, now)).toBe(1400);
+  });
+
+  it('an explicit encap.mtu turns learning off: an error quoting a real flow lowers nothing', async () => {
+    fp = new FrontProcessor({ ...role(), pmtuLearning: false }, counters, () => now);
+    fp.setTable(table);
+    send(pkt('v6_small'));
+    send(pkt('v4_small'));
+    send(pkt('ptb_fabric'));
+    send(pkt('fn_fabric'));
+    send(pkt('ptb_unsent'));
+    expect(cache.get(slot('b1'), 6, now)).toBe(1500);
+    expect(cache.get(slot('b1'), 4, now)).toBe(1500);
+    expect(ctr(eventIndex('pmtu_learned'))).toBe(0);
+  });
+
   it('forged PTBs (outer destination not a back, outer source not ours) change nothing and are not relayed', async () => {
     for (const k of ['ptb_forged_dst', 'ptb_forged_src']) {
       const r = send(pkt(k));
@@ -271,22 +313,25 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     expect(ctr(dropIndex('no_route'))).toBe(2);
   });
 
-  it('Frag Needed from the fabric: learned (with and without next-hop MTU: RFC 1191 plateau), relayed for DF; a short quote only lowers; other errors consumed', async () => {
+  it('Frag Needed from the fabric: learned (with and without next-hop MTU: RFC 1191 plateau), relayed for DF; a quote too short to show the inner flow changes nothing; other errors consumed', async () => {
+    send(pkt('v4_small'));
     const r = send(pkt('fn_fabric'));
     expect(cache.get(slot('b1'), 4, now)).toBe(1400);
     expect((await py<Record<string, unknown>[]>(JUDGE, r.aux))[0]).toMatchObject({ src: S4, dst: '203.0.113.10', icmp: [3, 4, 1380], csum_ok: true });
     cache = PmtuCache.create(1500);
     fp = new FrontProcessor(role(), counters, () => now);
     fp.setTable(table);
+    send(pkt('v4_small'));
     send(pkt('fn_fabric_nomtu'));
     expect(cache.get(slot('b1'), 4, now)).toBe(1492); // plateau below the quoted 1520
     const short = send(pkt('fn_fabric_short'));
-    expect(cache.get(slot('b1'), 4, now)).toBe(1300);
-    expect(short.aux).toEqual([]); // no inner header quoted: nothing to relay
+    expect(short.verdict).toBe(VERDICT_CONSUMED);
+    expect(cache.get(slot('b1'), 4, now)).toBe(1492); // 8 bytes of the inner header: the flow cannot be checked
+    expect(short.aux).toEqual([]);
     const u = send(pkt('unreach_fabric'));
     expect(u.verdict).toBe(VERDICT_CONSUMED);
     expect(u.aux).toEqual([]);
-    expect(cache.get(slot('b1'), 4, now)).toBe(1300);
+    expect(cache.get(slot('b1'), 4, now)).toBe(1492);
   });
 
   it('hop limit: translate adds back the kernel\'s second decrement (hop limit 1 leaves as 1+1-1); 0 left means Time Exceeded', async () => {
