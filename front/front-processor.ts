@@ -59,7 +59,7 @@ const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const E_UNWRAPPED = eventIndex('tunnel_unwrapped');
 const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
 /** The config schema's icmp defaults, for roles built without them. */
-const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50 };
+const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50, perSourceRate: 20, perSourceBurst: 10 };
 
 export class FrontProcessor implements RoleProcessor {
   private readonly info = new PacketInfo();
@@ -107,7 +107,8 @@ export class FrontProcessor implements RoleProcessor {
     this.flows = new FlowPinning(role.flowTable ?? DEFAULT_FLOW_TABLE, counters, clock, seed);
     this.now = clock();
     const ic = role.icmp ?? DEFAULT_ICMP;
-    this.icmp = new IcmpEmitter(counters, ic.ratePerSecond, ic.burst, this.now);
+    const perSource = ic.perSourceRate !== undefined && ic.perSourceBurst !== undefined ? { ratePerSecond: ic.perSourceRate, burst: ic.perSourceBurst } : null;
+    this.icmp = new IcmpEmitter(counters, ic.ratePerSecond, ic.burst, this.now, null, null, perSource);
     const cache = role.pmtu ? PmtuCache.fromShared(role.pmtu) : PmtuCache.create(role.tunMtu ?? 1500);
     this.tmtu = new TunnelMtu(cache, this.icmp, counters, (this.now & 0xffff) + 1);
     this.tmtu.nowMs = this.now;

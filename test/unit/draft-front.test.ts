@@ -27,6 +27,8 @@ const TABLE = {
   routes: [
     { source: '2001:db8:c1::/48', to: 'b1' },
     { source: '203.0.113.0/26', to: 'b1' },
+    { source: '2001:db8:c3::/48', to: 'b1' },
+    { source: '198.51.100.128/25', to: 'b1' },
     { source: '2001:db8:c2::/48', to: 'b2' },
     { source: '203.0.113.64/26', to: 'b2' },
   ],
@@ -52,6 +54,8 @@ def build():
     p['v6_1280'] = udp6(1280)
     p['v6_1000'] = udp6(1000)
     p['v6_small'] = tcp6(100)
+    p['v6_1500_other'] = tcp6(1500, src='2001:db8:c3::10')
+    p['v4df_1500_other'] = tcp4(1500, src='198.51.100.200')
     p['v4_small'] = tcp4(100)
     p['v6_translate_h1'] = tcp6(100, h=1, src=C6b)
     p['v4_translate_h1'] = tcp4(100, h=1, src=C4b)
@@ -153,10 +157,10 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
   const py = <T>(script: string, input: unknown = null): Promise<T> => sc.run<T>(script, input);
   afterAll(() => sc.close());
 
-  const role = (icmpBurst = 50): FrontRole => ({
+  const role = (icmpBurst = 50, perSourceBurst = icmpBurst): FrontRole => ({
     lbspType: 0x1e, encapSource4: null, encapSource6: null, hopLimit: 64,
     flowTable: { size: 4096, tcpTimeout: 300, udpTimeout: 30, otherTimeout: 30 },
-    icmp: { ratePerSecond: 10, burst: icmpBurst },
+    icmp: { ratePerSecond: 10, burst: icmpBurst, perSourceRate: 10, perSourceBurst },
     acceptTunnelFrom: acceptPrefixes(['2001:db8:b::/64', '198.51.100.0/24', '2001:db8:f1::/64']),
     tunMtu: 1500,
     pmtu: cache.toShared(),
@@ -449,5 +453,22 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     fp.endBatch(now + 1000); // 10 per second
     for (let i = 0; i < 10; i++) sent += send(pkt('v6_1500')).aux.length;
     expect(sent).toBe(6); // the bucket holds at most its burst (3)
+  });
+
+  it('ICMP budget per source prefix: one source flooding oversize packets cannot take the others\' Packet Too Big / Frag Needed', async () => {
+    fp = new FrontProcessor(role(50, 3), counters, () => now);
+    fp.setTable(table);
+    let flood = 0;
+    for (let i = 0; i < 200; i++) flood += send(pkt(i % 2 === 0 ? 'v6_1500' : 'v4df_1500')).aux.length;
+    expect(flood).toBe(6); // 3 per prefix (2001:db8:c1::/48, 203.0.113.0/24), not the global 50
+    const v6 = send(pkt('v6_1500_other'));
+    expect((await py<Record<string, unknown>[]>(JUDGE, v6.aux))[0]).toMatchObject({ ptb: 1460, dst: '2001:db8:c3::10' });
+    const v4 = send(pkt('v4df_1500_other'));
+    expect((await py<Record<string, unknown>[]>(JUDGE, v4.aux))[0]).toMatchObject({ icmp: [3, 4, 1480], dst: '198.51.100.200' });
+    expect(ctr(eventIndex('icmp_rate_limited'))).toBe(194);
+    // the global budget still caps everyone together
+    fp = new FrontProcessor(role(2, 3), counters, () => now);
+    fp.setTable(table);
+    expect(send(pkt('v6_1500')).aux.length + send(pkt('v6_1500_other')).aux.length + send(pkt('v4df_1500_other')).aux.length).toBe(2);
   });
 });
