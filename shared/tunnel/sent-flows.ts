@@ -6,7 +6,8 @@
 // generation; every SENT_FLOWS_PERIOD_MS the older generation is cleared and becomes the current
 // one, so a flow counts as sent when a packet of it went out in the last 1-2 periods. The hash is
 // keyed by a per-worker random seed: a sender cannot pick flows that collide with real ones. False
-// positives grow with the flows sent per period (1M bits: about 3 % at 100k flows): this lowers the
+// positives grow with the flows sent per period (1M bits, 100k flows a period: about 3 % per
+// generation, 6 % for the two): this lowers the
 // odds of a blind forgery, it cannot stop an attacker who sees the traffic.
 // Both sides key on the quoted bytes as they are, not on the parsed packet: the protocol is the one
 // in the fixed header (an IPv6 extension header leaves ports 0 on both sides), ports only from an
