@@ -90,6 +90,7 @@ async function main(): Promise<void> {
         up: p.members.map((m) => (typeof m === 'string' ? m : m.back)).filter((m) => tables.up[slotOf.get(m) ?? -1] !== 0 && slotOf.has(m)).length,
       }));
     },
+    healthProbes: () => health?.probeStats() ?? [],
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
     table: () => {
       const t = tables.table;

@@ -2,6 +2,7 @@
 // Every error names the file, the entry (routes[3].source, backs.b2.address, ...) and the reason.
 
 import { parseAddress, parsePrefix, formatAddress, formatPrefix, type Family } from '../../shared/table/addr.js';
+import { parseServiceCheck, SERVICE_CHECK_KEYS, type DnsCheckSpec, type HttpCheckSpec, type ServiceCheckKey, type UdpCheckSpec } from './health-check-spec.js';
 
 export interface TableError { file: string; entry: string; reason: string }
 
@@ -15,6 +16,9 @@ export interface HealthCheckSpec {
   timeout?: number;
   rise?: number;
   fall?: number;
+  udp?: UdpCheckSpec; // datagram to the service through the back (front/table/health-check-spec.ts)
+  dns?: DnsCheckSpec; // DNS query to the service through the back
+  http?: HttpCheckSpec; // HTTP GET of the service through the back
 }
 
 export interface TableBack {
@@ -66,7 +70,7 @@ const TOP_KEYS = new Set(['backs', 'pools', 'routes']);
 const BACK_KEYS = new Set(['address', 'addresses', 'mode', 'serverId', 'healthCheck', 'weight']);
 const POOL_KEYS = new Set(['members', 'key', 'failClosed']);
 const ROUTE_KEYS = new Set(['source', 'to', 'service']);
-const HC_KEYS = new Set(['url', 'servicePort', 'interval', 'timeout', 'rise', 'fall']);
+const HC_KEYS = new Set(['url', 'servicePort', 'interval', 'timeout', 'rise', 'fall', ...SERVICE_CHECK_KEYS]);
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$/;
 
 function isMap(v: unknown): v is Record<string, unknown> {
@@ -146,7 +150,7 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
     }
     if (raw.healthCheck !== undefined) {
       const hc = raw.healthCheck;
-      if (!isMap(hc)) { err(`${e}.healthCheck`, 'must be { url?, servicePort?, interval?, timeout?, rise?, fall? }'); ok = false; }
+      if (!isMap(hc)) { err(`${e}.healthCheck`, 'must be { url?, servicePort?, udp?, dns?, http?, interval?, timeout?, rise?, fall? }'); ok = false; }
       else {
         const spec: HealthCheckSpec = {};
         for (const [k, v] of Object.entries(hc)) {
@@ -156,6 +160,10 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
             let good = typeof v === 'string';
             if (good) { try { const u = new URL(v as string); good = u.protocol === 'http:' || u.protocol === 'https:'; } catch { good = false; } }
             if (!good) { err(he, `must be an http(s) URL, got ${JSON.stringify(v)}`); ok = false; } else spec.url = v as string;
+          } else if ((SERVICE_CHECK_KEYS as readonly string[]).includes(k)) {
+            const c = parseServiceCheck(k as ServiceCheckKey, v, he, err);
+            if (c === undefined) ok = false;
+            else (spec as Record<string, unknown>)[k] = c;
           } else {
             const max = k === 'servicePort' ? 65535 : 3600;
             if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) { err(he, `must be an integer from 1 to ${max}`); ok = false; }

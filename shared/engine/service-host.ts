@@ -7,6 +7,7 @@ import { gsoWriteProbe } from '../tun/gso.js';
 import { HEADROOM, DEFAULT_BATCH, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } from '../tun/tun-device.js';
 import { HostSetup } from '../netlink/host-setup.js';
 import { ServiceMetrics, type BackendState, type PoolState, type TableRouteCounts } from '../metrics/registry.js';
+import type { HealthProbeState } from '../metrics/health-metrics.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import { WorkerPool } from './worker-pool.js';
 import type { ToWorker } from './worker-messages.js';
@@ -31,6 +32,8 @@ export interface ServiceHostOptions {
   /** Pools of the table in force (front): mslb_pool_members{,_up}. */
   pools?: () => readonly PoolState[];
   tableRoutes?: () => TableRouteCounts;
+  /** Health probes per back and kind (front): latency and failures. */
+  healthProbes?: () => readonly HealthProbeState[];
   table: () => unknown;
   /** Ready beyond "TUN up and workers running" (e.g. a table is loaded). */
   ready?: () => { ready: boolean; reason?: string };
@@ -87,6 +90,7 @@ export class ServiceHost {
         blocks: () => this.blocks,
         backends: o.backends,
         pools: o.pools,
+        healthProbes: o.healthProbes,
         tableRoutes: o.tableRoutes,
         offloadEnabled: () => this.offloads !== 0,
       },

@@ -4,6 +4,7 @@
 // recordReload()/markLoaded().
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { MSLB_VERSION } from '../version.js';
+import { registerHealthMetrics, type HealthProbeState } from './health-metrics.js';
 import {
   backendPacketsIndex,
   backendFlowsIndex,
@@ -58,6 +59,8 @@ export interface MetricsSources {
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
   offloadEnabled?: () => boolean;
+  /** Health probes per back and kind (front): mslb_health_probe_* families. Default: none. */
+  healthProbes?: () => readonly HealthProbeState[];
 }
 
 export interface ServiceMetricsOptions {
@@ -250,6 +253,7 @@ export class ServiceMetrics {
         for (const be of backends()) this.set({ backend: be.name }, be.up ? 1 : 0);
       },
     });
+    if (this.role === 'front') registerHealthMetrics(this.registry, src.healthProbes ?? (() => []));
     if (this.role === 'front') {
       // Per pool, for alerts like "a pool with no member up" (it then fails open or, with
       // failClosed, drops as backend_down) without joining against the table.

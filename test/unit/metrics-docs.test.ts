@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ServiceMetrics, type ServiceRole } from '../../shared/metrics/registry.js';
 import { newCounterBlock } from '../../shared/metrics/counter-layout.js';
+import { HEALTH_FAILURE_REASONS, HEALTH_PROBE_KINDS } from '../../shared/metrics/health-metrics.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const metricsDoc = readFileSync(join(root, 'docs', 'METRICS.md'), 'utf8');
@@ -30,7 +31,12 @@ async function exported(): Promise<{ roles: Map<string, Set<ServiceRole>>; label
         blocks: () => [newCounterBlock()],
         tableRoutes: () => ({ ipv4: 1, ipv6: 1 }),
         ...(role === 'front'
-          ? { backends: () => [{ name: 'b1', slot: 0, up: true }], pools: () => [{ name: 'web', members: 2, up: 1 }] }
+          ? {
+              backends: () => [{ name: 'b1', slot: 0, up: true }],
+              pools: () => [{ name: 'web', members: 2, up: 1 }],
+              // Every probe kind, each with a last failure, so every kind and reason value is exported.
+              healthProbes: () => HEALTH_PROBE_KINDS.map((kind) => ({ backend: 'b1', kind, durationSeconds: 0.01, failures: new Float64Array(HEALTH_FAILURE_REASONS.length), lastFailure: 'timeout' as const })),
+            }
           : {}),
       },
     });
