@@ -81,8 +81,8 @@ export class SentFlows {
       proto = buf[p + 9]!;
       const fragOff = ((buf[p + 6]! & 0x1f) << 8) | buf[p + 7]!;
       l4 = fragOff === 0 ? (buf[p]! & 15) * 4 : -1;
-      k[1] = get32(buf, p + 12); k[2] = 0; k[3] = 0; k[4] = 0;
-      k[5] = get32(buf, p + 16); k[6] = 0; k[7] = 0; k[8] = 0;
+      k[1] = get32(buf, p + 12);
+      k[2] = get32(buf, p + 16);
     } else if (v === 6) {
       if (avail < 40) return false;
       proto = buf[p + 6]!;
@@ -95,13 +95,15 @@ export class SentFlows {
       return false;
     }
     k[0] = ((slot & 0xffff) << 16) | (v << 8) | proto;
+    // key words: IPv4 [tag, src, dst, ports] (4 words: half the hashing of IPv6), IPv6 [tag, src x4, dst x4, ports]
+    const n = v === 4 ? 4 : KEY_WORDS;
+    let ports = 0;
     if ((proto === TCP || proto === UDP) && l4 >= 0) {
       if (avail < l4 + 4) return false; // ports not quoted: cannot tell the flow
-      k[9] = get32(buf, p + l4);
-    } else {
-      k[9] = 0;
+      ports = get32(buf, p + l4);
     }
-    const h = fmix32(mixWords(this.seed, k, KEY_WORDS) ^ KEY_WORDS);
+    k[n - 1] = ports;
+    const h = fmix32(mixWords(this.seed, k, n) ^ n);
     this.h1 = h & (BITS - 1);
     this.h2 = fmix32(h ^ 0x5bd1e995) & (BITS - 1);
     return true;
