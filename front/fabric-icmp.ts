@@ -18,24 +18,16 @@ import { IcmpErrorInfo, parseIcmpError } from '../shared/packet/icmp.js';
 import { Proto } from '../shared/packet/constants.js';
 import { CompiledTable, MODE_ENCAP } from './table/compiled-table.js';
 import type { TunnelMtu } from '../shared/tunnel/tunnel-mtu.js';
+import type { SentFlows } from '../shared/tunnel/sent-flows.js';
+import { eventIndex } from '../shared/metrics/counter-layout.js';
+
+const E_PMTU_UNVERIFIED = eventIndex('pmtu_unverified');
 
 export const FABRIC_NOT_OURS = 0;
 export const FABRIC_HANDLED = 1;
 
 function get32(b: Uint8Array, p: number): number {
   return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
-}
-
-function hasAddress(t: CompiledTable, b: number, fam: number, w: Uint32Array): boolean {
-  const S = t.serviceCount;
-  const a = t.a;
-  for (let s = 0; s < S; s++) {
-    const k = b * S + s;
-    if (a.backAddrFamily[k] !== fam) continue;
-    const p = k * 4;
-    if (a.backAddr[p] === w[0] && (fam === 4 || (a.backAddr[p + 1] === w[1] && a.backAddr[p + 2] === w[2] && a.backAddr[p + 3] === w[3]))) return true;
-  }
-  return false;
 }
 
 /**
@@ -47,8 +39,8 @@ function hasAddress(t: CompiledTable, b: number, fam: number, w: Uint32Array): b
 export function findBackByAddress(t: CompiledTable, fam: number, w: Uint32Array): number {
   const b = fam === 4 ? t.backByLbspServer(0, 0, 0xffff, w[0]) : t.backByLbspServer(w[0], w[1], w[2], w[3]);
   if (b < 0) return -1;
-  if (t.a.backMode[b] === MODE_ENCAP && hasAddress(t, b, fam, w)) return b;
-  for (let x = 0; x < t.backCount; x++) if (t.a.backMode[x] === MODE_ENCAP && hasAddress(t, x, fam, w)) return x;
+  if (t.a.backMode[b] === MODE_ENCAP && t.backHasAddress(b, fam, w)) return b;
+  for (let x = 0; x < t.backCount; x++) if (t.a.backMode[x] === MODE_ENCAP && t.backHasAddress(x, fam, w)) return x;
   return -1;
 }
 
@@ -61,6 +53,11 @@ export class FabricIcmp {
     /** Configured outer source per family (null: the service address is the outer source). */
     private readonly src4: Uint32Array | null,
     private readonly src6: Uint32Array | null,
+    /** Inner flows this worker sent per back recently: an error must quote one of them. */
+    private readonly sent: SentFlows,
+    /** False with an explicit encap.mtu: the operator's figure is not lowered. */
+    private readonly learning: boolean,
+    private readonly counters: Float64Array,
   ) {}
 
   private ours(t: CompiledTable, fam: number, w: Uint32Array): boolean {
@@ -99,11 +96,17 @@ export class FabricIcmp {
     const tooBig = (fam === 6 && e.type === 2) || (fam === 4 && e.type === 3 && e.code === 4);
     if (!tooBig) return FABRIC_HANDLED; // e.g. unreachable / time exceeded inside the tunnel: not relayed
     const slot = t.a.backSlot[back];
-    const tmtu = this.mtu.learn(slot, fam, e.mtu, (buf[q + 2] << 8) | buf[q + 3]);
-    if (nonFirst) return FABRIC_HANDLED; // no inner header quoted
-    // Relay to the inner packet's source, quoting what the error quoted of it.
+    // SPEC 3: learned and relayed only when the quoted inner flow is one we sent to that back
+    // recently (a non-first outer fragment quotes no inner header: it cannot be checked)
     const p = q + ohl;
     const avail = qlen - ohl;
+    if (nonFirst || !this.sent.seen(slot, buf, p, avail, this.mtu.nowMs)) {
+      this.counters[E_PMTU_UNVERIFIED]++;
+      return FABRIC_HANDLED;
+    }
+    const quotedLen = fam === 4 ? (buf[q + 2] << 8) | buf[q + 3] : 40 + ((buf[q + 4] << 8) | buf[q + 5]);
+    const tmtu = this.learning ? this.mtu.learn(slot, fam, e.mtu, quotedLen) : this.mtu.tunnelMtu(slot, fam);
+    // Relay to the inner packet's source, quoting what the error quoted of it.
     const iv = avail > 0 ? buf[p] >> 4 : 0;
     const inner = this.inner;
     inner.reset();

@@ -37,6 +37,7 @@ const E_HITS = eventIndex('flow_table_hits');
 const E_MISS_NONSYN = eventIndex('flow_table_misses_nonsyn');
 const E_EVICTIONS = eventIndex('flow_table_evictions');
 const E_INSERTS = eventIndex('flow_table_inserts');
+const E_REFUSED = eventIndex('flow_table_refused');
 
 export interface FlowTimeouts {
   /** Entries per worker. */
@@ -64,6 +65,7 @@ export class FlowPinning {
   private needClock = true;
   private seenInserts = 0;
   private seenEvictions = 0;
+  private seenRefused = 0;
 
   constructor(
     cfg: FlowTimeouts,
@@ -105,6 +107,7 @@ export class FlowPinning {
     const ft = this.table, c = this.counters;
     if (ft.inserts !== this.seenInserts) { c[E_INSERTS] += ft.inserts - this.seenInserts; this.seenInserts = ft.inserts; }
     if (ft.evictions !== this.seenEvictions) { c[E_EVICTIONS] += ft.evictions - this.seenEvictions; this.seenEvictions = ft.evictions; }
+    if (ft.refused !== this.seenRefused) { c[E_REFUSED] += ft.refused - this.seenRefused; this.seenRefused = ft.refused; }
     c[C_FLOW_TABLE_SIZE] = ft.count;
   }
 
@@ -183,6 +186,9 @@ export class FlowPinning {
       this.sync();
       return false;
     }
+    // Admission (flow-table.ts): a second packet of the flow confirms it; for TCP not a repeated
+    // SYN, which a spoofer can send as easily as the first
+    if (!tcp || (flags & TCP_SYN) === 0) ft.confirm(i);
     if (tcp && (flags & (TCP_FIN | TCP_RST)) !== 0) ft.markClosing(i, this.closingMs);
     this.back = back;
     this.slot = slot;
@@ -234,9 +240,9 @@ export class FlowPinning {
     const ft = this.table;
     this.setKey(info);
     let i = ft.find(now); // normally absent (lookup() missed or released it)
-    if (i < 0) i = ft.insert(now, back, slot, this.generation, this.timeoutFor(info));
+    if (i < 0) i = ft.insert(now, back, slot, this.generation, this.timeoutFor(info)); // -1: refused by admission
     else ft.repin(i, back, slot, this.generation);
-    if (info.proto === Proto.TCP && info.l4Off >= 0 && (info.tcpFlags & (TCP_FIN | TCP_RST)) !== 0) ft.markClosing(i, this.closingMs);
+    if (i >= 0 && info.proto === Proto.TCP && info.l4Off >= 0 && (info.tcpFlags & (TCP_FIN | TCP_RST)) !== 0) ft.markClosing(i, this.closingMs);
     if (FlowPinning.firstFragment(info)) this.pinFragment(info, back, slot, now);
     else this.sync();
   }

@@ -6,6 +6,11 @@
 //   recently seen entry (bounded memory: capacity = buckets * ways, at most size + ways - 1);
 // - idle timeouts per entry (set by the caller per protocol, shortened on TCP FIN/RST); an expired
 //   entry is reclaimed when found, when its bucket needs room, or by the incremental sweep().
+// - admission (a spoofed flood inserts one entry per packet): an entry starts probationary and is
+//   confirmed by the caller when its flow shows a second packet (confirm()). A new entry that needs
+//   room evicts the bucket's least recently seen probationary entry; a confirmed one only when it
+//   has been idle longer than CONFIRMED_PROTECT_MS; otherwise the insert is refused (counted) and
+//   the flow goes unpinned, decided afresh per packet. So one-packet flows churn among themselves.
 // Keys are words: [kind|family|proto, src x4, dst x4, ports] where ports = sport << 16 | dport for
 // a flow, or the fragment Identification for a datagram's non-first fragments (kind FRAGMENT).
 // Values: back index, stable backend slot, table generation the index belongs to.
@@ -17,6 +22,10 @@ export const KIND_FLOW = 0;
 export const KIND_FRAGMENT = 1;
 /** Entry flag: a FIN or RST was seen (timeout shortened; a new SYN replaces the entry). */
 export const FLAG_CLOSING = 1;
+/** Entry flag: the flow was seen again after its first packet (admission: protected from newcomers). */
+export const FLAG_CONFIRMED = 2;
+/** A confirmed entry idle longer than this may make room for a new flow (LRU again among them). */
+export const CONFIRMED_PROTECT_MS = 10_000;
 const MAX_WAYS = 8;
 
 export class FlowTable {
@@ -48,6 +57,8 @@ export class FlowTable {
   inserts = 0;
   /** Entries removed for room (LRU) or because they had expired. */
   evictions = 0;
+  /** Inserts refused: the bucket held only confirmed entries seen within CONFIRMED_PROTECT_MS. */
+  refused = 0;
   private sweepAt = 0;
 
   /** `size`: entries wanted (>= 1); `seed`: hash seed (random per worker by default). */
@@ -127,25 +138,35 @@ export class FlowTable {
   }
 
   /**
-   * Insert the scratch key (the caller checked with find() that it is absent). Takes a free way of
-   * its bucket, else an expired one, else evicts the least recently seen. Returns the entry.
+   * Insert the scratch key (the caller checked with find() that it is absent), probationary. Takes
+   * a free way of its bucket, else an expired one, else evicts the least recently seen probationary
+   * entry, else the least recently seen confirmed one if idle longer than CONFIRMED_PROTECT_MS.
+   * Returns the entry, or -1 when refused (counted in `refused`).
    */
   insert(now: number, back: number, slot: number, gen: number, timeoutMs: number): number {
     const h = this.keyHash;
     const start = this.bucketOf(h);
     let victim = -1;
     let oldest = Infinity;
+    let victimC = -1;
+    let oldestC = Infinity;
     let free = -1;
     for (let j = 0; j < this.ways; j++) {
       const i = start + j;
       if (this.used[i] === 0) { free = i; break; }
       if (this.expired(i, now)) { free = i; this.drop(i); this.evictions++; break; }
       const t = this.lastSeen[i]!;
-      if (t < oldest) { oldest = t; victim = i; }
+      if ((this.flags[i]! & FLAG_CONFIRMED) === 0) {
+        if (t < oldest) { oldest = t; victim = i; }
+      } else if (t < oldestC) { oldestC = t; victimC = i; }
     }
     let i = free;
     if (i < 0) {
-      i = victim;
+      i = victim >= 0 ? victim : victimC >= 0 && now - oldestC > CONFIRMED_PROTECT_MS ? victimC : -1;
+      if (i < 0) {
+        this.refused++;
+        return -1;
+      }
       this.drop(i);
       this.evictions++;
     }
@@ -168,6 +189,15 @@ export class FlowTable {
   markClosing(i: number, timeoutMs: number): void {
     if (timeoutMs < this.timeout[i]!) this.timeout[i] = timeoutMs;
     this.flags[i] |= FLAG_CLOSING;
+  }
+
+  /** The entry's flow showed a second packet: protect it from newcomers (see the header). */
+  confirm(i: number): void {
+    this.flags[i] |= FLAG_CONFIRMED;
+  }
+
+  isConfirmed(i: number): boolean {
+    return (this.flags[i]! & FLAG_CONFIRMED) !== 0;
   }
 
   isClosing(i: number): boolean {

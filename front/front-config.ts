@@ -52,6 +52,8 @@ export const frontSchema = {
   icmp: {
     ratePerSecond: { doc: 'ICMP errors the front sends per second (token bucket rate)', format: 'int-range', default: 100, env: 'MSLB_ICMP_RATE' },
     burst: { doc: 'ICMP error token bucket size', format: 'int-range', default: 50, env: 'MSLB_ICMP_BURST' },
+    perSourceRate: { doc: 'ICMP errors per second toward one source prefix (/24 IPv4, /48 IPv6), within the global rate: one sender cannot spend everyone\'s errors', format: 'int-range', default: 20, env: 'MSLB_ICMP_PER_SOURCE_RATE' },
+    perSourceBurst: { doc: 'Token bucket size per source prefix (/24 IPv4, /48 IPv6)', format: 'int-range', default: 10, env: 'MSLB_ICMP_PER_SOURCE_BURST' },
   },
   healthCheck: {
     interval: { doc: 'Default time between health probes of a back: a duration ("2s", "500ms"; a plain number is seconds), 100ms to 5m', format: 'duration', default: 2, env: 'MSLB_HEALTH_INTERVAL' },
@@ -86,7 +88,7 @@ export interface FrontConfig {
   acceptTunnelFrom: string[];
   offload: { enabled: boolean };
   flowTable: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
-  icmp: { ratePerSecond: number; burst: number };
+  icmp: { ratePerSecond: number; burst: number; perSourceRate: number; perSourceBurst: number };
   healthCheck: { interval: number; timeout: number; rise: number; fall: number; probePrefix6: string; probePrefix4: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }
@@ -123,6 +125,8 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   for (const k of ['tcpTimeout', 'udpTimeout', 'otherTimeout'] as const) if (ok(`flowTable.${k}`)) c.duration(`flowTable.${k}`, v.flowTable[k], 1, 86400);
   if (ok('icmp.ratePerSecond')) c.intRange('icmp.ratePerSecond', v.icmp.ratePerSecond, 0, 1_000_000);
   if (ok('icmp.burst')) c.intRange('icmp.burst', v.icmp.burst, 1, 1_000_000);
+  if (ok('icmp.perSourceRate')) c.intRange('icmp.perSourceRate', v.icmp.perSourceRate, 0, 1_000_000);
+  if (ok('icmp.perSourceBurst')) c.intRange('icmp.perSourceBurst', v.icmp.perSourceBurst, 1, 1_000_000);
   if (ok('healthCheck.interval')) c.duration('healthCheck.interval', v.healthCheck.interval, HEALTH_INTERVAL_MIN, HEALTH_INTERVAL_MAX);
   if (ok('healthCheck.timeout')) c.duration('healthCheck.timeout', v.healthCheck.timeout, HEALTH_TIMEOUT_MIN, HEALTH_TIMEOUT_MAX);
   for (const k of ['rise', 'fall'] as const) if (ok(`healthCheck.${k}`)) c.intRange(`healthCheck.${k}`, v.healthCheck[k], 1, 3600);

@@ -37,6 +37,7 @@ import { IcmpEmitter, ICMP_TIME_EXCEEDED } from '../shared/tunnel/icmp-emitter.j
 import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
 import { FabricIcmp, FABRIC_HANDLED } from './fabric-icmp.js';
 import { TunnelAccept } from './tunnel-accept.js';
+import { SentFlows } from '../shared/tunnel/sent-flows.js';
 
 /** The config schema's defaults, for roles built without a flowTable section. */
 const DEFAULT_FLOW_TABLE = { size: 65536, tcpTimeout: 300, udpTimeout: 30, otherTimeout: 30 };
@@ -59,7 +60,7 @@ const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const E_UNWRAPPED = eventIndex('tunnel_unwrapped');
 const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
 /** The config schema's icmp defaults, for roles built without them. */
-const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50 };
+const DEFAULT_ICMP = { ratePerSecond: 100, burst: 50, perSourceRate: 20, perSourceBurst: 10 };
 const E_ST_FLOW = eventIndex('icmp_steered_flow_table');
 const E_ST_KEY = eventIndex('icmp_steered_client_key');
 const E_ST_COPIES = eventIndex('icmp_steered_copies');
@@ -88,6 +89,8 @@ export class FrontProcessor implements RoleProcessor {
   private readonly fabric: FabricIcmp;
   private readonly accept: TunnelAccept;
   private readonly reasm: TunnelReassembly;
+  /** Inner flows sent per back lately, to check fabric ICMP errors against. */
+  private readonly sent: SentFlows;
   private readonly decap = new DecapResult();
   private readonly outerDst = new Uint32Array(4);
   private readonly noVnet = new Uint8Array(0);
@@ -119,11 +122,13 @@ export class FrontProcessor implements RoleProcessor {
     this.flows = new FlowPinning(role.flowTable ?? DEFAULT_FLOW_TABLE, counters, clock, seed);
     this.now = clock();
     const ic = role.icmp ?? DEFAULT_ICMP;
-    this.icmp = new IcmpEmitter(counters, ic.ratePerSecond, ic.burst, this.now);
+    const perSource = ic.perSourceRate !== undefined && ic.perSourceBurst !== undefined ? { ratePerSecond: ic.perSourceRate, burst: ic.perSourceBurst } : null;
+    this.icmp = new IcmpEmitter(counters, ic.ratePerSecond, ic.burst, this.now, null, null, perSource);
     const cache = role.pmtu ? PmtuCache.fromShared(role.pmtu) : PmtuCache.create(role.tunMtu ?? 1500);
     this.tmtu = new TunnelMtu(cache, this.icmp, counters, (this.now & 0xffff) + 1);
     this.tmtu.nowMs = this.now;
-    this.fabric = new FabricIcmp(this.tmtu, this.src4, this.src6);
+    this.sent = new SentFlows(((seed ?? Math.random() * 0x100000000) ^ 0x27d4eb2f) | 0, this.now);
+    this.fabric = new FabricIcmp(this.tmtu, this.src4, this.src6, this.sent, role.pmtuLearning ?? true, counters);
     this.reasm = new TunnelReassembly(counters);
     this.tunnel = new TunnelOffload(counters);
     this.accept = new TunnelAccept(role.acceptTunnelFrom ?? []);
@@ -198,6 +203,8 @@ export class FrontProcessor implements RoleProcessor {
     if (dv !== DecapVerdict.OK) return this.drop(dv === DecapVerdict.NOT_TUNNEL ? D_UNAUTHORIZED : D_MALFORMED);
     const od = this.outerDst;
     od[0] = info.dst[0]; od[1] = info.dst[1]; od[2] = info.dst[2]; od[3] = info.dst[3];
+    const os = this.outerSrc; // free until encap() of the inner packet, which runs after the check below
+    os[0] = info.src[0]; os[1] = info.src[1]; os[2] = info.src[2]; os[3] = info.src[3];
     const ov = info.version;
     if (parsePacket(buf, d.off, d.len, info, this.role.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
     // SPEC 5: a tunnel packet whose inner packet is a tunnel packet to the same node
@@ -210,7 +217,9 @@ export class FrontProcessor implements RoleProcessor {
     if (!isMulticastDst(info) && t.serviceIndex(info.version, info.dst) >= 0) return this.balance(buf, d.off, info, t, false, vnet, vnetOff, tx);
     if (t.serviceIndex(info.version, info.src) >= 0) {
       // return traffic from a back (draft section 6): forwarded as it is; the kernel's forwarding
-      // of what we write is this hop for the inner packet
+      // of what we write is this hop for the inner packet. Only from a back's own address (SPEC 3):
+      // anyone else inside the accepted prefix would make the front a relay for packets from S.
+      if (!t.isBackAddress(ov, this.outerSrc)) return this.drop(D_UNAUTHORIZED);
       tx.forward(buf, d.off, d.len, vnet, vnetOff);
       return VERDICT_QUEUED;
     }
@@ -403,6 +412,7 @@ export class FrontProcessor implements RoleProcessor {
     // Tunnel MTU (tunnel-mtu.ts): decided on the unmodified packet (an ICMP error quotes it)
     const fit = tm.check(buf, off, info, fam, slot, vnet, vnetOff, tx);
     if (fit === MTU_DROPPED) return dropVerdict(D_TOO_BIG);
+    this.sent.mark(slot, buf, off, info.totalLen, this.now); // before any header is touched: as a quote shows it
     if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
     if (TunnelOffload.isGso(vnet, vnetOff)) {
       // GSO super-packet: cut into wire segments natively, each wrapped (tunnel-offload.ts)

@@ -13,19 +13,30 @@ export interface FrontRole {
   hopLimit: number;
   /** Flow table (SPEC 2 step 5): entries per worker, idle timeouts in seconds. */
   flowTable?: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
-  /** This worker's share of the ICMP error token bucket (config icmp, split over the queues). */
-  icmp?: { ratePerSecond: number; burst: number };
+  /**
+   * This worker's share of the ICMP error token buckets (config icmp, split over the queues): the
+   * global one, and the one per source prefix (absent: no per-source budget).
+   */
+  icmp?: { ratePerSecond: number; burst: number; perSourceRate?: number; perSourceBurst?: number };
   /** acceptTunnelFrom (SPEC 3): outer sources whose tunnel packets the front unwraps. */
   acceptTunnelFrom?: AcceptPrefix[];
   /** TUN MTU: the path MTU toward a back until the route's is known. */
   tunMtu?: number;
   /** Path MTU per back shared with the main thread (front/pmtu-cache.ts); set by main.ts. */
   pmtu?: PmtuShared;
+  /** Lower path MTUs from fabric ICMP errors (default true); false when encap.mtu is configured. */
+  pmtuLearning?: boolean;
 }
 
 function wordsOf(text: string): { family: 4 | 6; words: number[] } | null {
   const a = parseAddress(text);
   return a === null ? null : { family: a.family, words: Array.from(a.words) };
+}
+
+function icmpShare(c: FrontConfig, queues: number): NonNullable<FrontRole['icmp']> {
+  const g = workerShare(c.icmp.ratePerSecond, c.icmp.burst, queues);
+  const p = workerShare(c.icmp.perSourceRate, c.icmp.perSourceBurst, queues);
+  return { ...g, perSourceRate: p.ratePerSecond, perSourceBurst: p.burst };
 }
 
 /**
@@ -48,8 +59,9 @@ export function frontRoleFromConfig(c: FrontConfig): FrontRole {
     encapSource6: s6,
     hopLimit: c.encap.hopLimit,
     flowTable: { ...c.flowTable },
-    icmp: workerShare(c.icmp.ratePerSecond, c.icmp.burst, c.tun.queues),
+    icmp: icmpShare(c, c.tun.queues),
     acceptTunnelFrom: acceptPrefixes(c.acceptTunnelFrom),
     tunMtu: c.tun.mtu,
+    pmtuLearning: c.encap.mtu === 0,
   };
 }

@@ -3,7 +3,10 @@
 // The tunnel address they are sent to is routed into the front's TUN by its tun.routes. The front
 // unwraps only when the outer source is in one of these prefixes, then looks at the inner packet:
 //   inner destination one of its services -> balanced by its own table (multi-stage);
-//   inner source one of its services      -> return traffic from a back, forwarded as it is;
+//   inner source one of its services      -> return traffic from a back, forwarded as it is, only
+//                                            when the outer source is a back's own address (the
+//                                            processor checks it against the table: a spoofed
+//                                            source inside the prefix is unauthorized_source);
 //   anything else                         -> dropped (not_service).
 // A tunnel packet from any other source to an address that is not a service is dropped
 // (unauthorized_source); one to a service is a client's own tunnel traffic and is balanced as is.

@@ -167,6 +167,32 @@ export class CompiledTable {
     return -1;
   }
 
+  /** Back `b` lists the address (words of family fam) for some service. */
+  backHasAddress(b: number, fam: number, w: Uint32Array): boolean {
+    const S = this.serviceCount;
+    const a = this.a;
+    for (let s = 0; s < S; s++) {
+      const k = b * S + s;
+      if (a.backAddrFamily[k] !== fam) continue;
+      const p = k * 4;
+      if (a.backAddr[p] === w[0] && (fam === 4 || (a.backAddr[p + 1] === w[1] && a.backAddr[p + 2] === w[2] && a.backAddr[p + 3] === w[3]))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Some back (either mode) has this address for some service. The LBSP index answers most cases
+   * (an address no back and no serverId has is absent); a serverId equal to another back's address
+   * falls back to a scan.
+   */
+  isBackAddress(fam: number, w: Uint32Array): boolean {
+    const b = fam === 4 ? this.backByLbspServer(0, 0, 0xffff, w[0]!) : this.backByLbspServer(w[0]!, w[1]!, w[2]!, w[3]!);
+    if (b < 0) return false;
+    if (this.backHasAddress(b, fam, w)) return true;
+    for (let x = 0; x < this.backCount; x++) if (this.backHasAddress(x, fam, w)) return true;
+    return false;
+  }
+
   isBackUp(back: number): boolean {
     return this.a.up[this.a.backSlot[back]!] !== 0;
   }

@@ -63,6 +63,9 @@ export const EVENT_COUNTERS = [
   'icmp_refused_no_route',
   'icmp_refused_backend_down',
   'icmp_refused_copy_limited',
+  // hostile input: fabric errors about flows never sent, flow-table inserts refused by admission
+  'pmtu_unverified',
+  'flow_table_refused',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 

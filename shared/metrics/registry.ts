@@ -104,6 +104,8 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['flow_table_inserts', 'mslb_flow_table_inserts_total', 'Flow-table entries created.'],
   ['fragmented', 'mslb_fragmented_total', 'Packets fragmented to fit a tunnel (IPv4 without DF before wrapping; the outer packet of an IPv6 packet of at most 1280 bytes).'],
   ['tunnel_unwrapped', 'mslb_tunnel_unwrapped_total', 'Tunnel packets from acceptTunnelFrom sources unwrapped (multi-stage, return encapsulation).'],
+  ['pmtu_unverified', 'mslb_pmtu_unverified_total', 'ICMP errors about the front\'s tunnels whose quoted inner flow was not sent to that back recently: not learned, not relayed.'],
+  ['flow_table_refused', 'mslb_flow_table_refused_total', 'New flows not pinned: their bucket held only confirmed flows seen recently (admission under a flood; the packet is still forwarded).'],
   ['lbsp_client_fallback', 'mslb_lbsp_client_fallback_total', 'LBSP client segments no route covers (anonymous values): the IP source was the key.'],
   ['icmp_steer_copies', 'mslb_icmp_steer_copies_total', 'Extra copies of ICMP errors sent to the other members of a pool keyed by flow label or LBSP (beyond the first copy).'],
 ];

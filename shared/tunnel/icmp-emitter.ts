@@ -2,7 +2,9 @@
 // an aux slot and queued for transmission where the processor decided to send them. The rules:
 // - never about an ICMP error, a non-first fragment, or a packet from/to an unspecified, multicast
 //   or broadcast address (RFC 1122 3.2.2, RFC 4443 2.4(e): mayGenerateIcmpError);
-// - rate-limited by a token bucket per worker (RFC 4443 2.4(f)); refusals count icmp_rate_limited;
+// - rate-limited by a token bucket per worker (RFC 4443 2.4(f)) and, when given, by a smaller one
+//   per source prefix of the offender (source-prefix-buckets.ts), so that one sender flooding
+//   oversize packets cannot spend everyone's errors; refusals count icmp_rate_limited;
 // - the front sources them from the address the offending packet was sent to: the service address
 //   S for a client's packet (S is the front's own address in the draft, and the client routes S
 //   toward the front, so its stack, rp_filter included, accepts the error), the inner destination S
@@ -13,6 +15,7 @@
 // Quoted as much of the offending packet as fits in 1280 (IPv6) / 576 (IPv4) bytes.
 import type { TxQueue } from '../engine/tx-queue.js';
 import { TokenBucket } from './icmp-rate-limiter.js';
+import { SourcePrefixBuckets } from './source-prefix-buckets.js';
 import { PacketInfo } from '../packet/packet-info.js';
 import { buildFragNeeded4, buildPacketTooBig6, buildTimeExceeded4, buildTimeExceeded6, mayGenerateIcmpError } from '../packet/icmp.js';
 import { eventIndex, icmpIndex } from '../metrics/counter-layout.js';
@@ -27,6 +30,7 @@ const E_RATE_LIMITED = eventIndex('icmp_rate_limited');
 
 export class IcmpEmitter {
   private readonly bucket: TokenBucket;
+  private readonly perSource: SourcePrefixBuckets | null;
   private ipId = 0;
 
   constructor(
@@ -37,8 +41,11 @@ export class IcmpEmitter {
     /** Fixed error source per family (words); null: the offender's destination (the front). */
     private readonly src4: Uint32Array | null = null,
     private readonly src6: Uint32Array | null = null,
+    /** Budget per offender source prefix (null: the global one only). */
+    perSource: { ratePerSecond: number; burst: number } | null = null,
   ) {
     this.bucket = new TokenBucket(ratePerSecond, burst, nowMs);
+    this.perSource = perSource === null ? null : new SourcePrefixBuckets(perSource.ratePerSecond, perSource.burst, nowMs);
   }
 
   /**
@@ -59,7 +66,13 @@ export class IcmpEmitter {
   send(tx: TxQueue, buf: Uint8Array, off: number, info: PacketInfo, kind: number, mtu: number, nowMs: number): boolean {
     if (!mayGenerateIcmpError(info, buf, off)) return false;
     const aux = tx.aux;
-    if (aux.free === 0 || !this.bucket.take(nowMs)) {
+    const ps = this.perSource;
+    if (aux.free === 0 || (ps !== null && !ps.take(info.version, info.src, nowMs))) {
+      this.counters[E_RATE_LIMITED]++;
+      return false;
+    }
+    if (!this.bucket.take(nowMs)) {
+      if (ps !== null) ps.refund(); // the prefix's token was not spent
       this.counters[E_RATE_LIMITED]++;
       return false;
     }

@@ -16,6 +16,7 @@ import { isRoot } from '../helpers/netns.js';
 import { CLIENTS, CLIENT_NAMES, Lab, PORTS, S4, S6, hostPart, serviceFor, type CaptureSummary, type ClientName } from '../helpers/lab.js';
 import { ROUTED } from '../../lab/topology-variants.js';
 import { PYTHON } from '../../lab/paths.js';
+import { sendScapy } from '../helpers/datapath.js';
 
 const B1 = { v6: '2001:db8:b::1', v4: '198.51.100.1' };
 
@@ -191,5 +192,28 @@ describe.skipIf(!isRoot())('draft topologies: one arm, two stages, return encaps
     expect(tooBig, 'PTB / Frag Needed from the backs to the servers').toBeGreaterThan(0);
     expect(await lab.metric('front', 'mslb_tunnel_unwrapped_total')).toBeGreaterThan(0);
     expect(await lab.metric('front', 'mslb_drops_total', { reason: 'unauthorized_source' })).toBe(0);
+
+    // SPEC 3: return traffic only from a back's own address. A sender inside acceptTunnelFrom
+    // (2001:db8:b::/64, 198.51.100.0/24) spoofing another address there cannot have the front
+    // deliver "answers from S" to a victim; from back1's own address the same packet goes through.
+    const victim = { v6: CLIENTS.c1v6.address, v4: CLIENTS.c1v4.address };
+    const ret = (outer6: string, outer4: string) => [
+      `IPv6(src='${outer6}', dst='${ROUTED.gateway.v6}', nh=41)/IPv6(src='${S6}', dst='${victim.v6}', hlim=60)/UDP(sport=80, dport=9)/Raw(b'spoofed-return')`,
+      `IP(src='${outer4}', dst='${ROUTED.gateway.v4}', proto=4)/IP(src='${S4}', dst='${victim.v4}', ttl=60)/UDP(sport=80, dport=9)/Raw(b'spoofed-return')`,
+    ];
+    const cap2 = await lab.capture('client-link', { filter: 'udp and port 9' });
+    const unauthBefore = await lab.metric('front', 'mslb_drops_total', { reason: 'unauthorized_source' });
+    await sendScapy(lab, lab.ns.back1, ret('2001:db8:b::99', '198.51.100.99'), 5);
+    await new Promise((r) => setTimeout(r, 500));
+    const spoofed = await cap2.stop();
+    expect(spoofed.pairs[`${S6} > ${victim.v6}`] ?? 0, 'spoofed outer source: nothing reaches the victim').toBe(0);
+    expect(spoofed.pairs[`${S4} > ${victim.v4}`] ?? 0).toBe(0);
+    expect(await lab.metric('front', 'mslb_drops_total', { reason: 'unauthorized_source' })).toBe(unauthBefore + 10);
+    const cap3 = await lab.capture('client-link', { filter: 'udp and port 9' });
+    await sendScapy(lab, lab.ns.back1, ret(B1.v6, B1.v4), 5);
+    await new Promise((r) => setTimeout(r, 500));
+    const real = await cap3.stop();
+    expect(real.pairs[`${S6} > ${victim.v6}`], 'from back1\'s address: forwarded').toBe(5);
+    expect(real.pairs[`${S4} > ${victim.v4}`]).toBe(5);
   }, 180_000);
 });

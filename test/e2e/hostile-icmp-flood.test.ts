@@ -1,8 +1,10 @@
 // ICMP generation cannot be turned into an amplifier: a flood of oversize packets (IPv6
 // and IPv4 with DF, 1500 bytes, from many client addresses) at the front of the encap lab, whose
 // tunnel MTU is 1460 / 1480. Every oversize packet is dropped as too_big; the Packet Too Big /
-// Fragmentation Needed errors the front sends are bounded by its token bucket (icmp.burst plus
-// icmp.ratePerSecond per second of flood), the rest are counted as rate limited, and what the
+// Fragmentation Needed errors the front sends are bounded by its token buckets: the global one
+// (icmp.burst plus icmp.ratePerSecond per second of flood) and, tighter here, the one per source
+// prefix (the flood comes from one IPv6 /48 and one IPv4 /24: twice icmp.perSourceBurst plus
+// icmp.perSourceRate per second), the rest are counted as rate limited, and what the
 // client receives is what the front says it sent. Counted, not timed: the bound uses the flood's
 // measured duration.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +17,10 @@ import { repoRoot, PYTHON } from '../../lab/paths.js';
 
 const RATE = 50;
 const BURST = 20;
+const PS_RATE = 10;
+const PS_BURST = 5;
+/** Source prefixes of the flood: 2001:db8:c1::/48 and 203.0.113.0/24. */
+const PREFIXES = 2;
 const PPS = 2000;
 const SECONDS = 3;
 
@@ -53,7 +59,7 @@ describe.skipIf(!isRoot())('ICMP errors under a flood of oversize packets stay w
     dir = mkdtempSync(join(tmpdir(), 'mslb-icmpflood-'));
     const root = repoRoot();
     writeFileSync(join(dir, 'table-encap.yaml'), readFileSync(join(root, 'deploy/lab/table-encap.yaml'), 'utf8'));
-    writeFileSync(join(dir, 'front.yaml'), `${readFileSync(join(root, 'deploy/lab/front-encap.yaml'), 'utf8')}\nicmp: { ratePerSecond: ${RATE}, burst: ${BURST} }\n`);
+    writeFileSync(join(dir, 'front.yaml'), `${readFileSync(join(root, 'deploy/lab/front-encap.yaml'), 'utf8')}\nicmp: { ratePerSecond: ${RATE}, burst: ${BURST}, perSourceRate: ${PS_RATE}, perSourceBurst: ${PS_BURST} }\n`);
     lab = await Lab.start({ mode: 'encap', frontConfig: join(dir, 'front.yaml') });
   }, 120_000);
 
@@ -62,7 +68,7 @@ describe.skipIf(!isRoot())('ICMP errors under a flood of oversize packets stay w
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it(`a ${SECONDS} s flood at ${PPS} pps: every oversize packet dropped as too_big, ICMP sent <= burst + rate x duration, the rest rate-limited, the client receives what was sent`, async () => {
+  it(`a ${SECONDS} s flood at ${PPS} pps: every oversize packet dropped as too_big, ICMP sent within the per-prefix (and global) budget, the rest rate-limited, the client receives what was sent`, async () => {
     const cl = lab.topo.linkOf('client-link');
     const mac = (ns: string, iface: string) => (JSON.parse(lab.set.exec(ns, 'ip', ['-j', 'link', 'show', 'dev', iface])) as { address: string }[])[0]!.address;
     // the client namespace must accept the errors for the flood's sources (they are on its lo)
@@ -84,18 +90,19 @@ describe.skipIf(!isRoot())('ICMP errors under a flood of oversize packets stay w
     const icmpSent = d('mslb_icmp_sent_total', { type: 'packet_too_big' }) + d('mslb_icmp_sent_total', { type: 'frag_needed' });
     const limited = d('mslb_icmp_rate_limited_total');
     const received = nstat(cAfter, 'Icmp6InPktTooBigs') - nstat(cBefore, 'Icmp6InPktTooBigs') + (nstat(cAfter, 'IcmpInDestUnreachs') - nstat(cBefore, 'IcmpInDestUnreachs'));
-    const bound = BURST + RATE * (duration + 1);
+    const globalBound = BURST + RATE * (duration + 1);
+    const bound = Math.min(globalBound, PREFIXES * (PS_BURST + PS_RATE * (duration + 1)));
     const bytesIn = sent * 1500;
     console.log(
       `flood: ${sent} oversize packets in ${duration} s (${Math.round(sent / duration)} pps, ${bytesIn} bytes); reached the front ${rx}; dropped too_big ${tooBig}; ` +
-        `ICMP sent ${icmpSent} (bound burst ${BURST} + ${RATE}/s x (${duration} + 1) s = ${bound}), rate-limited ${limited}; ICMP received by the client ${received}; ` +
+        `ICMP sent ${icmpSent} (bound: ${PREFIXES} prefixes x (${PS_BURST} + ${PS_RATE}/s x (${duration} + 1) s) = ${bound}; global ${globalBound}), rate-limited ${limited}; ICMP received by the client ${received}; ` +
         `amplification: ${(icmpSent / sent).toFixed(4)} errors per oversize packet`,
     );
     expect(sent).toBeGreaterThan(PPS * SECONDS * 0.8);
     expect(rx).toBeGreaterThanOrEqual(sent); // (+ the host's own MLD, if any)
     expect(tooBig).toBe(sent);
     expect(icmpSent).toBeLessThanOrEqual(bound);
-    expect(icmpSent).toBeGreaterThanOrEqual(BURST + RATE * Math.floor(duration) * 0.5); // the limit, not a wall: errors keep flowing
+    expect(icmpSent).toBeGreaterThanOrEqual(PREFIXES * (PS_BURST + PS_RATE * Math.floor(duration) * 0.5)); // the limit, not a wall: errors keep flowing
     expect(icmpSent + limited).toBe(tooBig); // every dropped packet: one error, or one rate-limit count
     expect(received).toBe(icmpSent);
     expect(lab.serviceProcess('front')?.exitCode).toBeNull();

@@ -15,6 +15,7 @@ import { FrontProcessor } from '../../front/front-processor.js';
 import type { FrontRole } from '../../front/front-role.js';
 import { acceptPrefixes } from '../../front/tunnel-accept.js';
 import { PmtuCache } from '../../shared/tunnel/path-mtu-cache.js';
+import { SENT_FLOWS_PERIOD_MS } from '../../shared/tunnel/sent-flows.js';
 
 const S6 = '2001:db8:5::80';
 const S4 = '192.0.2.80';
@@ -27,6 +28,8 @@ const TABLE = {
   routes: [
     { source: '2001:db8:c1::/48', to: 'b1' },
     { source: '203.0.113.0/26', to: 'b1' },
+    { source: '2001:db8:c3::/48', to: 'b1' },
+    { source: '198.51.100.128/25', to: 'b1' },
     { source: '2001:db8:c2::/48', to: 'b2' },
     { source: '203.0.113.64/26', to: 'b2' },
   ],
@@ -58,10 +61,10 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
   const slots = new Map<string, number>();
   let cache: PmtuCache;
 
-  const role = (icmpBurst = 50): FrontRole => ({
+  const role = (icmpBurst = 50, perSourceBurst = icmpBurst): FrontRole => ({
     lbspType: 0x1e, encapSource4: null, encapSource6: null, hopLimit: 64,
     flowTable: { size: 4096, tcpTimeout: 300, udpTimeout: 30, otherTimeout: 30 },
-    icmp: { ratePerSecond: 10, burst: icmpBurst },
+    icmp: { ratePerSecond: 10, burst: icmpBurst, perSourceRate: 10, perSourceBurst },
     acceptTunnelFrom: acceptPrefixes(['2001:db8:b::/64', '198.51.100.0/24', '2001:db8:f1::/64']),
     tunMtu: 1500,
     pmtu: cache.toShared(),
@@ -147,6 +150,7 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
   });
 
   it('a PTB from the fabric quoting our tunnel packet lowers that back\'s path MTU and is relayed to the client (1360 = 1400 - 40)', async () => {
+    send(pkt('v6_small')); // the quoted flow went to b1 (SPEC 3: only errors about flows we sent count)
     const r = send(pkt('ptb_fabric'));
     expect(r.verdict).toBe(VERDICT_CONSUMED); // handled here, not forwarded
     expect(cache.get(slot('b1'), 6, now)).toBe(1400);
@@ -163,6 +167,41 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     expect(cache.get(slot('b1'), 6, now + 10 * 60 * 1000 + 1)).toBe(1500);
   });
 
+  it('a forged PTB / Frag Needed quoting (S -> B, 41/4) with a flow the front never sent lowers nothing and is not relayed; a real flow does; sent too long ago does not', async () => {
+    send(pkt('v6_small'));
+    send(pkt('v4_small'));
+    for (const k of ['ptb_unsent', 'fn_unsent']) {
+      const r = send(pkt(k));
+      expect(r.verdict, k).toBe(VERDICT_CONSUMED);
+      expect(r.aux, k).toEqual([]);
+    }
+    expect(cache.get(slot('b1'), 6, now)).toBe(1500);
+    expect(cache.get(slot('b1'), 4, now)).toBe(1500);
+    expect(ctr(eventIndex('pmtu_learned'))).toBe(0);
+    expect(ctr(eventIndex('pmtu_unverified'))).toBe(2);
+    // the flow's last packet more than two record periods ago: no longer "recently"
+    now += 2 * SENT_FLOWS_PERIOD_MS + 1;
+    fp.endBatch(now);
+    send(pkt('ptb_fabric'));
+    expect(cache.get(slot('b1'), 6, now)).toBe(1500);
+    send(pkt('v6_small'));
+    send(pkt('ptb_fabric'));
+    expect(cache.get(slot('b1'), 6, now)).toBe(1400);
+  });
+
+  it('an explicit encap.mtu turns learning off: an error quoting a real flow lowers nothing', async () => {
+    fp = new FrontProcessor({ ...role(), pmtuLearning: false }, counters, () => now);
+    fp.setTable(table);
+    send(pkt('v6_small'));
+    send(pkt('v4_small'));
+    send(pkt('ptb_fabric'));
+    send(pkt('fn_fabric'));
+    send(pkt('ptb_unsent'));
+    expect(cache.get(slot('b1'), 6, now)).toBe(1500);
+    expect(cache.get(slot('b1'), 4, now)).toBe(1500);
+    expect(ctr(eventIndex('pmtu_learned'))).toBe(0);
+  });
+
   it('forged PTBs (outer destination not a back, outer source not ours) change nothing and are not relayed', async () => {
     for (const k of ['ptb_forged_dst', 'ptb_forged_src']) {
       const r = send(pkt(k));
@@ -175,22 +214,25 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     expect(ctr(dropIndex('malformed'))).toBe(1);
   });
 
-  it('Frag Needed from the fabric: learned (with and without next-hop MTU: RFC 1191 plateau), relayed for DF; a short quote only lowers; other errors consumed', async () => {
+  it('Frag Needed from the fabric: learned (with and without next-hop MTU: RFC 1191 plateau), relayed for DF; a quote too short to show the inner flow changes nothing; other errors consumed', async () => {
+    send(pkt('v4_small'));
     const r = send(pkt('fn_fabric'));
     expect(cache.get(slot('b1'), 4, now)).toBe(1400);
     expect(r.aux).toEqual([want('relay_fn_1380')]);
     cache = PmtuCache.create(1500);
     fp = new FrontProcessor(role(), counters, () => now);
     fp.setTable(table);
+    send(pkt('v4_small'));
     send(pkt('fn_fabric_nomtu'));
     expect(cache.get(slot('b1'), 4, now)).toBe(1492); // plateau below the quoted 1520
     const short = send(pkt('fn_fabric_short'));
-    expect(cache.get(slot('b1'), 4, now)).toBe(1300);
-    expect(short.aux).toEqual([]); // no inner header quoted: nothing to relay
+    expect(short.verdict).toBe(VERDICT_CONSUMED);
+    expect(cache.get(slot('b1'), 4, now)).toBe(1492); // 8 bytes of the inner header: the flow cannot be checked
+    expect(short.aux).toEqual([]);
     const u = send(pkt('unreach_fabric'));
     expect(u.verdict).toBe(VERDICT_CONSUMED);
     expect(u.aux).toEqual([]);
-    expect(cache.get(slot('b1'), 4, now)).toBe(1300);
+    expect(cache.get(slot('b1'), 4, now)).toBe(1492);
   });
 
   it('hop limit: translate adds back the kernel\'s second decrement (hop limit 1 leaves as 1+1-1); 0 left means Time Exceeded', async () => {
@@ -221,6 +263,13 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     expect(ctr(dropIndex('not_service'))).toBe(1);
     expect(send(pkt('ret_unauth')).verdict).toBeLessThan(0);
     expect(ctr(dropIndex('unauthorized_source'))).toBe(1);
+    // SPEC 3: return traffic only from a back's own address, not from anywhere inside the prefix
+    for (const k of ['ret_spoof6', 'ret_spoof4']) {
+      const r = send(pkt(k));
+      expect(r.verdict, k).toBeLessThan(0);
+      expect(r.fwd, k).toBeUndefined();
+    }
+    expect(ctr(dropIndex('unauthorized_source'))).toBe(3);
     expect(send(pkt('nested_same')).verdict).toBeLessThan(0);
     expect(ctr(dropIndex('malformed'))).toBe(1);
     // a client's own tunnel packet to S is ordinary traffic: balanced (c1 -> b1, wrapped)
@@ -304,5 +353,20 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     fp.endBatch(now + 1000); // 10 per second
     for (let i = 0; i < 10; i++) sent += send(pkt('v6_1500')).aux.length;
     expect(sent).toBe(6); // the bucket holds at most its burst (3)
+  });
+
+  it('ICMP budget per source prefix: one source flooding oversize packets cannot take the others\' Packet Too Big / Frag Needed', async () => {
+    fp = new FrontProcessor(role(50, 3), counters, () => now);
+    fp.setTable(table);
+    let flood = 0;
+    for (let i = 0; i < 200; i++) flood += send(pkt(i % 2 === 0 ? 'v6_1500' : 'v4df_1500')).aux.length;
+    expect(flood).toBe(6); // 3 per prefix (2001:db8:c1::/48, 203.0.113.0/24), not the global 50
+    expect(send(pkt('v6_1500_other')).aux).toEqual([want('ptb_other_1460')]);
+    expect(send(pkt('v4df_1500_other')).aux).toEqual([want('fn_other_1480')]);
+    expect(ctr(eventIndex('icmp_rate_limited'))).toBe(194);
+    // the global budget still caps everyone together
+    fp = new FrontProcessor(role(2, 3), counters, () => now);
+    fp.setTable(table);
+    expect(send(pkt('v6_1500')).aux.length + send(pkt('v6_1500_other')).aux.length + send(pkt('v4df_1500_other')).aux.length).toBe(2);
   });
 });

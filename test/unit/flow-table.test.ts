@@ -1,6 +1,6 @@
 // The front's flow table (front/flow-table.ts): pure, over typed arrays, with a fake clock.
 import { describe, it, expect } from 'vitest';
-import { FlowTable } from '../../front/flow-table.js';
+import { FlowTable, CONFIRMED_PROTECT_MS } from '../../front/flow-table.js';
 import { words } from '../vectors/load.js';
 
 const C = words('2001:db8:c1::10');
@@ -44,6 +44,26 @@ describe('FlowTable', () => {
     expect(ft.inserts).toBe(5000);
     expect(ft.evictions).toBe(ft.inserts - ft.count);
     expect(ft.count).toBeGreaterThan(ft.capacity * 0.9); // the buckets fill up evenly
+  });
+
+  it('admission: a new entry evicts only new (probationary) entries, never a confirmed one seen within the protection window', () => {
+    const ft = new FlowTable(8, 3); // one bucket of 8 ways
+    for (let p = 0; p < 4; p++) { key(ft, p); ft.confirm(ft.insert(p + 1, p, p, 0, 1e9)); }
+    for (let p = 4; p < 8; p++) { key(ft, p); ft.insert(p + 1, p, p, 0, 1e9); }
+    for (let n = 0; n < 1000; n++) { key(ft, 100 + n); expect(ft.insert(10 + n, 9, 9, 0, 1e9)).toBeGreaterThanOrEqual(0); }
+    for (let p = 0; p < 4; p++) { key(ft, p); expect(ft.find(2000), `confirmed ${p}`).toBeGreaterThanOrEqual(0); }
+    key(ft, 4);
+    expect(ft.find(2000)).toBe(-1); // probationary ones took turns
+    // a bucket of confirmed entries only: a newcomer is refused (still forwarded by its caller)
+    const full = new FlowTable(8, 4);
+    for (let p = 0; p < 8; p++) { key(full, p); full.confirm(full.insert(0, p, p, 0, 1e9)); }
+    key(full, 50);
+    expect(full.insert(CONFIRMED_PROTECT_MS, 1, 1, 0, 1e9)).toBe(-1);
+    expect(full.refused).toBe(1);
+    // ... until its least recently seen confirmed entry has been idle longer than the window
+    key(full, 50);
+    expect(full.insert(CONFIRMED_PROTECT_MS + 1, 1, 1, 0, 1e9)).toBeGreaterThanOrEqual(0);
+    expect(full.evictions).toBe(1);
   });
 
   it('evicts the least recently seen entry of a full bucket', () => {

@@ -266,4 +266,29 @@ describe('front flow table (processor)', () => {
     expect(ctr(INSERTS)).toBe(1000);
     expect(ctr(EVICT)).toBe(1000 - ctr(C_FLOW_TABLE_SIZE));
   });
+  it('a spoofed flood (random sources, SYNs and UDP) does not evict established flows; a flow it never saw is adopted and protected after its second packet', () => {
+    fp = new FrontProcessor({ ...role, flowTable: { ...role.flowTable!, size: 256 } }, counters, () => now, 99);
+    const t = pool3();
+    fp.setTable(t);
+    const [a, b] = twoLabels(t);
+    const est = fresh(t, a);
+    const client = (c: number) => `2001:db8:c1::${(c + 1).toString(16)}`;
+    for (let c = 0; c < 10; c++) {
+      expect(send({ src: client(c), sport: 41000 + c, flags: TCP_SYN, label: a })).toBe(est);
+      expect(send({ src: client(c), sport: 41000 + c, flags: TCP_ACK, label: a })).toBe(est);
+    }
+    // established elsewhere (scale-out takeover): first seen here with an ACK, then a second packet
+    expect(send({ src: client(20), sport: 42000, flags: TCP_ACK, label: a })).toBe(est);
+    expect(send({ src: client(20), sport: 42000, flags: TCP_ACK, label: a })).toBe(est);
+    for (let i = 0; i < 5000; i++) {
+      now += 0.4; // 2,500 packets per second of fake time on a 256-entry table: 2 s of flood
+      const src = `2001:db8:${((i * 7919) & 0xffff).toString(16)}::${(i + 1).toString(16)}`;
+      send({ src, sport: 1024 + (i % 60000), flags: TCP_SYN, proto: i % 2 === 0 ? 6 : 17, label: i & 0xfffff });
+      if (i % 64 === 63) fp.endBatch(now);
+    }
+    // the next packets carry another label: only the pin keeps them on their back
+    for (let c = 0; c < 10; c++) expect(send({ src: client(c), sport: 41000 + c, flags: TCP_ACK, label: b }), `connection ${c}`).toBe(est);
+    expect(send({ src: client(20), sport: 42000, flags: TCP_ACK, label: b })).toBe(est);
+    expect(ctr(INSERTS)).toBeGreaterThan(5000 * 0.9); // the flood itself was pinned, among itself
+  });
 });
