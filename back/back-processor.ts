@@ -10,10 +10,12 @@ import { isMulticastDst } from '../shared/packet/address-class.js';
 import { rewriteDst } from '../shared/packet/translate.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
+import { decapsulateUdp } from '../shared/packet/udp-encap.js';
+import { completePartialChecksum } from '../shared/packet/checksum.js';
 import { Proto } from '../shared/packet/constants.js';
 import { AddressSet } from './address-set.js';
 import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, shiftVnetHeader } from '../shared/tun/vnet-header.js';
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
@@ -38,6 +40,8 @@ export class BackProcessor implements RoleProcessor {
   private readonly ownService: Uint32Array;
   private readonly ownDelta: Int32Array;
   private readonly fronts: PrefixTable;
+  /** udpPort: IP-in-UDP tunnels accepted on this port too (0: IP-in-IP only). */
+  private readonly udpPort: number;
   private readonly lbspType: number;
   /** Return traffic from the services (returnPath) and LBSP stamping / MSS clamp (SPEC 4). */
   private readonly stamper: ReturnStamper;
@@ -59,6 +63,7 @@ export class BackProcessor implements RoleProcessor {
     this.now = clock();
     this.reasm = new TunnelReassembly(counters);
     this.lbspType = role.lbspType;
+    this.udpPort = role.udpPort ?? 0;
     this.stamper = new ReturnStamper(role, this.counters, seed);
     this.retEncap = role.returnEncap ? new ReturnEncap(role.returnEncap, this.counters, this.now, role.lbspType) : null;
     this.own = new AddressSet(role.own.map((o) => ({ family: o.family, words: o.b })));
@@ -118,6 +123,18 @@ export class BackProcessor implements RoleProcessor {
         return this.drop(D_UNAUTHORIZED);
       }
     }
+    if (mode !== MODE_TRANSLATE && this.udpPort !== 0 && info.proto === Proto.UDP && (info.isFragment || info.dstPort === this.udpPort)) {
+      // IP-in-UDP on udpPort: the same rules as protocol 4/41 above. An outer fragment from a front
+      // is reassembled and its port checked on the whole datagram (unwrap).
+      const src = info.src;
+      const fromFront = (info.version === 4 ? this.fronts.lookup4(src[0]) : this.fronts.lookup6(src[0], src[1], src[2], src[3])) >= 0;
+      if (fromFront) {
+        if (info.isFragment) return this.reassemble(buf, off, tx);
+        return this.unwrap(buf, off, vnet, vnetOff, tx);
+      } else if (mode === MODE_ENCAP) {
+        return this.drop(D_UNAUTHORIZED);
+      }
+    }
     if (mode === MODE_ENCAP) return this.drop(D_NOT_SERVICE);
     const s = this.scratch;
     for (let k = 0; k < 4; k++) s[k] = this.ownService[idx * 4 + k];
@@ -151,13 +168,26 @@ export class BackProcessor implements RoleProcessor {
   private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
     const d = this.decap;
-    if (decapsulate(buf, off, info, d) !== DecapVerdict.OK) return this.drop(D_MALFORMED);
+    if (info.proto === Proto.UDP) {
+      if (info.dstPort !== this.udpPort) return this.drop(D_NOT_SERVICE); // a reassembled datagram to another port
+      if (vnet.length > 0) {
+        // A UDP super-packet (USO) is not split here yet: refused, counted. A sender on this host
+        // leaves the checksum partial (NEEDS_CSUM): finish it so the check below judges the bytes.
+        if (vnet[vnetOff + 1] !== 0) return this.drop(D_MALFORMED);
+        if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) completePartialChecksum(buf, off, info);
+        clearVnetHeader(vnet, vnetOff / 12);
+      }
+      if (decapsulateUdp(buf, off, info, d) !== DecapVerdict.OK) return this.drop(D_MALFORMED);
+    } else if (decapsulate(buf, off, info, d) !== DecapVerdict.OK) {
+      return this.drop(D_MALFORMED);
+    }
     const inner = this.inner;
     if (parsePacket(buf, d.off, d.len, inner, this.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
     if (this.services.find(inner.version, inner.dst) < 0) {
       // SPEC 5: a tunnel packet whose inner packet is itself a tunnel packet to this node is
       // malformed; any other inner destination that is not a service is not_service.
-      const nested = (inner.proto === Proto.IPIP || inner.proto === Proto.IPV6) && inner.l4Off >= 0 && this.own.find(inner.version, inner.dst) >= 0;
+      const tunnel = inner.proto === Proto.IPIP || inner.proto === Proto.IPV6 || (this.udpPort !== 0 && inner.proto === Proto.UDP && inner.dstPort === this.udpPort);
+      const nested = tunnel && inner.l4Off >= 0 && this.own.find(inner.version, inner.dst) >= 0;
       return this.drop(nested ? D_MALFORMED : D_NOT_SERVICE);
     }
     this.stamper.request(buf, d.off, inner, vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0);

@@ -14,7 +14,7 @@ import { Proto } from '../shared/packet/constants.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
 import { TunnelReassembly, REASM_HELD } from '../shared/tunnel/tunnel-reassembly.js';
 import { addrDelta } from '../shared/packet/checksum.js';
-import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
+import { decapsulateUdp } from '../shared/packet/udp-encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
 import { CompiledTable, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
@@ -108,6 +108,7 @@ export class FrontProcessor implements RoleProcessor {
     const cache = role.pmtu ? PmtuCache.fromShared(role.pmtu) : PmtuCache.create(role.tunMtu ?? 1500);
     this.tmtu = new TunnelMtu(cache, this.icmp, counters, (this.now & 0xffff) + 1);
     this.tmtu.nowMs = this.now;
+    this.tmtu.udpPort = role.udpPort ?? 0;
     this.fabric = new FabricIcmp(this.tmtu, this.src4, this.src6);
     this.reasm = new TunnelReassembly(counters);
     this.tunnel = new TunnelOffload(counters);
@@ -157,6 +158,12 @@ export class FrontProcessor implements RoleProcessor {
       // SPEC 3 "Tunnel packets a front accepts" (tunnel-accept.ts)
       if (this.accept.accepts(info)) return info.isFragment ? this.reassemble(buf, off, tx) : this.unwrap(buf, off, vnet, vnetOff, tx);
       if (t.serviceIndex(v, info.dst) < 0) return this.drop(D_UNAUTHORIZED);
+    } else if (proto === Proto.UDP && this.tmtu.udpPort !== 0 && this.accept.accepts(info) && t.serviceIndex(v, info.dst) < 0) {
+      // IP-in-UDP tunnels to the front's tunnel address on its own encap.udpPort, from an accepted
+      // source (multi-stage behind a UDP-tunnelling front). Outer fragments: reassembled first, the
+      // port is checked on the whole packet (unwrap).
+      if (info.isFragment) return this.reassemble(buf, off, tx);
+      if (info.dstPort === this.tmtu.udpPort) return this.unwrap(buf, off, vnet, vnetOff, tx);
     }
     return this.balance(buf, off, info, t, true, vnet, vnetOff, tx);
   }
@@ -175,7 +182,10 @@ export class FrontProcessor implements RoleProcessor {
   private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
     const d = this.decap;
-    const dv = decapsulate(buf, off, info, d);
+    let dv: number;
+    if (info.proto !== Proto.UDP) dv = decapsulate(buf, off, info, d);
+    else if (info.dstPort !== this.tmtu.udpPort) return this.drop(D_NOT_SERVICE); // a reassembled datagram to another port
+    else dv = decapsulateUdp(buf, off, info, d);
     if (dv !== DecapVerdict.OK) return this.drop(dv === DecapVerdict.NOT_TUNNEL ? D_UNAUTHORIZED : D_MALFORMED);
     const od = this.outerDst;
     od[0] = info.dst[0]; od[1] = info.dst[1]; od[2] = info.dst[2]; od[3] = info.dst[3];
@@ -268,8 +278,8 @@ export class FrontProcessor implements RoleProcessor {
     if (configured !== null) s.set(configured);
     else if (info.version === fam) s.set(info.dst); // "service": the draft's outer source = S
     else return this.drop(D_NO_ROUTE); // validation requires source4/source6 for mixed families
-    const hdr = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
     const tm = this.tmtu;
+    const hdr = tm.outerLen(fam); // IP-in-IP or IP-in-UDP (encap.udpPort)
     // Tunnel MTU (tunnel-mtu.ts): decided on the unmodified packet (an ICMP error quotes it)
     const fit = tm.check(buf, off, info, fam, slot, vnet, vnetOff, tx);
     if (fit === MTU_DROPPED) return dropVerdict(D_TOO_BIG);
@@ -281,7 +291,7 @@ export class FrontProcessor implements RoleProcessor {
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
     if (!this.tunnel.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED); // csum_start/offset outside the packet
     if (fit === MTU_FRAG_INNER) return tm.wrapFragments(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, tx) ? VERDICT_QUEUED : dropVerdict(D_TOO_BIG);
-    const o = encapsulate(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, tm.nextIpId());
+    const o = tm.wrap(buf, off, info, fam, s, this.backAddr, this.outerHopLimit);
     if (fit === MTU_FRAG_OUTER) return tm.fragmentOuter(buf, o, info.totalLen + hdr, fam, tx) ? VERDICT_QUEUED : dropVerdict(D_TOO_BIG);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - o);
     tx.forward(buf, o, info.totalLen + hdr, vnet, vnetOff);
