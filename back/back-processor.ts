@@ -15,7 +15,9 @@ import { completePartialChecksum } from '../shared/packet/checksum.js';
 import { Proto } from '../shared/packet/constants.js';
 import { AddressSet } from './address-set.js';
 import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
+import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
+import { VNET_HDR_LEN } from '../shared/tun/tun-device.js';
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
@@ -27,6 +29,7 @@ const D_MALFORMED = dropIndex('malformed');
 const E_MULTICAST = eventIndex('multicast_ignored');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
+const D_TOO_BIG = dropIndex('too_big');
 
 export class BackProcessor implements RoleProcessor {
   private readonly info = new PacketInfo();
@@ -50,6 +53,7 @@ export class BackProcessor implements RoleProcessor {
   /** Outer fragments of tunnel packets (RFC 2473 7.1: a front fragments outer packets). */
   private readonly reasm: TunnelReassembly;
   private readonly noVnet = new Uint8Array(0);
+  private g: GsoAddon | undefined;
   private now: number;
 
   constructor(
@@ -164,6 +168,37 @@ export class BackProcessor implements RoleProcessor {
     return this.unwrap(tx.aux.buf, base, this.noVnet, 0, tx);
   }
 
+  /**
+   * A UDP tunnel super-packet (virtio UDP_L4 GSO) from an allowed front: cut into the segment slab
+   * (each segment a complete tunnel packet, outer checksum computed) and unwrap each like a packet
+   * read alone; a segment that fails is counted by unwrap and the others go on. Returns
+   * VERDICT_QUEUED, or a drop verdict when nothing could be cut (no segment slab or room: too_big;
+   * headers the splitter refuses: malformed).
+   */
+  private unwrapSegments(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    const seg = tx.seg;
+    if (seg === undefined) return this.drop(D_TOO_BIG);
+    if (this.g === undefined) this.g = gsoAddon();
+    const vi = vnetOff / VNET_HDR_LEN;
+    const slot = seg.slotFor(vnet, vi);
+    const free = seg.freeSlots(slot);
+    if (vnetSegments(vnet, vi) > free) return this.drop(D_TOO_BIG);
+    const first = seg.firstSlot(slot);
+    const n = this.g.gsoSplit(buf, off, len, vnet, vnetOff, seg.buf, seg.offs, seg.lens, slot, seg.headroom, first, free, 0);
+    if (n < 0) return this.drop(n === GSO_E_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
+    seg.used = (first + n) * slot;
+    const info = this.info;
+    for (let k = first; k < first + n; k++) {
+      const so = seg.offs[k]!;
+      if (parsePacket(seg.buf, so, seg.lens[k]!, info, this.lbspType) !== ParseError.OK) {
+        this.counters[D_MALFORMED]++;
+        continue;
+      }
+      this.unwrap(seg.buf, so, this.noVnet, 0, tx);
+    }
+    return VERDICT_QUEUED;
+  }
+
   /** A tunnel packet from an allowed front (checked by the caller): unwrap, check the inner packet. */
   private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
@@ -171,9 +206,11 @@ export class BackProcessor implements RoleProcessor {
     if (info.proto === Proto.UDP) {
       if (info.dstPort !== this.udpPort) return this.drop(D_NOT_SERVICE); // a reassembled datagram to another port
       if (vnet.length > 0) {
-        // A UDP super-packet (USO) is not split here yet: refused, counted. A sender on this host
-        // leaves the checksum partial (NEEDS_CSUM): finish it so the check below judges the bytes.
-        if (vnet[vnetOff + 1] !== 0) return this.drop(D_MALFORMED);
+        // Same-flow tunnel packets that GRO on the way (the front's write-side GRO, or the host's)
+        // merged into a UDP super-packet (USO): cut natively, every segment unwrapped on its own.
+        if (vnet[vnetOff + 1] !== 0) return this.unwrapSegments(buf, off, info.totalLen, vnet, vnetOff, tx);
+        // A sender on this host leaves the checksum partial (NEEDS_CSUM): finish it so the check
+        // below judges the bytes.
         if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) completePartialChecksum(buf, off, info);
         clearVnetHeader(vnet, vnetOff / 12);
       }
