@@ -86,9 +86,10 @@ export function encapsulateUdp(
  * is "none" and accepted over IPv4 only, RFC 768 / RFC 8200 8.1); then GUE variant 1: the payload is
  * an IPv4 or IPv6 packet (first nibble) that fits the UDP payload, IPv4 header checksum valid.
  * Applies RFC 6040 decap ECN as decapsulate() does. MALFORMED for any failure, NOT_TUNNEL when the
- * packet is not UDP with its header present, FRAGMENT for an outer fragment.
+ * packet is not UDP with its header present, FRAGMENT for an outer fragment. `checksumVerified`:
+ * the caller has checked a non-zero checksum already (natively, for big packets): not summed again.
  */
-export function decapsulateUdp(buf: Uint8Array, off: number, info: PacketInfo, out: DecapResult): number {
+export function decapsulateUdp(buf: Uint8Array, off: number, info: PacketInfo, out: DecapResult, checksumVerified = false): number {
   if (info.proto !== Proto.UDP) return DecapVerdict.NOT_TUNNEL;
   if (info.isFragment && (info.moreFragments || info.fragOffset !== 0)) return DecapVerdict.FRAGMENT;
   if (info.l4Off < 0) return DecapVerdict.NOT_TUNNEL;
@@ -100,7 +101,7 @@ export function decapsulateUdp(buf: Uint8Array, off: number, info: PacketInfo, o
   const ck = (buf[u + 6] << 8) | buf[u + 7];
   if (ck === 0) {
     if (info.version !== 4) return DecapVerdict.MALFORMED;
-  } else {
+  } else if (!checksumVerified) {
     const ps = pseudoHeaderSum(info.src, info.dst, info.version === 4 ? 1 : 4, Proto.UDP, ulen);
     if (fold(sum16(buf, u, u + ulen, fold(ps))) !== 0xffff) return DecapVerdict.MALFORMED;
   }

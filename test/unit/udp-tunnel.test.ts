@@ -184,6 +184,23 @@ describe('IP-in-UDP tunnels: front wraps, back unwraps', () => {
     expect(bcounters[dropIndex('malformed')]).toBe(0);
   });
 
+  it('big packets (outer checksum verified natively): any flipped bit is malformed, the packet left as it was', () => {
+    for (const [k, outer] of [['6in6', 48], ['6in4', 28]] as const) {
+      const wrapped = run(fp, pkt(k)).out[0]!;
+      expect(wrapped.length / 2).toBeGreaterThan(512);
+      expect(run(bp, wrapped).out).toEqual([pkt(k)]);
+      for (const at of [outer + 12, wrapped.length / 2 - 1, wrapped.length / 2 - 300]) {
+        const b = Buffer.from(wrapped, 'hex');
+        b[at] ^= 0x08;
+        const buf = new Uint8Array(128 + b.length).fill(0xa5);
+        buf.set(b, 128);
+        tx.reset();
+        expect(bp.process(buf, 128, b.length, new Uint8Array(0), 0, tx)).toBe(dropVerdict(dropIndex('malformed')));
+        expect(Buffer.from(buf.subarray(128)).equals(b)).toBe(true);
+      }
+    }
+  });
+
   it('source ports follow the inner flow: one port per flow, spread across flows', async () => {
     const seen = new Set<number>();
     for (let i = 0; i < 64; i++) {
