@@ -2,7 +2,7 @@
 // overrides), then cross-field checks.
 
 import { loadDocumentWith } from '../shared/config/read-document.js';
-import { runConvict } from '../shared/config/convict-load.js';
+import { blameEnv, runConvict } from '../shared/config/convict-load.js';
 import { Checker } from '../shared/config/check-values.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { parseAddress } from '../shared/table/addr.js';
@@ -24,15 +24,15 @@ convict.addFormat({
 export const backSchema = {
   tun: {
     name: { doc: 'TUN device the back creates', format: String, default: 'mslbb0', env: 'MSLB_TUN_NAME' },
-    mtu: { doc: 'MTU of the TUN device', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
+    mtu: { doc: 'MTU of the TUN device (at most 1920 with offload.enabled: false, what a queue slot then holds)', format: 'int-range', default: 1500, env: 'MSLB_TUN_MTU' },
     queues: { doc: 'TUN queues (IFF_MULTI_QUEUE), one worker thread each', format: 'int-range', default: 1, env: 'MSLB_TUN_QUEUES' },
     routes: { doc: 'Prefixes the back routes into its TUN (its B addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
   },
   addresses: {
-    doc: 'What this back owns: list of { address: B, service: S, mode: translate | encap | auto }',
+    doc: 'What this back owns: list of { address: B, service: S, mode: translate | encap | auto } (unicast addresses); reloaded on SIGHUP',
     format: 'object-list', default: [] as unknown[], env: 'MSLB_ADDRESSES',
   },
-  allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
+  allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets (a /0 is refused); reloaded on SIGHUP', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
   udpPort: {
     doc: 'Also accept IP-in-UDP tunnels (the front\'s encap.udpPort): UDP to one of the addresses on this port from allowedFronts, the inner packet right after the UDP header (GUE variant 1), checksum verified; 0 = IP-in-IP only',
     format: 'int-range',
@@ -57,7 +57,7 @@ export const backSchema = {
     enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
   },
   admin: {
-    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz)', format: String, default: '[::1]:9102', env: 'MSLB_ADMIN_LISTEN' },
+    listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz): ADDRESS:PORT or [ADDRESS]:PORT, never all addresses (S is local in the back\'s namespace)', format: String, default: '[::1]:9102', env: 'MSLB_ADMIN_LISTEN' },
   },
   log: {
     level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info', env: 'MSLB_LOG_LEVEL' },
@@ -88,12 +88,12 @@ export interface BackConfig {
 const ADDRESS_KEYS = new Set(['address', 'service', 'mode']);
 
 export function backConfigFromValue(value: unknown, file: string): { config?: BackConfig; errors: ConfigError[] } {
-  const { values, errors } = runConvict(backSchema as never, value, file);
+  const { values, errors, envEntries } = runConvict(backSchema as never, value, file);
   const v = values as unknown as Omit<BackConfig, "addresses"> & { addresses: unknown[] };
   const c = new Checker(file);
   const bad = new Set(errors.map((e) => e.entry));
   const ok = (k: string) => !bad.has(k);
-  if (ok('tun.mtu')) c.intRange('tun.mtu', v.tun.mtu, 576, 65535);
+  if (ok('tun.mtu')) c.tunMtu('tun.mtu', v.tun.mtu, v.offload.enabled !== false);
   if (ok('tun.queues')) c.intRange('tun.queues', v.tun.queues, 1, 64);
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v.tun.name)) c.err('tun.name', `not an interface name: ${JSON.stringify(v.tun.name)}`);
   const routes = ok('tun.routes') ? c.prefixList('tun.routes', v.tun.routes) : [];
@@ -106,8 +106,8 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) { c.err(e, 'must be { address, service, mode? }'); return; }
       const o = raw as Record<string, unknown>;
       for (const k of Object.keys(o)) if (!ADDRESS_KEYS.has(k)) c.err(`${e}.${k}`, 'unknown key (expected address, service, mode)');
-      const a = c.address(`${e}.address`, o.address);
-      const s = c.address(`${e}.service`, o.service);
+      const a = c.unicastAddress(`${e}.address`, o.address);
+      const s = c.unicastAddress(`${e}.service`, o.service);
       const mode = o.mode ?? 'auto';
       if (mode !== 'translate' && mode !== 'encap' && mode !== 'auto') c.err(`${e}.mode`, `must be translate | encap | auto, got ${JSON.stringify(mode)}`);
       if (!a || !s) return;
@@ -118,7 +118,7 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
       addresses.push({ address: a, service: s, mode: mode as BackAddress['mode'] });
     });
   }
-  const allowed = ok('allowedFronts') ? c.prefixList('allowedFronts', v.allowedFronts) : [];
+  const allowed = ok('allowedFronts') ? c.senderPrefixList('allowedFronts', v.allowedFronts) : [];
   if (ok('udpPort') && v.udpPort !== 0) c.intRange('udpPort', v.udpPort, 1, 65535);
   let serverId = '';
   if (v.lbsp.serverId !== '') {
@@ -140,7 +140,7 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
     if (!addresses.some((x) => parseAddress(x.address)!.family === gf)) c.err('returnEncap.gateway', `the outer source is this back's own address of the gateway's family: no IPv${gf} address in addresses`);
   }
   c.listen('admin.listen', v.admin.listen);
-  const all = [...errors, ...c.errors];
+  const all = blameEnv([...errors, ...c.errors], envEntries);
   if (all.length > 0) return { errors: all };
   return {
     errors: [],

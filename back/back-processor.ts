@@ -4,6 +4,7 @@
 import type { TxQueue } from '../shared/engine/tx-queue.js';
 import { VERDICT_CONSUMED, VERDICT_QUEUED, dropVerdict } from '../shared/engine/packet-processor.js';
 import type { RoleProcessor } from '../shared/engine/worker-runtime.js';
+import type { ToWorker } from '../shared/engine/worker-messages.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket, ParseError } from '../shared/packet/parse.js';
 import { isMulticastDst } from '../shared/packet/address-class.js';
@@ -38,20 +39,22 @@ export class BackProcessor implements RoleProcessor {
   private readonly inner = new PacketInfo();
   private readonly decap = new DecapResult();
   private readonly scratch = new Uint32Array(4);
-  private readonly own: AddressSet;
-  private readonly services: AddressSet;
-  private readonly ownMode: Uint8Array;
+  // Role settings: replaced whole by configure() when the back's config is reloaded (SIGHUP).
+  private own!: AddressSet;
+  private services!: AddressSet;
+  private ownMode!: Uint8Array;
   /** Per own address: its service S words and the checksum delta of B -> S. */
-  private readonly ownService: Uint32Array;
-  private readonly ownDelta: Int32Array;
-  private readonly fronts: PrefixTable;
+  private ownService!: Uint32Array;
+  private ownDelta!: Int32Array;
+  private fronts!: PrefixTable;
   /** udpPort: IP-in-UDP tunnels accepted on this port too (0: IP-in-IP only). */
-  private readonly udpPort: number;
-  private readonly lbspType: number;
+  private udpPort = 0;
+  private lbspType = 0x1e;
   /** Return traffic from the services (returnPath) and LBSP stamping / MSS clamp (SPEC 4). */
-  private readonly stamper: ReturnStamper;
+  private stamper!: ReturnStamper;
   /** Return encapsulation toward a gateway (draft section 6); null when off. */
-  private readonly retEncap: ReturnEncap | null;
+  private retEncap: ReturnEncap | null = null;
+  private readonly seed: number | undefined;
   /** Outer fragments of tunnel packets (RFC 2473 7.1: a front fragments outer packets). */
   private readonly reasm: TunnelReassembly;
   private readonly noVnet = new Uint8Array(0);
@@ -68,9 +71,15 @@ export class BackProcessor implements RoleProcessor {
   ) {
     this.now = clock();
     this.reasm = new TunnelReassembly(counters);
+    this.seed = seed;
+    this.configure(role);
+  }
+
+  /** Apply role settings (at start, and between batches when the config was reloaded). */
+  private configure(role: BackRole): void {
     this.lbspType = role.lbspType;
     this.udpPort = role.udpPort ?? 0;
-    this.stamper = new ReturnStamper(role, this.counters, seed);
+    this.stamper = new ReturnStamper(role, this.counters, this.seed);
     this.retEncap = role.returnEncap ? new ReturnEncap(role.returnEncap, this.counters, this.now, role.lbspType) : null;
     this.own = new AddressSet(role.own.map((o) => ({ family: o.family, words: o.b })));
     this.services = new AddressSet(role.services);
@@ -89,6 +98,11 @@ export class BackProcessor implements RoleProcessor {
       else fb.addV6(p.words[0], p.words[1], p.words[2], p.words[3], p.len, 0);
     }
     this.fronts = fb.build();
+  }
+
+  /** New role settings from a SIGHUP reload of the back's config (addresses, allowedFronts, lbsp). */
+  update(msg: ToWorker): void {
+    if (msg.type === 'role') this.configure(msg.role as BackRole);
   }
 
   endBatch(nowMs: number): void {

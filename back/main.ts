@@ -3,24 +3,33 @@
 // one worker per TUN queue (see shared/engine/service-host.ts).
 import { loadBackConfig } from './back-config.js';
 import { formatErrors } from '../shared/config/config-errors.js';
+import { wrongRoleOfFile } from '../shared/config/config-role.js';
 import { ServiceHost } from '../shared/engine/service-host.js';
 import { configPathFromArgs } from '../shared/engine/service-args.js';
 import { createLogger } from '../shared/log.js';
-import { backRoleFromConfig } from './back-role.js';
+import { backRoleFromConfig, type BackRole } from './back-role.js';
+import { backReloadErrors, backReloadUnchanged } from './back-reload.js';
+import type { BackConfig } from './back-config.js';
+import type { ConfigError } from '../shared/config/config-errors.js';
 
 /** Routing table of the returnPath rules ("MS"). */
 const RETURN_PATH_TABLE = 0x4d53;
 
 async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-back');
-  const { config, errors } = loadBackConfig(file);
-  if (!config || errors.length > 0) {
-    process.stderr.write(`mslb-back: invalid config\n${formatErrors(errors)}\n`);
+  const loaded = loadBackConfig(file);
+  if (!loaded.config || loaded.errors.length > 0) {
+    const wrong = wrongRoleOfFile(file, 'back');
+    process.stderr.write(wrong !== undefined ? `mslb-back: ${wrong}\n` : `mslb-back: invalid config\n${formatErrors(loaded.errors)}\n`);
     process.exit(1);
   }
+  // The config and role in force: SIGHUP replaces them (addresses, allowedFronts, lbsp).
+  let config: BackConfig = loaded.config;
   const log = createLogger({ level: config.log.level, base: { service: 'mslb-back' } });
-  const role = backRoleFromConfig(config);
-  const counts = { ipv4: role.own.filter((o) => o.family === 4).length, ipv6: role.own.filter((o) => o.family === 6).length };
+  let role: BackRole = backRoleFromConfig(config);
+  let loadedAt: string | null = null;
+  const countsOf = (r: BackRole) => ({ ipv4: r.own.filter((o) => o.family === 4).length, ipv6: r.own.filter((o) => o.family === 6).length });
+  let counts = countsOf(role);
   const host = new ServiceHost({
     role: 'back',
     log,
@@ -31,7 +40,7 @@ async function main(): Promise<void> {
     adminListen: config.admin.listen,
     roleData: role,
     tableRoutes: () => counts,
-    table: () => ({ addresses: config.addresses, allowedFronts: config.allowedFronts, loadedAt: null, source: config.file }),
+    table: () => ({ addresses: config.addresses, allowedFronts: config.allowedFronts, loadedAt, source: config.file }),
     // SPEC 6a returnPath: packets from the services arriving on that interface enter the TUN
     // (policy rule per service address, default route into the TUN in a table of their own).
     setupHost: config.returnPath.interface === ''
@@ -57,9 +66,47 @@ async function main(): Promise<void> {
           }
         },
   });
-  host.handleSignals();
+  const reject = (errors: readonly ConfigError[]): void => {
+    for (const e of errors) log.error('config_rejected', { trigger: 'SIGHUP', file: e.file, entry: e.entry, reason: e.reason });
+    host.metrics.recordReload(false);
+  };
+  // SIGHUP: re-read the file; a bad edit is rejected (file, entry, reason; counted) and the old settings serve on.
+  const reload = async (): Promise<void> => {
+    const r = loadBackConfig(file);
+    if (!r.config || r.errors.length > 0) return reject(r.errors);
+    const next = r.config;
+    const refused = backReloadErrors(config, next);
+    if (refused.length > 0) return reject(refused);
+    if (backReloadUnchanged(config, next)) {
+      log.info('config_unchanged', { trigger: 'SIGHUP', file: next.file });
+      host.metrics.recordReload(true);
+      return;
+    }
+    let nextRole: BackRole;
+    try {
+      nextRole = backRoleFromConfig(next);
+    } catch (e) {
+      return reject([{ file: next.file, entry: '', reason: (e as Error).message }]);
+    }
+    // The path MTU toward the return gateway was measured at start (returnEncap is not reloadable).
+    if (role.returnEncap && nextRole.returnEncap) nextRole.returnEncap.mtu = role.returnEncap.mtu;
+    try {
+      await host.apply({ type: 'role', role: nextRole });
+    } catch (e) {
+      return reject([{ file: next.file, entry: '', reason: `not taken by the workers: ${(e as Error).message}` }]);
+    }
+    config = next;
+    role = nextRole;
+    counts = countsOf(role);
+    loadedAt = new Date().toISOString();
+    host.metrics.recordReload(true);
+    log.info('config_loaded', { trigger: 'SIGHUP', file: next.file, addresses: next.addresses.length, allowedFronts: next.allowedFronts.length, stamp: next.lbsp.stamp });
+  };
+  let reloading: Promise<void> = Promise.resolve();
+  host.handleSignals(() => (reloading = reloading.then(reload, reload)));
   try {
     await host.start();
+    host.metrics.markLoaded(); // the config in force is the file's (mslb_config_last_reload_successful 1)
   } catch (e) {
     log.error('start_failed', { error: (e as Error).message });
     process.exitCode = 1;

@@ -20,7 +20,8 @@ import type { PacketInfo } from '../shared/packet/packet-info.js';
 import { Proto } from '../shared/packet/constants.js';
 import type { CompiledTable } from './table/compiled-table.js';
 import { BACKEND_FLOWS_BASE, C_FLOW_TABLE_SIZE, MAX_BACKEND_SLOTS, decisionIndex, eventIndex } from '../shared/metrics/counter-layout.js';
-import { FlowTable } from './flow-table.js';
+import { FlowTable, KEY_WORDS, KIND_FLOW, KIND_FRAGMENT } from './flow-table.js';
+import type { FlowEntry, FlowQuery, FlowSnapshot } from '../shared/engine/worker-messages.js';
 
 const TCP_FIN = 0x01;
 const TCP_SYN = 0x02;
@@ -243,6 +244,42 @@ export class FlowPinning {
   private timeoutFor(info: PacketInfo): number {
     const p = info.proto;
     return p === Proto.TCP ? this.tcpMs : p === Proto.UDP ? this.udpMs : this.otherMs;
+  }
+
+  /**
+   * Read-only view of the pinned entries matching q (GET /flows, /lookup), at most q.limit of them.
+   * A full scan of the table's typed arrays, off the packet path (between batches); allocates
+   * only the answer.
+   */
+  snapshot(q: FlowQuery, queue: number, now: number = this.clock()): FlowSnapshot {
+    const ft = this.table;
+    const want = new Uint32Array(KEY_WORDS), mask = new Uint32Array(KEY_WORDS);
+    // word 0 = kind << 16 | family << 8 | proto; ports = sport << 16 | dport (flows only)
+    if (q.family !== undefined) { want[0] |= q.family << 8; mask[0] |= 0xff00; }
+    if (q.proto !== undefined) { want[0] |= q.proto; mask[0] |= 0xff; }
+    if (q.sport !== undefined || q.dport !== undefined) { want[0] |= KIND_FLOW << 16; mask[0] |= 0xff0000; }
+    if (q.sport !== undefined) { want[9] |= q.sport << 16; mask[9] |= 0xffff0000; }
+    if (q.dport !== undefined) { want[9] |= q.dport; mask[9] |= 0xffff; }
+    for (let w = 0; w < 4; w++) {
+      if (q.src) { want[1 + w] = q.src[w]!; mask[1 + w] = 0xffffffff; }
+      if (q.dst) { want[5 + w] = q.dst[w]!; mask[5 + w] = 0xffffffff; }
+    }
+    const hits: number[] = [];
+    const matched = ft.match(now, q.slot, want, mask, q.limit, hits);
+    const flows: FlowEntry[] = hits.map((i) => {
+      const k0 = ft.keyWord(i, 0);
+      const fragment = (k0 >>> 16) === KIND_FRAGMENT;
+      const ports = ft.keyWord(i, 9);
+      const idle = ft.idleMs(i, now);
+      return {
+        kind: fragment ? 'fragment' : 'flow', family: ((k0 >>> 8) & 0xff) as 4 | 6, proto: k0 & 0xff,
+        src: [ft.keyWord(i, 1), ft.keyWord(i, 2), ft.keyWord(i, 3), ft.keyWord(i, 4)],
+        dst: [ft.keyWord(i, 5), ft.keyWord(i, 6), ft.keyWord(i, 7), ft.keyWord(i, 8)],
+        sport: fragment ? 0 : ports >>> 16, dport: fragment ? 0 : ports & 0xffff, fragId: fragment ? ports : 0,
+        slot: ft.slot[i]!, idleMs: idle, expiresInMs: Math.max(0, ft.timeoutMs(i) - idle), closing: ft.isClosing(i),
+      };
+    });
+    return { type: 'flows', id: q.id, queue, total: ft.count, matched, flows };
   }
 
   private pinFragment(info: PacketInfo, back: number, slot: number, now: number): void {

@@ -218,6 +218,44 @@ export class FlowTable {
     return removed;
   }
 
+  /**
+   * Read-only scan (GET /flows, /lookup): live entries whose slot is `slot` (-1: any) and whose key
+   * words equal `want` where `mask` is set; the first `limit` indices go to `out`. Returns how many
+   * matched. One pass over the typed arrays, no call per entry.
+   */
+  match(now: number, slot: number, want: Uint32Array, mask: Uint32Array, limit: number, out: number[]): number {
+    const used = this.used, slots = this.slot, keys = this.keys, seen = this.lastSeen, tmo = this.timeout;
+    const words: number[] = [];
+    for (let w = 0; w < KEY_WORDS; w++) if (mask[w] !== 0) words.push(w);
+    const nw = words.length;
+    let matched = 0;
+    next: for (let i = 0; i < this.capacity; i++) {
+      if (used[i] === 0 || (slot >= 0 && slots[i] !== slot)) continue;
+      const b = i * KEY_WORDS;
+      for (let j = 0; j < nw; j++) {
+        const w = words[j]!;
+        if (((keys[b + w]! ^ want[w]!) & mask[w]!) !== 0) continue next;
+      }
+      if (now - seen[i]! > tmo[i]!) continue;
+      if (matched++ < limit) out.push(i);
+    }
+    return matched;
+  }
+
+  /** Key word w of entry i (see the key layout at the top). */
+  keyWord(i: number, w: number): number {
+    return this.keys[i * KEY_WORDS + w]!;
+  }
+
+  /** Milliseconds since entry i last saw a packet, and until it expires. */
+  idleMs(i: number, now: number): number {
+    return now - this.lastSeen[i]!;
+  }
+
+  timeoutMs(i: number): number {
+    return this.timeout[i]!;
+  }
+
   /** Drop every entry (not counted as evictions). */
   clear(): void {
     this.used.fill(0);

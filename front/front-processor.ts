@@ -4,7 +4,7 @@
 import type { TxQueue } from '../shared/engine/tx-queue.js';
 import { VERDICT_CONSUMED, VERDICT_QUEUED, dropVerdict } from '../shared/engine/packet-processor.js';
 import type { RoleProcessor } from '../shared/engine/worker-runtime.js';
-import type { ToWorker } from '../shared/engine/worker-messages.js';
+import type { FlowQuery, FlowSnapshot, ToWorker } from '../shared/engine/worker-messages.js';
 import { PacketInfo } from '../shared/packet/packet-info.js';
 import { parsePacket, ParseError } from '../shared/packet/parse.js';
 import { isMulticastDst } from '../shared/packet/address-class.js';
@@ -117,6 +117,10 @@ export class FrontProcessor implements RoleProcessor {
 
   update(msg: ToWorker): void {
     if (msg.type === 'table') this.setTable(CompiledTable.fromTransfer(msg.table as CompiledTableTransfer));
+  }
+
+  flowSnapshot(q: FlowQuery, queue: number): FlowSnapshot {
+    return this.flows.snapshot(q, queue);
   }
 
   /** For tests and the in-process path: install a compiled table directly. */

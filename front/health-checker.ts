@@ -1,8 +1,10 @@
 // Health checks of the backs (SPEC 6a: `healthCheck` per back in the table; defaults from the front
 // config's `healthCheck`). Main thread only. A back with a health check gets, every `interval`:
 //   - an HTTP probe of `url` (the back's /readyz: the mslb-back process, its TUN and table are up);
-//   - a probe of the service *through the back*, when `servicePort` is set: a TCP connect to S:port
-//     for every service the back carries, from a probe source address that the front's own table
+//   - probes of the service *through the back*: a TCP connect to S:servicePort, a UDP datagram
+//     (`udp`: any reply, or one containing given bytes), a DNS query (`dns`: NOERROR with an answer,
+//     or a given rcode), an HTTP GET (`http`: status in a range, optional body substring), each for
+//     every service the back carries, from a probe source address that the front's own table
 //     routes to that back. How: the front owns a probe prefix per family (config
 //     `healthCheck.probePrefix6/4`); back slot k gets source prefix+k+1, added to `lo`, and the
 //     compiled table gets an internal route source/128 (/32) -> that back (the TableManager augment
@@ -13,16 +15,22 @@
 //     front host (as it routes client prefixes). A dead server behind a live back is seen: the
 //     connect is refused or times out. A single-back target is fail-open (SPEC 2), so probes keep
 //     reaching a back marked down and see it come back. The probe connection is reset at once.
+// The probes themselves are in front/health-probes.ts; each result carries a bounded reason, counted
+// per back and kind with the probe latency (shared/metrics/health-metrics.ts).
 // A back is up after `rise` good rounds in a row and down after `fall` bad ones (a round is good when
 // every probe of it succeeds within `timeout`). It starts up (a front restart moves nothing). Going
 // down sets up[slot]=0 and rebuilds the pools' alive tables (CompiledTable.refreshUp): only that
-// back's keys move; coming back restores them. State changes are logged (backend_down, backend_up).
-import { request as httpRequest, type ClientRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
+// back's keys move; coming back restores them. State changes are logged (backend_down, backend_up)
+// with the kind of probe and the reason. One round per back is in flight at a time.
 import type { Logger } from '../shared/log.js';
+import { HEALTH_FAILURE_REASONS, type HealthFailureReason, type HealthProbeKind, type HealthProbeState } from '../shared/metrics/health-metrics.js';
 import { formatAddress, parseAddress, parsePrefix, type Family } from '../shared/table/addr.js';
+import { encodeDnsQuery } from './dns-message.js';
+import { realProbes, type ProbeResult, type Probes } from './health-probes.js';
+import type { DnsCheckSpec, HttpCheckSpec, UdpCheckSpec } from './table/health-check-spec.js';
 import type { TableError, TableRoute, ValidatedTable } from './table/table-loader.js';
+
+export { realProbes, type ProbeResult, type Probes } from './health-probes.js';
 
 export interface HealthDefaults {
   interval: number; // seconds
@@ -33,12 +41,18 @@ export interface HealthDefaults {
   probePrefix4: string;
 }
 
+export type ServiceKind = 'tcp' | 'udp' | 'dns' | 'http';
+
 export interface ServiceProbe {
+  kind: ServiceKind;
   service: string;
   family: Family;
   port: number;
   /** Probe source address (text) that the internal route sends to this back. */
   source: string;
+  udp?: UdpCheckSpec;
+  dns?: DnsCheckSpec;
+  http?: HttpCheckSpec;
 }
 
 export interface BackHealthPlan {
@@ -104,10 +118,18 @@ export function planHealthChecks(
       rise: hc.rise ?? d.rise,
       fall: hc.fall ?? d.fall,
     };
-    if (hc.servicePort !== undefined) {
+    // Service probes by kind; the first configured key names the entry of a probe-source error.
+    const kinds: [ServiceKind, number][] = [];
+    if (hc.servicePort !== undefined) kinds.push(['tcp', hc.servicePort]);
+    if (hc.udp) kinds.push(['udp', hc.udp.port]);
+    if (hc.dns) kinds.push(['dns', hc.dns.port]);
+    if (hc.http) kinds.push(['http', hc.http.port]);
+    const key = hc.servicePort !== undefined ? 'servicePort' : hc.udp ? 'udp' : hc.dns ? 'dns' : 'http';
+    if (kinds.length > 0) {
       const carried = cfg.services.filter((s) => b.addressFor[s] !== undefined);
       const sources: Partial<Record<Family, string>> = {};
       const missing: string[] = [];
+      const reachable: { service: string; family: Family; source: string }[] = [];
       for (const s of carried) {
         const f = parseAddress(s)!.family;
         const prefix = f === 6 ? d.probePrefix6 : d.probePrefix4;
@@ -116,94 +138,41 @@ export function planHealthChecks(
         if (src === undefined) {
           const a = addressInPrefix(prefix, slot + 1);
           if (a === null) {
-            errors.push({ file: t.file, entry: `${e}.servicePort`, reason: `healthCheck.probePrefix${f} ${prefix} has no room for back ${b.name} (backend slot ${slot} needs address +${slot + 1})` });
+            errors.push({ file: t.file, entry: `${e}.${key}`, reason: `healthCheck.probePrefix${f} ${prefix} has no room for back ${b.name} (backend slot ${slot} needs address +${slot + 1})` });
             continue;
           }
           src = sources[f] = a;
           const p = parseAddress(a)!;
           routes.push({ source: `${a}/${f === 4 ? 32 : 128}`, family: f, words: p.words, len: f === 4 ? 32 : 128, to: b.name });
         }
-        plan.services.push({ service: s, family: f, port: hc.servicePort, source: src });
+        reachable.push({ service: s, family: f, source: src });
       }
-      if (plan.services.length === 0 && missing.length > 0) {
+      for (const [kind, port] of kinds) {
+        for (const r of reachable) {
+          const sp: ServiceProbe = { kind, service: r.service, family: r.family, port, source: r.source };
+          if (kind === 'udp') sp.udp = hc.udp;
+          else if (kind === 'dns') sp.dns = hc.dns;
+          else if (kind === 'http') sp.http = hc.http;
+          plan.services.push(sp);
+        }
+      }
+      if (reachable.length === 0 && missing.length > 0) {
         const fams = [...new Set(missing.map((m) => (m.startsWith('IPv6') ? 'healthCheck.probePrefix6' : 'healthCheck.probePrefix4')))];
         errors.push({
           file: t.file,
-          entry: `${e}.servicePort`,
+          entry: `${e}.${key}`,
           reason: `probing the service through the back needs a probe source: set ${fams.join(' or ')} in the front config (the back carries ${missing.join(' and ')})`,
         });
       }
     }
-    if (!plan.url && plan.services.length === 0 && hc.servicePort === undefined) {
-      errors.push({ file: t.file, entry: e, reason: 'a health check needs url (the back\'s /readyz) or servicePort (the service through the back), or both' });
+    if (!plan.url && kinds.length === 0) {
+      errors.push({ file: t.file, entry: e, reason: 'a health check needs url (the back\'s /readyz), servicePort (TCP), udp, dns or http (the service through the back), or several' });
       continue;
     }
     backs.push(plan);
   }
   return { backs, routes, errors };
 }
-
-// ---- probes ------------------------------------------------------------------------------------
-
-export interface ProbeResult {
-  ok: boolean;
-  detail: string;
-}
-
-export interface Probes {
-  http(url: string, timeoutMs: number): Promise<ProbeResult>;
-  tcp(host: string, port: number, localAddress: string, timeoutMs: number): Promise<ProbeResult>;
-}
-
-/** GET url; 2xx within the timeout is good. No keep-alive: each probe is a new connection. */
-function httpProbe(url: string, timeoutMs: number): Promise<ProbeResult> {
-  return new Promise((resolve) => {
-    let done = false;
-    let req: ClientRequest | undefined;
-    const finish = (r: ProbeResult) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      req?.destroy();
-      resolve(r);
-    };
-    const timer = setTimeout(() => finish({ ok: false, detail: `timeout after ${timeoutMs} ms` }), timeoutMs);
-    try {
-      const u = new URL(url);
-      req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', agent: false, headers: { 'user-agent': 'mslb-front-health' } }, (res) => {
-        const code = res.statusCode ?? 0;
-        res.resume();
-        res.on('end', () => finish({ ok: code >= 200 && code < 300, detail: `HTTP ${code}` }));
-        res.on('error', (e) => finish({ ok: false, detail: e.message }));
-      });
-      req.on('error', (e) => finish({ ok: false, detail: e.message }));
-      req.end();
-    } catch (e) {
-      finish({ ok: false, detail: (e as Error).message });
-    }
-  });
-}
-
-/** TCP connect from localAddress; established within the timeout is good; then reset (no TIME_WAIT). */
-function tcpProbe(host: string, port: number, localAddress: string, timeoutMs: number): Promise<ProbeResult> {
-  return new Promise((resolve) => {
-    let done = false;
-    const sock = connect({ host, port, localAddress, family: host.includes(':') ? 6 : 4 });
-    const finish = (r: ProbeResult) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (r.ok) sock.resetAndDestroy();
-      else sock.destroy();
-      resolve(r);
-    };
-    const timer = setTimeout(() => finish({ ok: false, detail: `connect timeout after ${timeoutMs} ms` }), timeoutMs);
-    sock.once('connect', () => finish({ ok: true, detail: 'connected' }));
-    sock.once('error', (e) => finish({ ok: false, detail: e.message }));
-  });
-}
-
-export const realProbes: Probes = { http: httpProbe, tcp: tcpProbe };
 
 // ---- state -------------------------------------------------------------------------------------
 
@@ -251,6 +220,13 @@ export interface HealthCheckerOptions {
   schedule?: boolean;
 }
 
+/** What a service probe sends, built once per plan (not per round). */
+interface Prepared {
+  payload?: Buffer;
+  expect?: Buffer;
+  query?: Buffer;
+}
+
 interface BackEntry {
   plan: BackHealthPlan;
   state: HealthState;
@@ -258,6 +234,13 @@ interface BackEntry {
   running: boolean;
   lastDetail: string;
   changedAt: number;
+  /** Parallel to plan.services. */
+  prepared: Prepared[];
+  /** Latency and failures per probe kind (the metrics read these). */
+  stats: Map<HealthProbeKind, HealthProbeState>;
+  /** Kind and reason of the failure that took the back down (for backend_up). */
+  downKind: HealthProbeKind | '';
+  downReason: HealthFailureReason | '';
 }
 
 export interface BackHealthStatus {
@@ -267,6 +250,27 @@ export interface BackHealthStatus {
   successes: number;
   failures: number;
   lastDetail: string;
+}
+
+const KIND_ORDER: readonly HealthProbeKind[] = ['readyz', 'tcp', 'udp', 'dns', 'http'];
+const REASON_INDEX = new Map<HealthFailureReason, number>(HEALTH_FAILURE_REASONS.map((r, i) => [r, i]));
+
+function kindsOf(plan: BackHealthPlan): HealthProbeKind[] {
+  const have = new Set<HealthProbeKind>(plan.services.map((s) => s.kind));
+  if (plan.url) have.add('readyz');
+  return KIND_ORDER.filter((k) => have.has(k));
+}
+
+function prepare(s: ServiceProbe): Prepared {
+  if (s.kind === 'udp' && s.udp) return { payload: Buffer.from(s.udp.sendHex, 'hex'), ...(s.udp.expectHex ? { expect: Buffer.from(s.udp.expectHex, 'hex') } : {}) };
+  if (s.kind === 'dns' && s.dns) return { query: encodeDnsQuery(s.dns.name, s.dns.type) };
+  return {};
+}
+
+function probeLabel(s: ServiceProbe): string {
+  const host = s.family === 6 ? `[${s.service}]` : s.service;
+  const what = s.kind === 'dns' && s.dns ? `dns ${s.dns.name}` : s.kind === 'http' && s.http ? `http GET ${s.http.path}` : s.kind;
+  return `${what} ${host}:${s.port} from ${s.source}`;
 }
 
 export class HealthChecker {
@@ -291,19 +295,24 @@ export class HealthChecker {
       if (cur) {
         const same = JSON.stringify(cur.plan) === JSON.stringify(plan);
         cur.plan = plan;
+        cur.prepared = plan.services.map(prepare);
+        cur.stats = this.statsFor(plan, cur.stats);
         cur.state.rise = plan.rise;
         cur.state.fall = plan.fall;
         if (this.o.up[plan.slot] !== (cur.state.up ? 1 : 0)) { this.o.up[plan.slot] = cur.state.up ? 1 : 0; changed = true; }
         if (!same) {
-          this.o.log.info('health_check_updated', { backend: plan.name, url: plan.url, services: plan.services.map((s) => `${s.service}:${s.port} from ${s.source}`), intervalMs: plan.intervalMs, timeoutMs: plan.timeoutMs, rise: plan.rise, fall: plan.fall });
+          this.o.log.info('health_check_updated', this.planFields(plan));
           this.reschedule(cur, Math.min(plan.intervalMs, 100));
         }
         continue;
       }
-      const e: BackEntry = { plan, state: new HealthState(plan.rise, plan.fall), timer: undefined, running: false, lastDetail: '', changedAt: Date.now() };
+      const e: BackEntry = {
+        plan, state: new HealthState(plan.rise, plan.fall), timer: undefined, running: false, lastDetail: '', changedAt: Date.now(),
+        prepared: plan.services.map(prepare), stats: this.statsFor(plan, undefined), downKind: '', downReason: '',
+      };
       this.backs.set(plan.name, e);
       if (this.o.up[plan.slot] !== 1) { this.o.up[plan.slot] = 1; changed = true; }
-      this.o.log.info('health_check_started', { backend: plan.name, url: plan.url, services: plan.services.map((s) => `${s.service}:${s.port} from ${s.source}`), intervalMs: plan.intervalMs, timeoutMs: plan.timeoutMs, rise: plan.rise, fall: plan.fall });
+      this.o.log.info('health_check_started', this.planFields(plan));
       // First round soon, spread so that many backs are not probed in one burst.
       this.reschedule(e, 50 + Math.floor(Math.random() * Math.min(plan.intervalMs, 1000)));
     }
@@ -316,6 +325,17 @@ export class HealthChecker {
       this.o.log.info('health_check_stopped', { backend: name, up: true });
     }
     if (changed) this.o.refresh();
+  }
+
+  private planFields(plan: BackHealthPlan): Record<string, unknown> {
+    return { backend: plan.name, url: plan.url, services: plan.services.map(probeLabel), intervalMs: plan.intervalMs, timeoutMs: plan.timeoutMs, rise: plan.rise, fall: plan.fall };
+  }
+
+  /** One stats entry per kind of the plan; a kind the back keeps across a reload keeps its counts. */
+  private statsFor(plan: BackHealthPlan, old: Map<HealthProbeKind, HealthProbeState> | undefined): Map<HealthProbeKind, HealthProbeState> {
+    const m = new Map<HealthProbeKind, HealthProbeState>();
+    for (const k of kindsOf(plan)) m.set(k, old?.get(k) ?? { backend: plan.name, kind: k, durationSeconds: NaN, failures: new Float64Array(HEALTH_FAILURE_REASONS.length), lastFailure: '' });
+    return m;
   }
 
   private ensureSource(s: ServiceProbe): void {
@@ -347,20 +367,47 @@ export class HealthChecker {
     e.running = true;
     try {
       const p = e.plan;
-      const jobs: Promise<ProbeResult & { what: string }>[] = [];
-      if (p.url) jobs.push(this.probes.http(p.url, p.timeoutMs).then((r) => ({ ...r, what: `GET ${p.url}` })));
-      for (const s of p.services) {
-        const src = this.sources.get(s.source);
-        jobs.push(
-          (src ?? Promise.resolve()).then(() => this.probes.tcp(s.service, s.port, s.source, p.timeoutMs)).then((r) => ({ ...r, what: `tcp ${s.family === 6 ? `[${s.service}]` : s.service}:${s.port} from ${s.source}` })),
-        );
-      }
+      const prepared = e.prepared;
+      const timed = (kind: HealthProbeKind, what: string, run: () => Promise<ProbeResult>) => {
+        const t0 = performance.now();
+        return run().then((r) => ({ ...r, kind, what, seconds: (performance.now() - t0) / 1000 }));
+      };
+      const jobs: Promise<ProbeResult & { kind: HealthProbeKind; what: string; seconds: number }>[] = [];
+      if (p.url) jobs.push(timed('readyz', `GET ${p.url}`, () => this.probes.http(p.url!, p.timeoutMs)));
+      p.services.forEach((s, i) => {
+        const src = this.sources.get(s.source) ?? Promise.resolve();
+        const pre = prepared[i]!;
+        const run = (): Promise<ProbeResult> => {
+          switch (s.kind) {
+            case 'tcp': return this.probes.tcp(s.service, s.port, s.source, p.timeoutMs);
+            case 'udp': return this.probes.udp(s.service, s.port, s.source, pre.payload!, pre.expect, p.timeoutMs);
+            case 'dns': return this.probes.dns(s.service, s.port, s.source, pre.query!, s.dns?.rcode, p.timeoutMs);
+            case 'http': return this.probes.httpService(s.service, s.port, s.source, s.http!, p.timeoutMs);
+          }
+        };
+        // The source address must be on lo before the probe binds to it; its wait is not latency.
+        jobs.push(src.then(() => timed(s.kind, probeLabel(s), run)));
+      });
       const results = await Promise.all(jobs);
       if (this.stopped || this.backs.get(p.name) !== e) return;
+      const roundMax = new Map<HealthProbeKind, number>();
+      for (const r of results) {
+        roundMax.set(r.kind, Math.max(roundMax.get(r.kind) ?? 0, r.seconds));
+        if (r.ok) continue;
+        const st = e.stats.get(r.kind);
+        const reason = r.reason ?? 'error';
+        if (st) {
+          (st.failures as Float64Array)[REASON_INDEX.get(reason)!]++;
+          st.lastFailure = reason;
+        }
+      }
+      for (const [k, sec] of roundMax) { const st = e.stats.get(k); if (st) st.durationSeconds = sec; }
       const bad = results.filter((r) => !r.ok);
       const ok = bad.length === 0;
       e.lastDetail = ok ? 'ok' : bad.map((r) => `${r.what}: ${r.detail}`).join('; ');
-      if (!ok) this.o.log.debug('health_probe_failed', { backend: p.name, detail: e.lastDetail, failures: e.state.failures + 1 });
+      // The first failing kind in a fixed order names the failure (readyz before the service).
+      const first = bad.sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind))[0];
+      if (!ok) this.o.log.debug('health_probe_failed', { backend: p.name, kind: first!.kind, reason: first!.reason ?? 'error', detail: e.lastDetail, failures: e.state.failures + 1 });
       const change = e.state.record(ok);
       if (change) {
         const now = Date.now();
@@ -368,8 +415,14 @@ export class HealthChecker {
         this.o.refresh();
         const fields = { backend: p.name, slot: p.slot, rise: p.rise, fall: p.fall, intervalMs: p.intervalMs, wasForMs: now - e.changedAt };
         e.changedAt = now;
-        if (change === 'down') this.o.log.warn('backend_down', { ...fields, reason: e.lastDetail });
-        else this.o.log.info('backend_up', fields);
+        if (change === 'down') {
+          e.downKind = first!.kind;
+          e.downReason = first!.reason ?? 'error';
+          this.o.log.warn('backend_down', { ...fields, kind: e.downKind, reason: e.downReason, detail: e.lastDetail });
+        } else {
+          // kind and reason: what had taken it down.
+          this.o.log.info('backend_up', { ...fields, kind: e.downKind, reason: e.downReason });
+        }
       }
     } finally {
       e.running = false;
@@ -388,6 +441,13 @@ export class HealthChecker {
     return [...this.backs.values()].map((e) => ({
       name: e.plan.name, slot: e.plan.slot, up: e.state.up, successes: e.state.successes, failures: e.state.failures, lastDetail: e.lastDetail,
     }));
+  }
+
+  /** Latency and failures per back and probe kind (mslb_health_probe_* metrics). */
+  probeStats(): HealthProbeState[] {
+    const out: HealthProbeState[] = [];
+    for (const e of this.backs.values()) for (const st of e.stats.values()) out.push(st);
+    return out;
   }
 
   stop(): void {

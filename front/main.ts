@@ -3,6 +3,7 @@
 // runs one worker per TUN queue (shared/engine/service-host.ts) and keeps the table live.
 import { loadFrontConfig } from './front-config.js';
 import { formatErrors } from '../shared/config/config-errors.js';
+import { wrongRoleOfFile } from '../shared/config/config-role.js';
 import { ServiceHost } from '../shared/engine/service-host.js';
 import { configPathFromArgs } from '../shared/engine/service-args.js';
 import { createLogger } from '../shared/log.js';
@@ -13,12 +14,15 @@ import type { HostSetup } from '../shared/netlink/host-setup.js';
 import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
 import { encapSourceRoutes, pathMtuView, refreshBaseMtus } from './path-mtu.js';
 import type { CompiledTable } from './table/compiled-table.js';
+import { tableHash } from './table/table-hash.js';
+import { frontAdminRoutes } from './front-admin.js';
 
 async function main(): Promise<void> {
   const file = configPathFromArgs(process.argv.slice(2), 'mslb-front');
   const { config, errors } = loadFrontConfig(file);
   if (!config || errors.length > 0) {
-    process.stderr.write(`mslb-front: invalid config\n${formatErrors(errors)}\n`);
+    const wrong = wrongRoleOfFile(file, 'front');
+    process.stderr.write(wrong !== undefined ? `mslb-front: ${wrong}\n` : `mslb-front: invalid config\n${formatErrors(errors)}\n`);
     process.exit(1);
   }
   const log = createLogger({ level: config.log.level, base: { service: 'mslb-front' } });
@@ -26,6 +30,8 @@ async function main(): Promise<void> {
   let health: HealthChecker | undefined;
   let hostSetup: HostSetup | undefined;
   let started = false;
+  /** Hash of the table in force (mslb_table_info, /table, POST /reload). */
+  let hash = '';
   // Path MTU toward each encap back, in memory shared with the workers: this thread sets each back's
   // base from its route on every table load; a Packet Too Big one worker sees lowers it for all.
   const pmtu = PmtuCache.create(config.encap.mtu > 0 ? config.encap.mtu : config.tun.mtu);
@@ -35,18 +41,24 @@ async function main(): Promise<void> {
   const tables = new TableManager(
     config,
     log,
-    (t, generation, plan) => {
-      host?.broadcast({ type: 'table', table: t.toTransfer(), generation });
+    async (t, generation, plan) => {
+      if (!host) throw new Error('service not started');
+      // Resolves once every worker took it; otherwise they all went back to the previous table.
+      await host.apply({ type: 'table', table: t.toTransfer(), generation });
+      hash = tableHash(t.meta.view);
+      host.metrics.setTableHash(hash);
       health?.update((plan as HealthPlan | undefined)?.backs ?? []);
       refreshMtus(t);
     },
     (ok) => host?.metrics.recordReload(ok),
     {
+      onSlotReuse: (slot) => host?.metrics.resetBackendSlot(slot),
       // Health checks: plan per back, plus the internal probe-source routes (front/health-checker.ts).
       augment: (t, slotOf) => {
         const p = planHealthChecks(t, config, slotOf);
         return { routes: p.routes, errors: p.errors, data: p };
       },
+      onInSync: () => host?.metrics.markInSync(),
     },
   );
   const first = tables.build();
@@ -90,11 +102,21 @@ async function main(): Promise<void> {
         up: p.members.map((m) => (typeof m === 'string' ? m : m.back)).filter((m) => tables.up[slotOf.get(m) ?? -1] !== 0 && slotOf.has(m)).length,
       }));
     },
+    healthProbes: () => health?.probeStats() ?? [],
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
     table: () => {
       const t = tables.table;
-      return t ? { ...t.meta.view, pathMtu: pathMtuView(t, pmtu, Date.now()) } : undefined;
+      return t ? { ...t.meta.view, hash, pathMtu: pathMtuView(t, pmtu, Date.now()) } : undefined;
     },
+    adminRoutes: frontAdminRoutes({
+      table: () => tables.table,
+      queryFlows: (q) => host?.queryFlows(q) ?? Promise.resolve([]),
+      reload: () => {
+        if (!started) return { result: { outcome: 'rejected', errors: [{ file: config.table, entry: '', reason: 'the front is still starting' }] }, file: config.table, hash };
+        tables.reload('admin');
+        return { result: tables.lastReload!, file: config.table, hash };
+      },
+    }),
     ready: () => (tables.table ? { ready: true } : { ready: false, reason: 'no table loaded' }),
     setupHost: async (h) => {
       hostSetup = h;
@@ -102,12 +124,10 @@ async function main(): Promise<void> {
   });
   // Stop probing before the workers stop (no backend_down noise while draining).
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => health?.stop());
-  host.handleSignals(() => {
-    if (started) tables.reload('SIGHUP');
-  });
+  host.handleSignals(() => (started ? tables.reload('SIGHUP') : undefined));
   try {
     await host.start();
-    tables.install(first.table, first.text);
+    await tables.install(first.table, first.text);
     started = true;
     host.metrics.markLoaded();
     tables.watch();

@@ -14,7 +14,8 @@
 //      meanwhile it was a partial write and the check starts over, uncounted; if not it is rejected,
 //      logged and counted once, and the same content is not counted again by later events.
 // SIGHUP reloads at once (no settle); an unchanged file then installs nothing but counts a success.
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { readDocumentText } from '../shared/config/read-document.js';
 import { dirname } from 'node:path';
 import type { FrontConfig } from './front-config.js';
 import { parseTableText } from './table/table-file.js';
@@ -48,8 +49,12 @@ export interface TableManagerOptions {
   readText?: (file: string) => string;
   /** Sleep used between reads of a changing file (tests pass a fake). */
   sleep?: (ms: number) => Promise<void>;
+  /** A slot is given to a new back name (its previous back left the table): reset what is kept per slot. */
+  onSlotReuse?: (slot: number) => void;
   /** Checks and internal routes beyond the table file's own validation (see front/health-checker.ts). */
   augment?: (t: ValidatedTable, slotOf: (name: string) => number) => TableAugment;
+  /** The file went back to the table in force after a rejected edit (no reload happened). */
+  onInSync?: () => void;
 }
 
 export interface BuildResult {
@@ -63,13 +68,24 @@ type ReadResult = { text: string; error?: undefined } | { text?: undefined; erro
 
 export type CheckOutcome = 'installed' | 'unchanged' | 'rejected' | 'already-rejected' | 'closed';
 
+/** What the last reload() did, for its caller (POST /reload answers with it). */
+export interface ReloadResult {
+  outcome: 'installed' | 'unchanged' | 'rejected';
+  errors: TableError[];
+}
+
 export class TableManager {
   private current: CompiledTable | null = null;
+  /** Result of the last reload() call. */
+  lastReload: ReloadResult | undefined;
   private currentText: string | undefined;
   /** Content already rejected and counted by a file check: later events for it are not counted again. */
   private rejectedText: string | undefined;
   private generation = 0;
   private readonly slots = new Map<string, number>();
+  private nextSlot = 0;
+  /** Slots whose names left the table, oldest first. */
+  private readonly freed: number[] = [];
   private readonly augmentData = new WeakMap<CompiledTable, unknown>();
   /** up[slot]: shared with every worker; health checks flip it. */
   readonly up = new Uint8Array(new SharedArrayBuffer(MAX_BACKEND_SLOTS));
@@ -90,14 +106,15 @@ export class TableManager {
   constructor(
     private readonly config: FrontConfig,
     private readonly log: Logger,
-    private readonly publish: (t: CompiledTable, generation: number, augmentData: unknown) => void,
+    /** Hands a table to the workers; a rejected promise means they could not all take it. */
+    private readonly publish: (t: CompiledTable, generation: number, augmentData: unknown) => void | Promise<void>,
     private readonly onReloadResult: (ok: boolean) => void,
     private readonly opts: TableManagerOptions = {},
   ) {
     this.up.fill(1);
     this.settleMs = opts.settleMs ?? SETTLE_MS;
     this.pollMs = opts.pollMs ?? POLL_MS;
-    this.readText = opts.readText ?? ((f) => readFileSync(f, 'utf8'));
+    this.readText = opts.readText ?? readDocumentText;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
@@ -110,16 +127,35 @@ export class TableManager {
     return this.generation;
   }
 
-  /** Stable backend slot by back name (kept across reloads). */
+  /**
+   * Stable backend slot by back name (kept across reloads while the name is in the table). Slots of
+   * names that left the table in force are reused, oldest freed first and only once no fresh slot
+   * is left, so a pin to a gone back is unlikely to meet a new one in its slot; a reused slot starts
+   * up and with its counters from 0 (onSlotReuse).
+   */
   readonly slotOf = (name: string): number => {
     let s = this.slots.get(name);
     if (s === undefined) {
-      s = this.slots.size;
-      if (s >= MAX_BACKEND_SLOTS) throw new Error(`more than ${MAX_BACKEND_SLOTS} distinct backs`);
+      if (this.nextSlot < MAX_BACKEND_SLOTS) s = this.nextSlot++;
+      else if (this.freed.length > 0) {
+        s = this.freed.shift()!;
+        this.up[s] = 1;
+        this.opts.onSlotReuse?.(s);
+      } else throw new Error(`more than ${MAX_BACKEND_SLOTS} distinct backs in use`);
       this.slots.set(name, s);
     }
     return s;
   };
+
+  /** After a table is in force: slots of names it no longer has become free. */
+  private releaseSlots(t: CompiledTable): void {
+    const names = new Set(t.meta.backNames);
+    for (const [name, s] of this.slots) {
+      if (names.has(name)) continue;
+      this.slots.delete(name);
+      this.freed.push(s);
+    }
+  }
 
   private read(): ReadResult {
     try {
@@ -141,9 +177,10 @@ export class TableManager {
       if (r.error !== undefined) return { errors: [{ file: c.table, entry: '', reason: r.error }] };
       text = r.text;
     }
-    const r = parseTableText(text, c.table, { services: c.services, mode: c.mode, encap: c.encap });
-    if (!r.table || r.errors.length > 0) return { errors: r.errors, text };
+    // Nothing below may throw out of build(): a failure is a rejected table, the old one serves on.
     try {
+      const r = parseTableText(text, c.table, { services: c.services, mode: c.mode, encap: c.encap });
+      if (!r.table || r.errors.length > 0) return { errors: r.errors, text };
       const extra = this.opts.augment?.(r.table, this.slotOf) ?? { routes: [], errors: [] };
       if (extra.errors.length > 0) return { errors: extra.errors, text };
       const own = r.table.routes;
@@ -170,13 +207,27 @@ export class TableManager {
     }
   }
 
-  /** Install a built table as the one in force and hand it to the workers. */
-  install(t: CompiledTable, text?: string): void {
+  /**
+   * Install a built table as the one in force and hand it to the workers. When the hand-off fails
+   * (a worker could not take it) the previous table stays in force and this throws.
+   */
+  async install(t: CompiledTable, text?: string): Promise<void> {
+    const prev = { current: this.current, text: this.currentText, generation: this.generation };
     this.current = t;
     this.currentText = text;
-    this.rejectedText = undefined;
     this.generation++;
-    this.publish(t, this.generation, this.augmentData.get(t));
+    try {
+      await this.publish(t, this.generation, this.augmentData.get(t));
+    } catch (e) {
+      if (this.current === t) {
+        this.current = prev.current;
+        this.currentText = prev.text;
+        this.generation = prev.generation;
+      }
+      throw e;
+    }
+    this.rejectedText = undefined;
+    if (this.current === t) this.releaseSlots(t);
   }
 
   private reject(trigger: string, errors: TableError[]): void {
@@ -184,9 +235,16 @@ export class TableManager {
     this.onReloadResult(false);
   }
 
-  private installLogged(trigger: string, b: BuildResult, t0: number): void {
+  /** Install and count; false (counted as a failure, old table serving) when the workers could not take it. */
+  private async installLogged(trigger: string, b: BuildResult, t0: number): Promise<boolean> {
     const t = b.table!;
-    this.install(t, b.text);
+    try {
+      await this.install(t, b.text);
+    } catch (e) {
+      this.rejectedText = b.text;
+      this.reject(trigger, [{ file: this.config.table, entry: '', reason: `not taken by the workers: ${(e as Error).message}` }]);
+      return false;
+    }
     const fields: Record<string, unknown> = {
       trigger, file: this.config.table, generation: this.generation,
       routes4: t.meta.routes4, routes6: t.meta.routes6, backs: t.backCount, buildMs: Date.now() - t0,
@@ -194,32 +252,42 @@ export class TableManager {
     if (trigger === 'file_change' && this.firstEventAt > 0) fields.sinceChangeMs = Date.now() - this.firstEventAt;
     this.log.info('table_loaded', fields);
     this.onReloadResult(true);
+    return true;
   }
 
   /**
    * Reload from the file now (SIGHUP): on failure log every error and keep the old table. An
    * unchanged file installs nothing (the workers keep their table) and counts as a success.
+   * Resolves true once every worker runs the new table.
    */
-  reload(trigger: string): boolean {
+  async reload(trigger: string): Promise<boolean> {
     const t0 = Date.now();
     const r = this.read();
     if (r.error !== undefined) {
-      this.reject(trigger, [{ file: this.config.table, entry: '', reason: r.error }]);
+      const errors = [{ file: this.config.table, entry: '', reason: r.error }];
+      this.lastReload = { outcome: 'rejected', errors };
+      this.reject(trigger, errors);
       return false;
     }
     if (this.current !== null && r.text === this.currentText) {
       this.log.info('table_unchanged', { trigger, file: this.config.table, generation: this.generation });
+      this.rejectedText = undefined;
+      this.lastReload = { outcome: 'unchanged', errors: [] };
       this.onReloadResult(true);
       return true;
     }
     const b = this.build(r.text);
     if (!b.table) {
       this.rejectedText = r.text;
+      this.lastReload = { outcome: 'rejected', errors: b.errors };
       this.reject(trigger, b.errors);
       return false;
     }
-    this.installLogged(trigger, b, t0);
-    return true;
+    const ok = await this.installLogged(trigger, b, t0);
+    this.lastReload = ok
+      ? { outcome: 'installed', errors: [] }
+      : { outcome: 'rejected', errors: [{ file: this.config.table, entry: '', reason: 'not taken by the workers (they kept the previous table)' }] };
+    return ok;
   }
 
   /**
@@ -251,7 +319,7 @@ export class TableManager {
     let cur = this.read();
     for (let round = 0; ; round++) {
       if (this.closed) return 'closed';
-      if (cur.text !== undefined && this.current !== null && cur.text === this.currentText) return 'unchanged';
+      if (cur.text !== undefined && this.current !== null && cur.text === this.currentText) return this.backInForce();
       if (cur.text !== undefined && cur.text === this.rejectedText) return 'already-rejected';
       // 1. Stable: the same content twice, settleMs apart.
       await this.sleep(this.settleMs);
@@ -263,7 +331,7 @@ export class TableManager {
         continue;
       }
       cur = again;
-      if (cur.text !== undefined && this.current !== null && cur.text === this.currentText) return 'unchanged';
+      if (cur.text !== undefined && this.current !== null && cur.text === this.currentText) return this.backInForce();
       if (cur.error !== undefined) {
         // Gone for two reads in a row (not the instant of a rename): reject once.
         if (this.rejectedText === '\0unreadable') return 'already-rejected';
@@ -275,8 +343,7 @@ export class TableManager {
       const b = this.build(cur.text);
       if (b.table) {
         if (cur.text === this.currentText) return 'unchanged'; // a SIGHUP installed it meanwhile
-        this.installLogged('file_change', b, t0);
-        return 'installed';
+        return (await this.installLogged('file_change', b, t0)) ? 'installed' : 'rejected';
       }
       // 3. Invalid: one more read after another settle before rejecting (a writer may be mid-file).
       await this.sleep(this.settleMs);
@@ -291,6 +358,16 @@ export class TableManager {
       this.reject('file_change', b.errors);
       return 'rejected';
     }
+  }
+
+  /** The file holds the table in force again: after a rejected edit, the file is in sync once more. */
+  private backInForce(): 'unchanged' {
+    if (this.rejectedText !== undefined) {
+      this.rejectedText = undefined;
+      this.log.info('table_file_in_force', { file: this.config.table, generation: this.generation });
+      this.opts.onInSync?.();
+    }
+    return 'unchanged';
   }
 
   private statKey(): string {
@@ -314,7 +391,10 @@ export class TableManager {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.checkFile().catch((e: unknown) => this.log.error('table_check_failed', { file: this.config.table, error: (e as Error).message }));
+      void this.checkFile().catch((e: unknown) => {
+        // Not expected (build() returns its errors), but a failed check is a failed reload, counted.
+        this.reject('file_change', [{ file: this.config.table, entry: '', reason: `check failed: ${(e as Error).message}` }]);
+      });
     }, this.settleMs);
   }
 

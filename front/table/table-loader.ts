@@ -1,7 +1,10 @@
 // The translation table file (SPEC 6a): parse and validate against the front config.
 // Every error names the file, the entry (routes[3].source, backs.b2.address, ...) and the reason.
 
-import { parseAddress, parsePrefix, formatAddress, formatPrefix, type Family } from '../../shared/table/addr.js';
+import { parseAddress, parsePrefix, formatAddress, formatPrefix, unusableAddressReason, type Family } from '../../shared/table/addr.js';
+import { DURATION_HINT, formatDuration, parseDuration } from '../../shared/config/duration.js';
+import { HEALTH_INTERVAL_MAX, HEALTH_INTERVAL_MIN, HEALTH_TIMEOUT_MAX, HEALTH_TIMEOUT_MIN } from '../health-check-bounds.js';
+import { parseServiceCheck, SERVICE_CHECK_KEYS, type DnsCheckSpec, type HttpCheckSpec, type ServiceCheckKey, type UdpCheckSpec } from './health-check-spec.js';
 
 export interface TableError { file: string; entry: string; reason: string }
 
@@ -11,10 +14,13 @@ export type PoolKey = 'source' | 'label' | 'source+label';
 export interface HealthCheckSpec {
   url?: string; // HTTP probe, e.g. the back's /readyz
   servicePort?: number; // TCP connect to the service through the back
-  interval?: number; // seconds
-  timeout?: number;
+  interval?: number; // seconds (the file may say "2s", "500ms")
+  timeout?: number; // seconds
   rise?: number;
   fall?: number;
+  udp?: UdpCheckSpec; // datagram to the service through the back (front/table/health-check-spec.ts)
+  dns?: DnsCheckSpec; // DNS query to the service through the back
+  http?: HttpCheckSpec; // HTTP GET of the service through the back
 }
 
 export interface TableBack {
@@ -66,7 +72,7 @@ const TOP_KEYS = new Set(['backs', 'pools', 'routes']);
 const BACK_KEYS = new Set(['address', 'addresses', 'mode', 'serverId', 'healthCheck', 'weight']);
 const POOL_KEYS = new Set(['members', 'key', 'failClosed']);
 const ROUTE_KEYS = new Set(['source', 'to', 'service']);
-const HC_KEYS = new Set(['url', 'servicePort', 'interval', 'timeout', 'rise', 'fall']);
+const HC_KEYS = new Set(['url', 'servicePort', 'interval', 'timeout', 'rise', 'fall', ...SERVICE_CHECK_KEYS]);
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$/;
 
 function isMap(v: unknown): v is Record<string, unknown> {
@@ -108,6 +114,7 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
     else if (raw.address !== undefined) {
       const a = parseAddress(raw.address);
       if (!a) { err(`${e}.address`, `not an IPv4 or IPv6 address: ${JSON.stringify(raw.address)}`); ok = false; }
+      else if (unusableAddressReason(a.family, a.words) !== null) { err(`${e}.address`, `${formatAddress(a.family, a.words)} is ${unusableAddressReason(a.family, a.words)}: not usable as a back address`); ok = false; }
       else {
         const txt = formatAddress(a.family, a.words);
         back.address = txt;
@@ -129,6 +136,8 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
         const st = formatAddress(s.family, s.words);
         if (!services.includes(st)) { err(se, `${st} is not one of the front's services (${services.join(', ')})`); ok = false; continue; }
         if (!a) { err(se, `not an IPv4 or IPv6 address: ${JSON.stringify(sv)}`); ok = false; continue; }
+        const why = unusableAddressReason(a.family, a.words);
+        if (why !== null) { err(se, `${formatAddress(a.family, a.words)} is ${why}: not usable as a back address`); ok = false; continue; }
         if (mode === 'translate' && a.family !== s.family) { err(se, `translate mode needs the back address in the service's family (${st} is IPv${s.family})`); ok = false; continue; }
         const at = formatAddress(a.family, a.words);
         back.addresses[st] = at;
@@ -146,7 +155,7 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
     }
     if (raw.healthCheck !== undefined) {
       const hc = raw.healthCheck;
-      if (!isMap(hc)) { err(`${e}.healthCheck`, 'must be { url?, servicePort?, interval?, timeout?, rise?, fall? }'); ok = false; }
+      if (!isMap(hc)) { err(`${e}.healthCheck`, 'must be { url?, servicePort?, udp?, dns?, http?, interval?, timeout?, rise?, fall? }'); ok = false; }
       else {
         const spec: HealthCheckSpec = {};
         for (const [k, v] of Object.entries(hc)) {
@@ -156,6 +165,16 @@ export function validateTable(value: unknown, file: string, ctx: TableContext): 
             let good = typeof v === 'string';
             if (good) { try { const u = new URL(v as string); good = u.protocol === 'http:' || u.protocol === 'https:'; } catch { good = false; } }
             if (!good) { err(he, `must be an http(s) URL, got ${JSON.stringify(v)}`); ok = false; } else spec.url = v as string;
+          } else if (k === 'interval' || k === 'timeout') {
+            const [lo, hi] = k === 'interval' ? [HEALTH_INTERVAL_MIN, HEALTH_INTERVAL_MAX] : [HEALTH_TIMEOUT_MIN, HEALTH_TIMEOUT_MAX];
+            const sec = parseDuration(v);
+            if (sec === null) { err(he, `must be ${DURATION_HINT}, got ${JSON.stringify(v)}`); ok = false; }
+            else if (sec < lo || sec > hi) { err(he, `must be from ${formatDuration(lo)} to ${formatDuration(hi)}, got ${formatDuration(sec)}${typeof v === 'number' ? ' (a plain number is seconds)' : ''}`); ok = false; }
+            else spec[k] = sec;
+          } else if ((SERVICE_CHECK_KEYS as readonly string[]).includes(k)) {
+            const c = parseServiceCheck(k as ServiceCheckKey, v, he, err);
+            if (c === undefined) ok = false;
+            else (spec as Record<string, unknown>)[k] = c;
           } else {
             const max = k === 'servicePort' ? 65535 : 3600;
             if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) { err(he, `must be an integer from 1 to ${max}`); ok = false; }

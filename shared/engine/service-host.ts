@@ -1,15 +1,18 @@
 // The main thread of a service (front or back): opens the TUN queues, sets up the host through
 // rtnetlink, starts one worker per queue, the admin server and the metrics, and on SIGTERM/SIGINT
 // stops the workers and undoes every host change. Config errors are the caller's to report before
-// this runs, so a bad file never touches an interface.
+// this runs, so a bad file never touches an interface. A worker that exits unasked, an uncaught
+// exception or an unhandled rejection also stops the service with the same teardown, then exits
+// non-zero so the supervisor restarts it (a service with a dead queue would black-hole its flows).
 import { openTunQueues, closeTunFds, setOffload } from '../tun/native-tun.js';
 import { gsoWriteProbe } from '../tun/gso.js';
 import { HEADROOM, DEFAULT_BATCH, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } from '../tun/tun-device.js';
 import { HostSetup } from '../netlink/host-setup.js';
 import { ServiceMetrics, type BackendState, type PoolState, type TableRouteCounts } from '../metrics/registry.js';
-import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
-import { WorkerPool } from './worker-pool.js';
-import type { ToWorker } from './worker-messages.js';
+import type { HealthProbeState } from '../metrics/health-metrics.js';
+import { startAdminServer, type AdminServer, type AdminRoute } from '../admin/admin-server.js';
+import { ApplyFailure, WorkerPool, type ApplyMessage } from './worker-pool.js';
+import type { FlowQuery, FlowSnapshot, ToWorker } from './worker-messages.js';
 import type { Logger } from '../log.js';
 
 export interface ServiceHostOptions {
@@ -31,9 +34,13 @@ export interface ServiceHostOptions {
   /** Pools of the table in force (front): mslb_pool_members{,_up}. */
   pools?: () => readonly PoolState[];
   tableRoutes?: () => TableRouteCounts;
+  /** Health probes per back and kind (front): latency and failures. */
+  healthProbes?: () => readonly HealthProbeState[];
   table: () => unknown;
   /** Ready beyond "TUN up and workers running" (e.g. a table is loaded). */
   ready?: () => { ready: boolean; reason?: string };
+  /** Role routes of the admin server (the front's /lookup, /flows, /reload). */
+  adminRoutes?: Record<string, AdminRoute>;
   /** Extra host setup after the TUN is configured (e.g. the back's return path). */
   setupHost?: (host: HostSetup, tunName: string) => Promise<void>;
 }
@@ -75,6 +82,8 @@ export class ServiceHost {
   private admin: AdminServer | undefined;
   private running = false;
   private stopping: Promise<void> | undefined;
+  /** Why the service is going down on its own (a worker exit, an uncaught error); shown by /readyz. */
+  private failure: string | undefined;
   private tunName = '';
   private offloads = 0;
   /** Counter blocks of every worker ever started: totals never go down. */
@@ -87,8 +96,10 @@ export class ServiceHost {
         blocks: () => this.blocks,
         backends: o.backends,
         pools: o.pools,
+        healthProbes: o.healthProbes,
         tableRoutes: o.tableRoutes,
         offloadEnabled: () => this.offloads !== 0,
+        liveWorkers: () => this.pool?.liveCount ?? 0,
       },
     });
   }
@@ -128,6 +139,8 @@ export class ServiceHost {
             void this.stop(1);
           }
         },
+        onExit: (queue, code) => this.fail('worker_exited', `worker ${queue} exited (code ${code})`, { queue, code }),
+        testExit: testWorkerExit(),
       });
       handedOver = true; // workers own the fds from here (they close them on stop)
       await this.pool.start();
@@ -138,10 +151,14 @@ export class ServiceHost {
         log,
         metrics: this.metrics,
         ready: () => {
+          if (this.failure !== undefined) return { ready: false, reason: this.failure };
           if (!this.running) return { ready: false, reason: 'not running' };
+          const dead = this.pool?.deadQueues() ?? [];
+          if (dead.length > 0) return { ready: false, reason: `worker ${dead.join(', ')} not running` };
           return this.o.ready ? this.o.ready() : { ready: true };
         },
         table: this.o.table,
+        routes: this.o.adminRoutes,
       });
       log.info('service_started', { role: this.o.role, tun: set.name, admin: this.o.adminListen });
     } catch (e) {
@@ -189,6 +206,38 @@ export class ServiceHost {
     this.pool?.broadcast(msg);
   }
 
+  /** Ask every worker for the flows of its flow table that match (bounded by query.limit each). */
+  queryFlows(query: Omit<FlowQuery, 'type' | 'id'>, timeoutMs = 2000): Promise<FlowSnapshot[]> {
+    if (!this.pool || !this.running) return Promise.resolve([]);
+    return this.pool.queryFlows(query, timeoutMs);
+  }
+
+  /**
+   * Hand a table (or role settings) to every worker and resolve once all applied it. When one
+   * could not (refused, exited, no answer), every worker goes back to the previous one of that
+   * type and this rejects: the caller counts a failed reload, and workers never run different
+   * tables. If even going back fails the service stops (non-zero exit). Calls run one at a time.
+   */
+  apply(msg: ApplyMessage): Promise<void> {
+    const pool = this.pool;
+    if (!pool) return Promise.reject(new Error('service not started'));
+    return pool.applyOrRevert(msg).catch((e: unknown) => {
+      // Not reverted: some workers may run something else than the others; only a restart is safe.
+      if (e instanceof ApplyFailure && !e.reverted && this.stopping === undefined) {
+        this.fail('worker_apply_failed', `workers could not take the ${msg.type} nor go back: ${e.message}`, {});
+      }
+      throw e;
+    });
+  }
+
+  /** Stop with teardown and exit 1, after logging why; /readyz says why meanwhile. */
+  fail(event: string, reason: string, fields: Record<string, unknown>): void {
+    if (this.failure !== undefined) return;
+    this.failure = reason;
+    this.o.log.error(event, { ...fields, reason, action: 'stopping (exit 1)' });
+    void this.stop(1);
+  }
+
   /** Stop workers, close admin, undo host setup. exitCode >= 0 exits the process afterwards. */
   stop(exitCode: number): Promise<void> {
     if (!this.stopping) {
@@ -200,13 +249,23 @@ export class ServiceHost {
         } catch (e) {
           log.warn('worker_stop_failed', { error: (e as Error).message });
         }
-        await this.admin?.close().catch(() => undefined);
+        // The admin server answers (/readyz 503 with the reason) until the host is torn down.
         if (this.host) {
-          const errs = await this.host.teardown();
+          try {
+            const errs = await this.host.teardown();
+            if (errs.length > 0) log.warn('host_teardown_incomplete', { errors: errs.map((e) => e.message) });
+          } catch (e) {
+            log.warn('host_teardown_incomplete', { errors: [(e as Error).message] });
+          }
           this.host.close();
-          if (errs.length > 0) log.warn('host_teardown_incomplete', { errors: errs.map((e) => e.message) });
         }
-        log.info('service_stopped', { role: this.o.role });
+        if (this.failure !== undefined && this.admin) {
+          // Stopping on its own: the admin server answers a little longer (/readyz 503 with the
+          // reason, mslb_workers) so a health check or an operator sees why before the restart.
+          await new Promise((r) => setTimeout(r, FAILURE_REPORT_MS));
+        }
+        await this.admin?.close().catch(() => undefined);
+        log.info('service_stopped', { role: this.o.role, ...(this.failure !== undefined ? { reason: this.failure } : {}) });
       })();
     }
     return this.stopping.then(() => {
@@ -214,14 +273,79 @@ export class ServiceHost {
     });
   }
 
-  /** SIGTERM/SIGINT drain and exit cleanly; SIGHUP calls onHup (reload). */
-  handleSignals(onHup?: () => void): void {
+  /**
+   * SIGTERM/SIGINT drain and exit cleanly; SIGHUP calls onHup (reload), and is always handled
+   * (Node's default for SIGHUP is to exit, leaving the host changes behind). An uncaught
+   * exception or unhandled rejection tears down and exits 1; a teardown that hangs is cut short.
+   */
+  handleSignals(onHup?: () => void | Promise<unknown>): void {
+    const { log } = this.o;
     const term = (sig: string) => {
-      this.o.log.info('signal', { signal: sig });
+      log.info('signal', { signal: sig });
       void this.stop(0);
     };
     process.on('SIGTERM', () => term('SIGTERM'));
     process.on('SIGINT', () => term('SIGINT'));
-    if (onHup) process.on('SIGHUP', onHup);
+    process.on('SIGHUP', () => {
+      log.info('signal', { signal: 'SIGHUP' });
+      if (!onHup) return;
+      try {
+        void Promise.resolve(onHup()).catch((e: unknown) => log.error('reload_failed', { trigger: 'SIGHUP', error: errorText(e) }));
+      } catch (e) {
+        log.error('reload_failed', { trigger: 'SIGHUP', error: errorText(e) });
+      }
+    });
+    const fatal = (kind: string, e: unknown) => {
+      if (this.failure !== undefined || this.stopping !== undefined) {
+        // Already going down (perhaps this is the teardown failing): exit now.
+        log.error(kind, { error: errorText(e), action: 'exit 1' });
+        process.exit(1);
+      }
+      setTimeout(() => process.exit(1), FATAL_TEARDOWN_MS).unref();
+      this.fail(kind, e instanceof Error ? e.message : String(e), { error: errorText(e) });
+    };
+    process.on('uncaughtException', (e) => fatal('uncaught_exception', e));
+    process.on('unhandledRejection', (e) => fatal('unhandled_rejection', e));
+    const t = testFault();
+    if (t) {
+      setTimeout(() => {
+        if (t.kind === 'uncaught') throw new Error('test fault: an uncaught exception');
+        void Promise.reject(new Error('test fault: an unhandled rejection'));
+      }, t.afterMs);
+    }
   }
+}
+
+/** After a failure and its teardown, how long the admin server still answers before the exit. */
+const FAILURE_REPORT_MS = 1000;
+
+/** Longest a teardown after an uncaught error may take before the process exits anyway. */
+const FATAL_TEARDOWN_MS = 10_000;
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
+
+/**
+ * Tests raise an uncaught exception or an unhandled rejection on the main thread with
+ * MSLB_TEST_FAULT=uncaught|rejection and MSLB_TEST_FAULT_AFTER_MS; honoured only when NODE_ENV=test.
+ */
+export function testFault(env: NodeJS.ProcessEnv = process.env): { kind: 'uncaught' | 'rejection'; afterMs: number } | undefined {
+  if (env.NODE_ENV !== 'test') return undefined;
+  const kind = env.MSLB_TEST_FAULT;
+  const ms = Number(env.MSLB_TEST_FAULT_AFTER_MS);
+  if ((kind !== 'uncaught' && kind !== 'rejection') || !Number.isFinite(ms) || ms < 0) return undefined;
+  return { kind, afterMs: ms };
+}
+
+/**
+ * Tests make a worker die with MSLB_TEST_WORKER_EXIT_AFTER_MS (and MSLB_TEST_WORKER_EXIT_QUEUE,
+ * default 0); honoured only when NODE_ENV=test, so a production environment cannot trip it.
+ */
+export function testWorkerExit(env: NodeJS.ProcessEnv = process.env): { queue: number; afterMs: number } | undefined {
+  if (env.NODE_ENV !== 'test') return undefined;
+  const ms = Number(env.MSLB_TEST_WORKER_EXIT_AFTER_MS);
+  if (!env.MSLB_TEST_WORKER_EXIT_AFTER_MS || !Number.isFinite(ms) || ms < 0) return undefined;
+  const queue = Number(env.MSLB_TEST_WORKER_EXIT_QUEUE ?? 0);
+  return { queue: Number.isInteger(queue) && queue >= 0 ? queue : 0, afterMs: ms };
 }

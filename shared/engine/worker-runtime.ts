@@ -4,11 +4,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { NativeTun } from '../tun/native-tun.js';
 import { BatchLoop } from './batch-loop.js';
 import type { PacketProcessor } from './packet-processor.js';
-import type { WorkerInit, ToWorker, FromWorker } from './worker-messages.js';
+import type { WorkerInit, ToWorker, FromWorker, FlowQuery, FlowSnapshot } from './worker-messages.js';
 
 export interface RoleProcessor extends PacketProcessor {
-  /** Apply a control message other than stop (a new compiled table); roles without any omit it. */
+  /** Apply a control message other than stop (a new compiled table, new role settings); roles without any omit it. */
   update?(msg: ToWorker): void;
+  /** Answer a flow-table question (roles without one leave it out: empty answer). */
+  flowSnapshot?(q: FlowQuery, queue: number): FlowSnapshot;
 }
 
 export function runWorker(make: (init: WorkerInit, counters: Float64Array) => RoleProcessor): void {
@@ -38,14 +40,24 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
         port.close();
         return;
       }
+      if (msg.type === 'flows') {
+        // between batches, like every control message: the table is not being written meanwhile
+        post(processor.flowSnapshot?.(msg, init.queue) ?? { type: 'flows', id: msg.id, queue: init.queue, total: 0, matched: 0, flows: [] });
+        return;
+      }
+      const seq = msg.seq;
       try {
         processor.update?.(msg);
+        if (seq !== undefined) post({ type: 'applied', queue: init.queue, seq });
       } catch (err) {
-        post({ type: 'error', queue: init.queue, message: (err as Error).message });
+        const message = (err as Error).message;
+        post(seq !== undefined ? { type: 'apply-failed', queue: init.queue, seq, message } : { type: 'error', queue: init.queue, message });
       }
     });
     loop.start();
     post({ type: 'ready', queue: init.queue });
+    // In a worker thread process.exit ends this thread only: the main thread sees an 'exit' event.
+    if (init.testExitAfterMs !== undefined) setTimeout(() => process.exit(70), init.testExitAfterMs);
   } catch (err) {
     post({ type: 'error', queue: init.queue, message: (err as Error).stack ?? String(err) });
     dev?.close();

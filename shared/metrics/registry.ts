@@ -4,6 +4,7 @@
 // recordReload()/markLoaded().
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { MSLB_VERSION } from '../version.js';
+import { registerHealthMetrics, type HealthProbeState } from './health-metrics.js';
 import {
   backendPacketsIndex,
   backendFlowsIndex,
@@ -58,6 +59,10 @@ export interface MetricsSources {
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
   offloadEnabled?: () => boolean;
+  /** Worker threads alive now. Default: one per counter block. */
+  liveWorkers?: () => number;
+  /** Health probes per back and kind (front): mslb_health_probe_* families. Default: none. */
+  healthProbes?: () => readonly HealthProbeState[];
 }
 
 export interface ServiceMetricsOptions {
@@ -123,17 +128,25 @@ export class ServiceMetrics {
   readonly registry = new Registry();
   readonly role: ServiceRole;
   private reloadsOk = 0;
+  /** Per backend counter index: the total left by the slot's previous back (see resetBackendSlot). */
+  private readonly backendBase = new Map<number, number>();
+  private readonly blocksOf: () => readonly Float64Array[];
   private reloadsFailed = 0;
   private lastSuccess = 0;
+  /** 1 when the file on disk is the one in force (last reload applied or unchanged), 0 after a rejection. */
+  private lastReloadOk = 0;
+  private tableHash = '';
 
   constructor(opts: ServiceMetricsOptions) {
     this.role = opts.role;
     const src = opts.sources;
     const reg = [this.registry];
     const blocks = src.blocks;
+    this.blocksOf = blocks;
     const backends = src.backends ?? (() => []);
     const tableRoutes = src.tableRoutes ?? (() => ({ ipv4: 0, ipv6: 0 }));
     const offload = src.offloadEnabled ?? (() => false);
+    const liveWorkers = src.liveWorkers;
     const self = this;
 
     if (opts.defaultMetrics !== false) {
@@ -216,7 +229,8 @@ export class ServiceMetrics {
           const b = blocks();
           for (const be of backends()) {
             if (!Number.isInteger(be.slot) || be.slot < 0 || be.slot >= MAX_BACKEND_SLOTS) continue;
-            this.inc({ backend: be.name }, sumCounter(b, backendPacketsIndex(be.slot) + offset));
+            const i = backendPacketsIndex(be.slot) + offset;
+            this.inc({ backend: be.name }, Math.max(0, sumCounter(b, i) - (self.backendBase.get(i) ?? 0)));
           }
         },
       });
@@ -248,6 +262,7 @@ export class ServiceMetrics {
         for (const be of backends()) this.set({ backend: be.name }, be.up ? 1 : 0);
       },
     });
+    if (this.role === 'front') registerHealthMetrics(this.registry, src.healthProbes ?? (() => []));
     if (this.role === 'front') {
       // Per pool, for alerts like "a pool with no member up" (it then fails open or, with
       // failClosed, drops as backend_down) without joining against the table.
@@ -305,11 +320,31 @@ export class ServiceMetrics {
       },
     });
     new Gauge({
-      name: 'mslb_workers',
-      help: 'Worker threads (TUN queues) running.',
+      name: 'mslb_config_last_reload_successful',
+      help: 'Whether the file on disk is the one in force: 1 after a load, reload or unchanged file, 0 while an edit is rejected (the previous one keeps serving).',
       registers: reg,
       collect() {
-        this.set(blocks().length);
+        this.set(self.lastReloadOk);
+      },
+    });
+    if (this.role === 'front') {
+      new Gauge({
+        name: 'mslb_table_info',
+        help: 'Always 1; hash: hash of the table in force (its canonical content: equal on fronts with equal tables).',
+        labelNames: ['hash'],
+        registers: reg,
+        collect() {
+          this.reset();
+          if (self.tableHash !== '') this.set({ hash: self.tableHash }, 1);
+        },
+      });
+    }
+    new Gauge({
+      name: 'mslb_workers',
+      help: 'Worker threads (TUN queues) running now (a worker that exited is not counted).',
+      registers: reg,
+      collect() {
+        this.set(liveWorkers ? liveWorkers() : blocks().length);
       },
     });
     new Gauge({
@@ -334,6 +369,7 @@ export class ServiceMetrics {
 
   /** A reload attempt finished (file change or SIGHUP). Success also sets the timestamp. */
   recordReload(ok: boolean, atMs: number = Date.now()): void {
+    this.lastReloadOk = ok ? 1 : 0;
     if (ok) {
       this.reloadsOk++;
       this.lastSuccess = atMs / 1000;
@@ -342,9 +378,30 @@ export class ServiceMetrics {
     }
   }
 
+  /**
+   * A backend slot now belongs to another back (its old name left the table): the new back's
+   * counters start from 0. The workers' blocks are theirs to write, so the main thread keeps the
+   * old totals as a base instead of clearing them.
+   */
+  resetBackendSlot(slot: number): void {
+    const b = this.blocksOf();
+    for (const i of [backendPacketsIndex(slot), backendPacketsIndex(slot) + 1]) this.backendBase.set(i, sumCounter(b, i));
+  }
+
   /** The start-up load succeeded: sets the timestamp without counting a reload. */
   markLoaded(atMs: number = Date.now()): void {
     this.lastSuccess = atMs / 1000;
+    this.lastReloadOk = 1;
+  }
+
+  /** The file on disk went back to the content in force after a rejected edit (no reload counted). */
+  markInSync(): void {
+    this.lastReloadOk = 1;
+  }
+
+  /** Hash of the table in force (front): mslb_table_info{hash}. */
+  setTableHash(hash: string): void {
+    this.tableHash = hash;
   }
 
   /** Prometheus text exposition of everything. */

@@ -280,12 +280,14 @@ export class HostSetup {
 
   /**
    * Packets written into the TUN with sources the kernel would route elsewhere must not be dropped by
-   * reverse-path filtering. The effective rp_filter of a device is max(all, dev), so all, default and
-   * the device itself go to 0. accept_local lets an IPv4 source that is local to the host in.
+   * reverse-path filtering. The effective rp_filter of a device is max(all, dev): the device goes to
+   * 0, and `all` only from strict (1) to loose (2), which passes every source the host has a route
+   * to, so the host's other interfaces keep a reverse-path check. `default` is left alone: it would
+   * change every interface created later. accept_local lets an IPv4 source local to the host in.
    */
   async relaxTunSysctls(dev: string, acceptLocal: boolean): Promise<void> {
-    await this.setSysctl(['net', 'ipv4', 'conf', 'all', 'rp_filter'], 0);
-    await this.setSysctl(['net', 'ipv4', 'conf', 'default', 'rp_filter'], 0);
+    const all: SysctlKey = ['net', 'ipv4', 'conf', 'all', 'rp_filter'];
+    if ((await this.readSysctl(all)) === '1') await this.setSysctl(all, 2);
     await this.setSysctl(['net', 'ipv4', 'conf', dev, 'rp_filter'], 0);
     if (acceptLocal) await this.setSysctl(['net', 'ipv4', 'conf', dev, 'accept_local'], 1);
     // No IPv6 link-local address on the TUN (addr_gen_mode 1 = none): the kernel then sends no

@@ -152,3 +152,22 @@ export function formatPrefix(family: Family, words: ArrayLike<number>, len: numb
 export function isV4Mapped(w0: number, w1: number, w2: number): boolean {
   return w0 === 0 && w1 === 0 && w2 === 0xffff;
 }
+
+/**
+ * Why an address cannot be a service or a back (null when it can): unspecified, loopback and
+ * multicast addresses are never unicast destinations a balancer may take over or forward to.
+ */
+export function unusableAddressReason(family: Family, words: ArrayLike<number>): string | null {
+  const w0 = words[0]! >>> 0;
+  if (family === 4) {
+    if (w0 === 0) return 'the unspecified address (0.0.0.0)';
+    if (w0 >>> 24 === 127) return 'a loopback address (127.0.0.0/8)';
+    if (w0 >>> 28 === 0xe) return 'a multicast address (224.0.0.0/4)';
+    return null;
+  }
+  const w1 = words[1]! >>> 0, w2 = words[2]! >>> 0, w3 = words[3]! >>> 0;
+  if (w0 === 0 && w1 === 0 && w2 === 0 && w3 === 0) return 'the unspecified address (::)';
+  if (w0 === 0 && w1 === 0 && w2 === 0 && w3 === 1) return 'the loopback address (::1)';
+  if (w0 >>> 24 === 0xff) return 'a multicast address (ff00::/8)';
+  return null;
+}

@@ -74,6 +74,21 @@ describe.skipIf(!isRoot())('container runtime conditions (deploy/Dockerfile, ent
     }, 20_000, 'healthcheck');
   }
 
+  /**
+   * Whether uid nobody without capabilities can attach a queue to the TUN `mslbf0` of `ns` (through
+   * the 0666 clone device a container gets, so only the TUN's own owner check decides).
+   */
+  async function unprivilegedAttach(ns: string): Promise<string> {
+    const tryAttach = `import fcntl,os,struct
+fd=os.open('/dev/net/tun',os.O_RDWR)
+try:
+ fcntl.ioctl(fd,0x400454ca,struct.pack('16sH',b'mslbf0',0x1001)); print('attached')
+except OSError as e: print('refused',e.errno)`;
+    const r = await set.run(ns, 'unshare', ['--mount', '--', 'sh', '-c',
+      `mount --bind '${image.tunNode}' /dev/net/tun && exec setpriv --reuid=nobody --regid=nogroup --init-groups --inh-caps=-all --bounding-set=-all /usr/bin/python3 -c "$0"`, tryAttach]);
+    return r.stdout.trim() || r.stderr.trim();
+  }
+
   async function stopped(s: Started): Promise<number | null> {
     s.proc.kill('SIGTERM');
     const t = setTimeout(() => s.proc.kill('SIGKILL'), 8000);
@@ -107,23 +122,28 @@ describe.skipIf(!isRoot())('container runtime conditions (deploy/Dockerfile, ent
     expect(await stopped(s)).toBe(0);
   }, 60_000);
 
-  it('hostNetwork (Kubernetes DaemonSet): a persistent TUN an init container prepared keeps host-wide presets to forwarding and rp_filter', async () => {
-    // deploy/kubernetes/front.yaml's init container: `ip tuntap add` owned by the image user, its own
-    // sysctls set, so the service (read-only /proc/sys) writes nothing and touches no `default` key
-    // that would change every interface created later on the node (addr_gen_mode, accept_local).
+  it('hostNetwork (Kubernetes DaemonSet): a persistent TUN an init container prepared keeps host-wide presets to forwarding and a loose rp_filter', async () => {
+    // deploy/kubernetes/front.yaml's init container on a node with strict rp_filter (all = default = 1):
+    // forwarding on, all.rp_filter strict -> loose (2), default untouched, `ip tuntap add` owned by
+    // root (only root or CAP_NET_ADMIN attaches to it; a TUN without owner anyone may), its own sysctls; the service (read-only
+    // /proc/sys) writes nothing and touches no `default` key that would change every interface
+    // created later on the node (rp_filter, addr_gen_mode, accept_local).
     const ns = netns('ctr-hostnet', {
       'net.ipv4.ip_forward': 1,
       'net.ipv6.conf.all.forwarding': 1,
-      'net.ipv4.conf.all.rp_filter': 0,
-      'net.ipv4.conf.default.rp_filter': 0,
+      'net.ipv4.conf.all.rp_filter': 2,
+      'net.ipv4.conf.default.rp_filter': 1,
     });
-    set.exec(ns, 'ip', ['tuntap', 'add', 'dev', 'mslbf0', 'mode', 'tun', 'user', 'nobody']);
+    set.exec(ns, 'ip', ['tuntap', 'add', 'dev', 'mslbf0', 'mode', 'tun', 'user', '0']);
     for (const [k, v] of Object.entries({ 'net.ipv4.conf.mslbf0.rp_filter': 0, 'net.ipv4.conf.mslbf0.accept_local': 1, 'net.ipv6.conf.mslbf0.addr_gen_mode': 1 })) {
       set.sysctl(ns, k, v);
     }
+    // An unprivileged uid cannot attach to it (TUNSETIFF without CAP_NET_ADMIN on an ownerless TUN).
+    expect(await unprivilegedAttach(ns)).toBe('refused 1');
     const s = start(ns, { role: 'front', config: FRONT });
     await untilHealthy(ns, FRONT, s);
     expect(set.exec(ns, 'sysctl', ['-n', 'net.ipv6.conf.default.addr_gen_mode']).trim()).toBe('0');
+    expect(set.exec(ns, 'sysctl', ['-n', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.conf.all.rp_filter']).trim().split(/\s+/)).toEqual(['1', '2']);
     expect(set.exec(ns, 'ip', ['-6', 'route', 'show', '2001:db8:5::80'])).toContain('mslbf0');
     expect(await stopped(s)).toBe(0);
     // The persistent device outlives the service (the next pod attaches to it again).

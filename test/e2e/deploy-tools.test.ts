@@ -125,7 +125,9 @@ describe.skipIf(!has('kubectl'))('Kubernetes manifests', () => {
   it('kubectl kustomize builds them (offline)', () => {
     const r = run('kubectl', ['kustomize', deploy('kubernetes')]);
     expect(r.code, r.out).toBe(0);
-    expect(r.out.match(/^kind: /gm)?.length).toBe(8);
+    expect(r.out.match(/^kind: /gm)?.length).toBe(9);
     expect(r.out).toContain('kind: DaemonSet');
+    expect(r.out).toContain('kind: NetworkPolicy');
+    expect(r.out).not.toMatch(/image: mslb-\w+:latest/);
   });
 });

@@ -11,30 +11,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
 import { BACK_CONFIGS, Lab, LINKS, PROBE } from '../helpers/lab.js';
-import { addClientAddresses, curlFrom, logEvents, sleep, startLabServer, stopLabServer, UdpStream, untilMetric } from '../helpers/ops.js';
+import { addClientAddresses, curlFrom, healthBoundMs, healthFrontConfig, logEvents, sleep, startLabServer, stopLabServer, UdpStream, untilMetric } from '../helpers/ops.js';
 import { parseTableText } from '../../front/table/table-file.js';
 import { CompiledTable } from '../../front/table/compiled-table.js';
 import { decide, DecisionInput, DecisionResult } from '../../front/decision.js';
 import { parseAddress } from '../../shared/table/addr.js';
 
 const HC = { interval: 1, timeout: 1, rise: 2, fall: 2 };
-/**
- * The thresholds as a bound: the first round that sees the change starts within one interval, the
- * next (fall-1) rounds start max(interval, timeout) apart (a round whose probe times out lasts the
- * timeout), the last one reports within a timeout; plus 1 s for polling the metric on a busy host.
- */
-const boundMs = (n: number) => (HC.interval + (n - 1) * Math.max(HC.interval, HC.timeout) + HC.timeout) * 1000 + 1000;
+const boundMs = (n: number) => healthBoundMs(HC, n);
 const DOWN_BOUND_MS = boundMs(HC.fall);
 const UP_BOUND_MS = boundMs(HC.rise);
 const SERVICES = ['2001:db8:5::80', '192.0.2.80'];
 
-const FRONT = `tun: { name: mslbf0, mtu: 1500, queues: 1, routes: [2001:db8:5::80/128, 192.0.2.80/32] }
-services: [${SERVICES.join(', ')}]
-table: ./table.yaml
-mode: translate
-admin: { listen: "[::1]:9101" }
-healthCheck: { interval: ${HC.interval}, timeout: ${HC.timeout}, rise: ${HC.rise}, fall: ${HC.fall}, probePrefix6: "${PROBE.v6}", probePrefix4: "${PROBE.v4}" }
-`;
+const FRONT = healthFrontConfig(HC, PROBE);
 const TABLE = `backs:
   b1:
     addresses: { "2001:db8:5::80": "2001:db8:b::1", "192.0.2.80": "198.51.100.1" }
@@ -121,9 +110,9 @@ describe.skipIf(!isRoot())('health checks take a back out of its pool and bring 
     times.serverDown = await untilMetric(lab, 'front', 'mslb_backend_up', { backend: 'b1' }, (v) => v === 0, DOWN_BOUND_MS + 2000);
     const down1 = logEvents(lab, 'front', 'backend_down');
     expect(down1).toHaveLength(1);
-    expect(down1[0]).toMatchObject({ level: 'warn', backend: 'b1', fall: HC.fall });
-    expect(down1[0]!.reason).toMatch(/tcp \[2001:db8:5::80\]:80 from 2001:db8:f::1: connect ECONNREFUSED/);
-    expect(down1[0]!.reason).not.toMatch(/readyz/);
+    expect(down1[0]).toMatchObject({ level: 'warn', backend: 'b1', fall: HC.fall, kind: 'tcp', reason: 'refused' });
+    expect(down1[0]!.detail).toMatch(/tcp \[2001:db8:5::80\]:80 from 2001:db8:f::1: connect ECONNREFUSED/);
+    expect(down1[0]!.detail).not.toMatch(/readyz/);
     expect(await where(k1)).toEqual(k1.map(() => 'server2'));
     expect(await where(k2)).toEqual(k2.map(() => 'server2'));
     expect(await up('b2')).toBe(1);
@@ -138,7 +127,8 @@ describe.skipIf(!isRoot())('health checks take a back out of its pool and bring 
     await lab.stopService('back1');
     times.backDown = await untilMetric(lab, 'front', 'mslb_backend_up', { backend: 'b1' }, (v) => v === 0, DOWN_BOUND_MS + 2000);
     const down2 = logEvents(lab, 'front', 'backend_down')[1];
-    expect(down2!.reason).toMatch(/GET http:\/\/\[2001:db8:e1::2\]:9102\/readyz: connect ECONNREFUSED/);
+    expect(down2).toMatchObject({ kind: 'readyz', reason: 'refused' });
+    expect(down2!.detail).toMatch(/GET http:\/\/\[2001:db8:e1::2\]:9102\/readyz: connect ECONNREFUSED/);
     expect(await where(k1)).toEqual(k1.map(() => 'server2'));
     expect(await where(k2)).toEqual(k2.map(() => 'server2'));
 

@@ -3,7 +3,10 @@
 // device removal reaching JS. The TUN-owning code runs in a child inside a namespace this test
 // creates (test/e2e/fixtures/tun-echo-child.mjs, using the compiled dist/shared/tun).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTunNode } from '../../lab/least-privilege.js';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetnsSet, isRoot, sh, waitFor } from '../helpers/netns.js';
@@ -207,6 +210,17 @@ print(json.dumps({"got": got}), flush=True)`;
     const c = startChild('mq', { name: 'mtun3', queues: 2 });
     const ready = await c.next('ready');
     expect((ready.fds as number[]).length).toBe(2);
+    // Owner root: a uid without CAP_NET_ADMIN cannot attach a third queue to read a share of the
+    // traffic, even through a 0666 clone device (a TUN without owner would let it).
+    const tunNode = makeTunNode(mkdtempSync(join(tmpdir(), 'mslb-tun-node-')), 0o666);
+    const attach = await nets.run(ns, 'unshare', ['--mount', '--', 'sh', '-c',
+      `mount --bind '${tunNode}' /dev/net/tun && exec setpriv --reuid=nobody --regid=nogroup --init-groups --inh-caps=-all --bounding-set=-all /usr/bin/python3 -c "$0"`,
+      `import fcntl,os,struct
+fd=os.open('/dev/net/tun',os.O_RDWR)
+try:
+ fcntl.ioctl(fd,0x400454ca,struct.pack('16sH',b'mtun3',0x1101)); print('attached')
+except OSError as e: print('refused',e.errno)`]);
+    expect(attach.stdout.trim(), attach.stderr).toBe('refused 1');
     setupTun('mtun3', true, false);
     const cl = startClient({ family: 4, src: '203.0.113.1', dst: '192.0.2.9', flows: 16, perFlow: 10 });
     const r = (await cl.next('done', 15_000)) as unknown as ClientResult;

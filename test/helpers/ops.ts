@@ -177,3 +177,27 @@ export function logEvents(lab: Lab, svc: ServiceName, event: string): Record<str
   }
   return out;
 }
+
+/** Health-check thresholds of the ops-health tests (seconds and rounds). */
+export interface HealthThresholds { interval: number; timeout: number; rise: number; fall: number }
+
+/** The front config of the health-check tests: both services, probe prefixes of the lab, `hc` as defaults. */
+export function healthFrontConfig(hc: HealthThresholds, probe: { v6: string; v4: string }): string {
+  return `tun: { name: mslbf0, mtu: 1500, queues: 1, routes: [${S6}/128, ${S4}/32] }
+services: [${S6}, ${S4}]
+table: ./table.yaml
+mode: translate
+admin: { listen: "[::1]:9101" }
+healthCheck: { interval: ${hc.interval}, timeout: ${hc.timeout}, rise: ${hc.rise}, fall: ${hc.fall}, probePrefix6: "${probe.v6}", probePrefix4: "${probe.v4}" }
+`;
+}
+
+/**
+ * How long `n` rounds in a row may take to change a back's state: the first round that sees the
+ * change starts within one interval, the next (n-1) start max(interval, timeout) apart (a round whose
+ * probe times out lasts the timeout), the last reports within a timeout; plus 1 s for polling the
+ * metric on a busy host.
+ */
+export function healthBoundMs(hc: HealthThresholds, n: number): number {
+  return (hc.interval + (n - 1) * Math.max(hc.interval, hc.timeout) + hc.timeout) * 1000 + 1000;
+}

@@ -2,13 +2,15 @@
 // reader of what the processor queued.
 import { TxQueue } from '../../shared/engine/tx-queue.js';
 import { PacketSlab } from '../../shared/engine/packet-slab.js';
+import { SegmentSlab } from '../../shared/engine/segment-slab.js';
 import { AUX_HEADROOM, AUX_SLOT } from '../../shared/engine/batch-loop.js';
+import { HEADROOM } from '../../shared/tun/tun-device.js';
 
-/** A queue with `auxSlots` aux slots (and `segSlots` segment slots of segSlot bytes when > 0). */
-export function newTxQueue(auxSlots = 64, segSlots = 0, segSlot = 2048): TxQueue {
+/** A queue with `auxSlots` aux slots, and a segment slab (virtio headers kept) when `offloads`. */
+export function newTxQueue(auxSlots = 64, offloads = false): TxQueue {
   const aux = new PacketSlab(auxSlots, AUX_SLOT, AUX_HEADROOM);
-  const seg = segSlots > 0 ? new PacketSlab(segSlots, segSlot, 128) : undefined;
-  return new TxQueue(64 + auxSlots + segSlots, segSlots > 0, aux, seg);
+  const seg = offloads ? new SegmentSlab(HEADROOM) : undefined;
+  return new TxQueue(64 + auxSlots + (seg?.capacity ?? 0), offloads, aux, seg);
 }
 
 export interface Queued {

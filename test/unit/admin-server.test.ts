@@ -1,7 +1,7 @@
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AdminServer, parseListen, startAdminServer, type Readiness } from '../../shared/admin/admin-server.js';
+import { ADMIN_LIMITS, AdminServer, parseListen, startAdminServer, type Readiness } from '../../shared/admin/admin-server.js';
 import { newCounterBlock, C_RX_PACKETS } from '../../shared/metrics/counter-layout.js';
 import { ServiceMetrics } from '../../shared/metrics/registry.js';
 
@@ -142,5 +142,76 @@ describe('admin server', () => {
     const other = new AdminServer({ listen: `127.0.0.1:${port}`, metrics, ready: () => ({ ready: true }), table: () => ({}) });
     await expect(other.listen()).rejects.toThrow(/EADDRINUSE/);
     await other.close();
+  });
+});
+
+describe('admin server bounds: slow and many clients', () => {
+  let s: AdminServer | undefined;
+  const sockets: import('node:net').Socket[] = [];
+  afterEach(async () => {
+    for (const k of sockets.splice(0)) k.destroy();
+    await s?.close();
+    s = undefined;
+  });
+
+  async function start(limits: Record<string, number>): Promise<number> {
+    const metrics = new ServiceMetrics({ role: 'back', sources: { blocks: () => [] }, defaultMetrics: false });
+    s = await startAdminServer({ listen: '127.0.0.1:0', metrics, ready: () => ({ ready: true }), table: () => ({}), limits });
+    return s.address()!.port;
+  }
+
+  /** Connect; resolves once connected with a promise of the close time (ms after connect) and what was received. */
+  function open(port: number, send?: string): Promise<{ closed: Promise<{ ms: number; data: string }> }> {
+    return new Promise((resolve, reject) => {
+      const k = connect({ host: '127.0.0.1', port });
+      sockets.push(k);
+      let data = '';
+      k.setEncoding('utf8');
+      k.on('data', (d: string) => (data += d));
+      k.on('error', () => undefined);
+      k.once('connect', () => {
+        const t0 = Date.now();
+        if (send) k.write(send);
+        resolve({ closed: new Promise((r) => k.once('close', () => r({ ms: Date.now() - t0, data }))) });
+      });
+      k.once('error', reject);
+    });
+  }
+
+  it('the defaults are short and bounded', () => {
+    expect(ADMIN_LIMITS.maxConnections).toBeLessThanOrEqual(64);
+    expect(ADMIN_LIMITS.headersTimeoutMs).toBeLessThanOrEqual(10_000);
+    expect(ADMIN_LIMITS.requestTimeoutMs).toBeLessThanOrEqual(30_000);
+  });
+
+  it('connections beyond maxConnections are closed at once; the held ones do not stop a later scrape', async () => {
+    const port = await start({ maxConnections: 3 });
+    const held = await Promise.all([open(port), open(port), open(port)]);
+    await new Promise((r) => setTimeout(r, 100));
+    const extra = await open(port);
+    const r = await Promise.race([extra.closed, new Promise<null>((res) => setTimeout(() => res(null), 2000))]);
+    expect(r, 'the fourth connection was closed').not.toBeNull();
+    expect(s!.dropped).toBe(1);
+    sockets[0]!.destroy();
+    await held[0]!.closed;
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await call(port, '/healthz')).status).toBe(200);
+  });
+
+  it('a client that never finishes its headers is cut off after headersTimeout', async () => {
+    const port = await start({ headersTimeoutMs: 300, requestTimeoutMs: 600, checkIntervalMs: 100 });
+    const slow = await open(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n'); // and then nothing
+    const r = await Promise.race([slow.closed, new Promise<null>((res) => setTimeout(() => res(null), 3000))]);
+    expect(r, 'closed by the server').not.toBeNull();
+    expect(r!.ms).toBeLessThan(1500);
+    expect(r!.data).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('a connection that sends nothing is closed after requestTimeout', async () => {
+    const port = await start({ headersTimeoutMs: 300, requestTimeoutMs: 600, checkIntervalMs: 100 });
+    const idle = await open(port);
+    const r = await Promise.race([idle.closed, new Promise<null>((res) => setTimeout(() => res(null), 3000))]);
+    expect(r, 'closed by the server').not.toBeNull();
+    expect(r!.ms).toBeLessThan(1500);
   });
 });

@@ -1,5 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { main } from '../../cli/mslb.js';
 
 const dir = fileURLToPath(new URL('./fixtures/broken/', import.meta.url));
@@ -49,6 +52,16 @@ describe('mslb check', () => {
     ['back-unknown-key.yaml', /back-unknown-key\.yaml: allowedFront: unknown key/],
     ['back-bad-listen.yaml', /back-bad-listen\.yaml: admin\.listen: must be "ADDRESS:PORT" or "\[IPV6\]:PORT", got "\[::1\]"/],
     ['does-not-exist.yaml', /does-not-exist\.yaml: cannot read: ENOENT/],
+    // a generated table with 120 YAML aliases: a rejected file naming the reason, not a stack trace
+    ['front-table-aliases.yaml', /table-aliases\.yaml: more than 100 YAML aliases/],
+    // addresses that can never be a service or a back, senders that would be everyone, MTUs no slot holds
+    ['front-service-multicast.yaml', /front-service-multicast\.yaml: services\[0\]: ff05::80 is a multicast address \(ff00::\/8\)/],
+    ['front-accept-all.yaml', /front-accept-all\.yaml: acceptTunnelFrom\[1\]: ::\/0 would accept every sender/],
+    ['front-mtu-no-offload.yaml', /front-mtu-no-offload\.yaml: tun\.mtu: 9000 is larger than a TUN slot holds without offloads \(1920 bytes\)/],
+    ['front-table-multicast-back.yaml', /table-multicast-back\.yaml: backs\.b2\.addresses\["192\.0\.2\.80"\]: 239\.1\.2\.3 is a multicast address/],
+    ['back-loopback-service.yaml', /back-loopback-service\.yaml: addresses\[0\]\.service: ::1 is the loopback address/],
+    ['back-unspecified-address.yaml', /back-unspecified-address\.yaml: addresses\[0\]\.address: :: is the unspecified address/],
+    ['back-allowed-all.yaml', /back-allowed-all\.yaml: allowedFronts\[1\]: 0\.0\.0\.0\/0 would accept every sender/],
   ];
   for (const [file, re] of cases) {
     it(`rejects ${file} with one clear error`, async () => {
@@ -71,6 +84,16 @@ describe('mslb check', () => {
     const bad = await run('check', '--config', `${dir}front-ok.yaml`, `${dir}table-unknown-back.yaml`);
     expect(bad.code).toBe(1);
     expect(bad.err[0]).toMatch(/routes\[1\]\.to: unknown back or pool "b3"/);
+  });
+
+  it('refuses a file over 16 MiB before parsing it, naming file and size', async () => {
+    const big = join(mkdtempSync(join(tmpdir(), 'mslb-check-')), 'huge-back.yaml');
+    writeFileSync(big, `# ${'x'.repeat(16 * 1024 * 1024)}\naddresses: []\n`);
+    const r = await run('check', big);
+    expect(r.code).toBe(1);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toMatch(/huge-back\.yaml: cannot read: file too large: 16777\d+ bytes \(at most 16777216\)/);
+    rmSync(big);
   });
 
   it('prints usage for a bad command line', async () => {

@@ -79,3 +79,29 @@ describe('back config', () => {
     expect(r.config!.lbsp.serverId).toBe('2001:db8:b::7');
   });
 });
+
+describe('refusals: addresses that are never services or backs, /0 senders, MTUs beyond a slot', () => {
+  const front = (over: Record<string, unknown>) => frontConfigFromValue({ services: ['2001:db8:5::80'], ...over }, 'f.yaml');
+  const back = (over: Record<string, unknown>) => backConfigFromValue({ addresses: [{ address: '2001:db8:b::1', service: '2001:db8:5::80' }], ...over }, 'b.yaml');
+  it('tun.mtu: up to the slot (1920 without offloads, 65535 with)', () => {
+    expect(front({ tun: { mtu: 1920 }, offload: { enabled: false } }).errors).toEqual([]);
+    expect(front({ tun: { mtu: 1921 }, offload: { enabled: false } }).errors[0]).toMatchObject({ entry: 'tun.mtu', reason: expect.stringMatching(/1920 bytes/) });
+    expect(front({ tun: { mtu: 65535 } }).errors).toEqual([]);
+    expect(back({ tun: { mtu: 9000 }, offload: { enabled: false } }).errors[0]).toMatchObject({ entry: 'tun.mtu' });
+    expect(back({ tun: { mtu: 9000 } }).errors).toEqual([]);
+  });
+  it('services and back addresses: no unspecified, loopback or multicast', () => {
+    for (const a of ['0.0.0.0', '127.0.0.1', '224.0.0.1', '::', '::1', 'ff02::1']) {
+      expect(front({ services: [a] }).errors[0], a).toMatchObject({ entry: 'services[0]' });
+      expect(back({ addresses: [{ address: a, service: '2001:db8:5::80', mode: 'encap' }] }).errors[0], a).toMatchObject({ entry: 'addresses[0].address' });
+      expect(back({ addresses: [{ address: '2001:db8:b::1', service: a, mode: 'encap' }] }).errors[0], a).toMatchObject({ entry: 'addresses[0].service' });
+    }
+    expect(front({ services: ['192.0.2.80', '2001:db8:5::80'] }).errors).toEqual([]);
+  });
+  it('acceptTunnelFrom and allowedFronts: no /0', () => {
+    expect(front({ acceptTunnelFrom: ['::/0'] }).errors[0]).toMatchObject({ entry: 'acceptTunnelFrom[0]' });
+    expect(front({ acceptTunnelFrom: ['2001:db8:e1::/64', '0.0.0.0/0'] }).errors[0]).toMatchObject({ entry: 'acceptTunnelFrom[1]' });
+    expect(back({ allowedFronts: ['::/0'] }).errors[0]).toMatchObject({ entry: 'allowedFronts[0]' });
+    expect(back({ allowedFronts: ['2001:db8:e1::/64', '192.0.2.80/32'] }).errors).toEqual([]);
+  });
+});

@@ -107,7 +107,7 @@ describe('alert rules (deploy/prometheus/mslb-alerts.yml)', () => {
     const byName = Object.fromEntries(rules.map((r) => [r.alert, r]));
     expect(byName.MslbBackDown?.expr).toContain('mslb_backend_up');
     expect(byName.MslbPoolNoMemberUp?.expr).toContain('mslb_pool_members_up');
-    expect(byName.MslbTableReloadFailing?.expr).toContain('mslb_config_reloads_total{result="failure"}');
+    expect(byName.MslbTableReloadFailing?.expr).toBe('mslb_config_last_reload_successful == 0');
     expect(byName.MslbDropsRising?.expr).toContain('mslb_drops_total');
     expect(byName.MslbIcmpRateLimited?.expr).toContain('mslb_icmp_rate_limited_total');
     for (const r of rules) expect(r.labels.severity, r.alert).toMatch(/^(critical|warning|info)$/);
@@ -132,12 +132,15 @@ interface Container {
   image: string;
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; privileged?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { add?: string[]; drop?: string[] } };
   volumeMounts?: { name: string; mountPath: string; subPath?: string }[];
-  env?: { name: string; value: string }[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  args?: string[];
   livenessProbe?: unknown;
   readinessProbe?: unknown;
 }
 interface PodSpec {
   hostNetwork?: boolean;
+  automountServiceAccountToken?: boolean;
+  securityContext?: { seccompProfile?: { type: string } };
   containers: Container[];
   initContainers?: Container[];
   volumes: { name: string; configMap?: { name: string }; hostPath?: { path: string; type: string } }[];
@@ -151,8 +154,8 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
   it('parse, with apiVersion, kind, name and the mslb namespace on every object', () => {
     expect(all.length).toBeGreaterThanOrEqual(7);
     for (const d of all) {
-      expect(d.apiVersion, JSON.stringify(d.metadata)).toMatch(/^(v1|apps\/v1)$/);
-      expect(d.kind).toMatch(/^(Namespace|ConfigMap|DaemonSet|Deployment)$/);
+      expect(d.apiVersion, JSON.stringify(d.metadata)).toMatch(/^(v1|apps\/v1|networking\.k8s\.io\/v1)$/);
+      expect(d.kind).toMatch(/^(Namespace|ConfigMap|DaemonSet|Deployment|NetworkPolicy)$/);
       expect(d.metadata.name).toMatch(/^[a-z0-9-]+$/);
       if (d.kind !== 'Namespace') expect(d.metadata.namespace).toBe('mslb');
     }
@@ -198,6 +201,56 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       expect(tun?.hostPath?.type).toBe('CharDevice');
       expect(c.volumeMounts?.some((m) => m.name === tun!.name && m.mountPath === '/dev/net/tun')).toBe(true);
     }
+  });
+
+  it('pods: seccomp RuntimeDefault, no service account token, images by version (never :latest)', () => {
+    const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const w of workloads) {
+      const pod = w.spec.template.spec;
+      expect(pod.securityContext?.seccompProfile?.type, w.metadata.name).toBe('RuntimeDefault');
+      expect(pod.automountServiceAccountToken, w.metadata.name).toBe(false);
+      for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+        expect(c.image, `${w.metadata.name}/${c.name}`).toMatch(/:[0-9][\w.-]*$|@sha256:[0-9a-f]{64}$/);
+        if (c.image.startsWith('mslb-')) expect(c.image).toBe(`${c.image.split(':')[0]}:${version}`);
+      }
+    }
+    const kust = parseYaml(read('kubernetes/kustomization.yaml')) as { images: { name: string; newTag: string }[] };
+    for (const i of kust.images) expect(i.newTag, i.name).toBe(version);
+    expect(read('README.md')).toMatch(/@sha256:/); // how to pin by digest
+  });
+
+  it('admin servers never on all addresses: the back on its pod IP, the front on its node IP (downward API)', () => {
+    for (const w of workloads) {
+      const c = w.spec.template.spec.containers.find((x) => x.name.startsWith('mslb-'))!;
+      const env = new Map((c.env ?? []).map((e) => [e.name, e]));
+      const listen = env.get('MSLB_ADMIN_LISTEN')?.value ?? '';
+      const ipVar = /^\[\$\((\w+)\)\]:\d+$/.exec(listen)?.[1];
+      expect(ipVar, `${w.metadata.name}: MSLB_ADMIN_LISTEN ${listen}`).toBeDefined();
+      expect(env.get(ipVar!)?.valueFrom?.fieldRef?.fieldPath).toBe(w.kind === 'DaemonSet' ? 'status.hostIP' : 'status.podIP');
+    }
+    for (const cm of configMaps.values()) {
+      for (const text of Object.values(cm.data ?? {})) {
+        const listen = (parseYaml(text) as { admin?: { listen?: string } })?.admin?.listen;
+        if (listen !== undefined) expect(listen, cm.metadata.name).not.toMatch(/^(\[::\]|0\.0\.0\.0|):/);
+      }
+    }
+    // A NetworkPolicy lets only monitoring and the fabric reach the backs' admin port.
+    const np = all.find((d) => d.kind === 'NetworkPolicy') as K8s & { spec: { podSelector: { matchLabels: Record<string, string> }; ingress: { from?: unknown[]; ports: { port: number }[] }[] } };
+    expect(np).toBeDefined();
+    expect(np.spec.podSelector.matchLabels['app.kubernetes.io/name']).toBe('mslb-back');
+    const adminRules = np.spec.ingress.filter((r) => r.ports.some((p) => p.port === 9102));
+    expect(adminRules.length).toBeGreaterThan(0);
+    for (const r of adminRules) expect(r.from?.length ?? 0, 'the admin port has a from').toBeGreaterThan(0);
+  });
+
+  it('the privileged init container changes no rp_filter to 0 host-wide and leaves the TUN owned by root', () => {
+    const front = workloads.find((w) => w.kind === 'DaemonSet')!;
+    const init = front.spec.template.spec.initContainers!.find((c) => c.securityContext?.privileged)!;
+    const script = (init.args ?? []).join(' ');
+    expect(script).not.toMatch(/echo 0 > \/proc\/sys\/net\/ipv4\/conf\/(all|default)\/rp_filter/);
+    expect(script).not.toMatch(/conf\/default\//);
+    expect(script).toMatch(/tuntap add dev mslbf0 mode tun user 0;/);
+    expect(script).not.toMatch(/user 10001|group 10001/);
   });
 
   it('ConfigMaps are mounted as directories (never subPath: those never update) and hold valid configs', () => {
@@ -266,6 +319,16 @@ describe('compose file and Dockerfile', () => {
     expect(loadBackConfig(deploy('compose/back2.yaml')).errors).toEqual([]);
   });
 
+  it('compose: no back admin server on all addresses (S is local there); images by version', () => {
+    for (const b of ['back1', 'back2']) {
+      const listen = loadBackConfig(deploy(`compose/${b}.yaml`)).config!.admin.listen;
+      expect(listen, b).not.toMatch(/^(\[::\]|0\.0\.0\.0|):/);
+    }
+    for (const [name, svc] of Object.entries(compose.services)) {
+      if (svc.image) expect(svc.image, name).toMatch(/:[0-9][\w.-]*$|@sha256:[0-9a-f]{64}$/);
+    }
+  });
+
   it('Dockerfile: multi-stage, front and back targets, non-root, tini, HEALTHCHECK, admin ports; COPY sources exist', () => {
     const df = read('Dockerfile');
     const stages = [...df.matchAll(/^FROM\s+(\S+)\s+AS\s+(\S+)/gm)].map((m) => ({ image: m[1]!, name: m[2]! }));
@@ -306,6 +369,9 @@ describe('systemd units (deploy/systemd)', () => {
       expect(keys('ProtectKernelTunables')).toEqual(['no']); // it writes /proc/sys/net
       expect(keys('ExecStart')[0]).toContain(`dist/${role}/main.js --config /etc/mslb/${role}.yaml`);
       expect(keys('KillSignal')).toEqual(['SIGTERM']);
+      expect(keys('MemoryMax')[0]).toMatch(/^\d+[KMG]$/);
+      expect(Number(keys('TasksMax')[0])).toBeGreaterThanOrEqual(64 + 16); // 64 queues' workers and Node's own threads
+      expect(keys('ExecReload')).toEqual(['/bin/kill -HUP $MAINPID']); // both services handle SIGHUP
     });
   }
   it('the sysusers file creates the mslb user', () => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ServiceMetrics, type ServiceRole } from '../../shared/metrics/registry.js';
 import { newCounterBlock } from '../../shared/metrics/counter-layout.js';
+import { HEALTH_FAILURE_REASONS, HEALTH_PROBE_KINDS } from '../../shared/metrics/health-metrics.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const metricsDoc = readFileSync(join(root, 'docs', 'METRICS.md'), 'utf8');
@@ -30,10 +31,16 @@ async function exported(): Promise<{ roles: Map<string, Set<ServiceRole>>; label
         blocks: () => [newCounterBlock()],
         tableRoutes: () => ({ ipv4: 1, ipv6: 1 }),
         ...(role === 'front'
-          ? { backends: () => [{ name: 'b1', slot: 0, up: true }], pools: () => [{ name: 'web', members: 2, up: 1 }] }
+          ? {
+              backends: () => [{ name: 'b1', slot: 0, up: true }],
+              pools: () => [{ name: 'web', members: 2, up: 1 }],
+              // Every probe kind, each with a last failure, so every kind and reason value is exported.
+              healthProbes: () => HEALTH_PROBE_KINDS.map((kind) => ({ backend: 'b1', kind, durationSeconds: 0.01, failures: new Float64Array(HEALTH_FAILURE_REASONS.length), lastFailure: 'timeout' as const })),
+            }
           : {}),
       },
     });
+    if (role === 'front') m.setTableHash('0123456789abcdef'); // mslb_table_info has a sample once a table is in force
     const text = await m.metrics();
     for (const line of text.split('\n')) {
       const t = /^# TYPE (\S+) (\w+)/.exec(line);
@@ -100,7 +107,7 @@ describe('docs/METRICS.md', () => {
     for (const [family, pairs] of labels) {
       for (const p of pairs) {
         const [k, v] = p.split('=') as [string, string];
-        if (k === 'backend' || k === 'pool' || k === 'version') continue; // names from the table / build
+        if (k === 'backend' || k === 'pool' || k === 'version' || k === 'hash') continue; // names from the table / build, the table's hash
         expect(metricsDoc, `${family}{${k}="${v}"}`).toContain(`\`${v}\``);
         expect(rows().get(family)?.[2], `${family}'s labels column names ${k}`).toContain(`\`${k}\``);
       }

@@ -137,6 +137,30 @@ describe('metrics registry', () => {
     expect(sample(t, 'mslb_info', 'version="0.1.0",role="back"')).toBe(1);
   });
 
+  it('mslb_workers counts the workers alive, not the counter blocks of every worker started', async () => {
+    const blocks = [newCounterBlock(), newCounterBlock()];
+    let live = 2;
+    const m = new ServiceMetrics({ role: 'front', sources: { blocks: () => blocks, liveWorkers: () => live }, defaultMetrics: false });
+    expect(sample(await m.metrics(), 'mslb_workers')).toBe(2);
+    live = 1; // one exited: its block still counts in the totals
+    expect(sample(await m.metrics(), 'mslb_workers')).toBe(1);
+  });
+
+  it('a reused backend slot starts the new back\'s counters from 0', async () => {
+    const blocks = [newCounterBlock(), newCounterBlock()];
+    let backends: BackendState[] = [{ name: 'old', slot: 3, up: true }];
+    const m = new ServiceMetrics({ role: 'front', sources: { blocks: () => blocks, backends: () => backends }, defaultMetrics: false });
+    blocks[0]![backendPacketsIndex(3)] = 40;
+    blocks[1]![backendPacketsIndex(3) + 1] = 4000;
+    expect(sample(await m.metrics(), 'mslb_backend_packets_total', 'backend="old"')).toBe(40);
+    m.resetBackendSlot(3);
+    backends = [{ name: 'new', slot: 3, up: true }];
+    blocks[1]![backendPacketsIndex(3)] += 2;
+    const t = await m.metrics();
+    expect(sample(t, 'mslb_backend_packets_total', 'backend="new"')).toBe(2);
+    expect(sample(t, 'mslb_backend_bytes_total', 'backend="new"')).toBe(0);
+  });
+
   it('counts reloads and keeps the last success time', async () => {
     const { m } = setup('front');
     m.markLoaded(1_700_000_000_000);

@@ -196,33 +196,176 @@ describe('TableManager: event debounce', () => {
 });
 
 describe('TableManager: SIGHUP', () => {
-  it('reloads a changed file at once, counts a broken one every time, and leaves an unchanged one alone', () => {
+  it('reloads a changed file at once, counts a broken one every time, and leaves an unchanged one alone', async () => {
     const h = harness(GOOD);
-    expect(h.m.reload('SIGHUP')).toBe(true); // unchanged: a success, nothing published
+    expect(await h.m.reload('SIGHUP')).toBe(true); // unchanged: a success, nothing published
     expect(h.published).toHaveLength(1);
     expect(h.events('table_unchanged')[0]).toMatchObject({ trigger: 'SIGHUP', generation: 1 });
     h.file.text = UNKNOWN_BACK;
-    expect(h.m.reload('SIGHUP')).toBe(false);
-    expect(h.m.reload('SIGHUP')).toBe(false);
+    expect(await h.m.reload('SIGHUP')).toBe(false);
+    expect(await h.m.reload('SIGHUP')).toBe(false);
     expect(h.events('table_rejected').map((e) => e.trigger)).toEqual(['SIGHUP', 'SIGHUP']);
     h.file.text = MOVED;
-    expect(h.m.reload('SIGHUP')).toBe(true);
+    expect(await h.m.reload('SIGHUP')).toBe(true);
     expect(h.published.map((p) => p.generation)).toEqual([1, 2]);
     expect(h.results).toEqual([true, false, false, true]);
     expect(h.events('table_loaded').at(-1)).toMatchObject({ trigger: 'SIGHUP', generation: 2 });
   });
 
-  it('keeps backend slots and the shared up[] across reloads', () => {
+  it('says what the last reload did (POST /reload answers with it)', async () => {
+    const h = harness(GOOD);
+    await h.m.reload('admin');
+    expect(h.m.lastReload).toEqual({ outcome: 'unchanged', errors: [] });
+    h.file.text = UNKNOWN_BACK;
+    await h.m.reload('admin');
+    expect(h.m.lastReload?.outcome).toBe('rejected');
+    expect(h.m.lastReload?.errors[0]).toMatchObject({ file: '/virtual/table.yaml', entry: 'routes[1].to' });
+    h.file.text = MOVED;
+    await h.m.reload('admin');
+    expect(h.m.lastReload).toEqual({ outcome: 'installed', errors: [] });
+    h.file.text = null;
+    await h.m.reload('admin');
+    expect(h.m.lastReload?.errors[0]?.reason).toMatch(/^cannot read: ENOENT/);
+  });
+
+  it('a rejected file put back to the table in force is in sync again (no reload counted)', async () => {
+    let inSync = 0;
+    const h = harness(GOOD, { onInSync: () => inSync++ });
+    h.file.text = UNKNOWN_BACK;
+    expect(await h.m.checkFile()).toBe('rejected');
+    h.file.text = GOOD;
+    expect(await h.m.checkFile()).toBe('unchanged');
+    expect(inSync).toBe(1);
+    expect(h.results).toEqual([false]);
+    expect(await h.m.checkFile()).toBe('unchanged'); // already in sync: not reported again
+    expect(inSync).toBe(1);
+    // the bad content again is a new rejected edit
+    h.file.text = UNKNOWN_BACK;
+    expect(await h.m.checkFile()).toBe('rejected');
+    expect(h.results).toEqual([false, false]);
+  });
+
+  it('keeps backend slots and the shared up[] across reloads', async () => {
     const h = harness(GOOD);
     const slot = (t: CompiledTable, name: string) => t.a.backSlot[t.meta.backNames.indexOf(name)];
     const t1 = h.m.table!;
     h.file.text = `backs:\n  b0: { address: 2001:db8:b::9 }\n${GOOD.slice('backs:\n'.length)}`;
-    expect(h.m.reload('SIGHUP')).toBe(true);
+    expect(await h.m.reload('SIGHUP')).toBe(true);
     const t2 = h.m.table!;
     expect(slot(t2, 'b1')).toBe(slot(t1, 'b1'));
     expect(slot(t2, 'b2')).toBe(slot(t1, 'b2'));
     expect(slot(t2, 'b0')).toBe(2);
     expect(t2.a.up).toBe(h.m.up);
+  });
+});
+
+/** 120 aliases of one shared object, as PyYAML writes a table whose backs share a health check. */
+const ALIASES = `backs:
+  b1: { addresses: { "2001:db8:5::80": 2001:db8:b::1, "192.0.2.80": 198.51.100.1 }, healthCheck: &id001 { url: "http://[2001:db8:b::1]:9102/readyz" } }
+${Array.from({ length: 120 }, (_, i) => `  c${i}: { addresses: { "2001:db8:5::80": 2001:db8:d::${(i + 1).toString(16)}, "192.0.2.80": 198.51.100.${i + 3} }, healthCheck: *id001 }`).join('\n')}
+routes:
+  - { source: 2001:db8:c1::/48, to: b1 }
+`;
+
+describe('TableManager: YAML failures and failed hand-offs are rejected edits', () => {
+  it('a table with more than 100 aliases on SIGHUP: rejected with file and reason, counted, the old table serving', async () => {
+    const h = harness(GOOD);
+    const t1 = h.m.table;
+    h.file.text = ALIASES;
+    expect(await h.m.reload('SIGHUP')).toBe(false);
+    expect(h.m.table).toBe(t1);
+    expect(h.results).toEqual([false]);
+    expect(h.events('table_rejected')[0]).toMatchObject({ trigger: 'SIGHUP', file: '/virtual/table.yaml', reason: expect.stringMatching(/more than 100 YAML aliases/) });
+  });
+
+  it('the same table arriving through the file watch is rejected and counted once', async () => {
+    const h = harness(GOOD);
+    h.file.text = ALIASES;
+    expect(await h.m.checkFile()).toBe('rejected');
+    expect(await h.m.checkFile()).toBe('already-rejected');
+    expect(h.results).toEqual([false]);
+    expect(h.published).toHaveLength(1);
+  });
+
+  it('a table over 16 MiB is refused without parsing it', async () => {
+    const h = harness(GOOD);
+    h.file.text = `${GOOD}# ${'x'.repeat(16 * 1024 * 1024)}\n`;
+    expect(await h.m.reload('SIGHUP')).toBe(false);
+    expect(h.events('table_rejected')[0]).toMatchObject({ reason: expect.stringMatching(/file too large: \d+ bytes \(at most 16777216\)/) });
+  });
+
+  it('an exception inside build (augment hook) is a rejected table, not a throw', async () => {
+    let boom = false;
+    const h = harness(GOOD, { augment: () => { if (boom) throw new Error('hook failed'); return { routes: [], errors: [] }; } });
+    boom = true;
+    h.file.text = MOVED;
+    expect(await h.m.reload('SIGHUP')).toBe(false);
+    expect(h.events('table_rejected')[0]).toMatchObject({ reason: 'hook failed' });
+  });
+
+  it('a table the workers could not all take is a failed reload; the previous table stays in force', async () => {
+    let refuse = false;
+    const published: number[] = [];
+    const results: boolean[] = [];
+    let text = GOOD;
+    const m = new TableManager(frontConfig('/virtual/table.yaml'), createLogger({ level: 'error', sink: () => undefined }),
+      async (_t, g) => {
+        published.push(g);
+        if (refuse) throw new Error('worker 1: out of memory');
+      },
+      (ok) => results.push(ok), { readText: () => text, pollMs: 0 });
+    const first = m.build();
+    await m.install(first.table!, first.text);
+    const t1 = m.table;
+    refuse = true;
+    text = MOVED;
+    expect(await m.reload('SIGHUP')).toBe(false);
+    expect(m.table).toBe(t1);
+    expect(m.tableGeneration).toBe(1);
+    expect(results).toEqual([false]);
+    refuse = false;
+    expect(await m.reload('SIGHUP')).toBe(true); // the same edit again, now taken by all
+    expect(m.tableGeneration).toBe(2);
+    expect(published).toEqual([1, 2, 2]);
+    expect(results).toEqual([false, true]);
+  });
+});
+
+describe('TableManager: backend slots of gone names are reused', () => {
+  /** A table of `n` backs named `${prefix}${i}` plus the fixed back "keep". */
+  const tableOf = (prefix: string, n: number) => `backs:
+  keep: { addresses: { "2001:db8:5::80": 2001:db8:b::1, "192.0.2.80": 198.51.100.1 } }
+${Array.from({ length: n }, (_, i) => `  ${prefix}${i}: { addresses: { "2001:db8:5::80": 2001:db8:d::${(i + 1).toString(16)}, "192.0.2.80": 198.51.${100 + (i >> 8)}.${i & 255} } }`).join('\n')}
+routes:
+  - { source: 2001:db8:c1::/48, to: keep }
+  - { source: 2001:db8:c2::/48, to: ${prefix}0 }
+`;
+
+  it('more than 1024 distinct back names over successive reloads never make a reload fail', async () => {
+    let text = tableOf('r0x', 100);
+    const reused: number[] = [];
+    const results: boolean[] = [];
+    const m = new TableManager(frontConfig('/virtual/table.yaml'), createLogger({ level: 'error', sink: () => undefined }),
+      () => undefined, (ok) => results.push(ok), { readText: () => text, pollMs: 0, onSlotReuse: (s) => reused.push(s) });
+    const first = m.build();
+    expect(first.errors).toEqual([]);
+    await m.install(first.table!, first.text);
+    const slotOfName = (name: string) => m.table!.a.backSlot[m.table!.meta.backNames.indexOf(name)]!;
+    const keep = slotOfName('keep');
+    for (let round = 1; round <= 14; round++) {
+      const prev = m.table!;
+      m.up[slotOfName(`r${round - 1}x0`)] = 0; // a back marked down by health checks, then gone
+      text = tableOf(`r${round}x`, 100);
+      expect(await m.reload('SIGHUP'), `round ${round}`).toBe(true);
+      expect(m.table).not.toBe(prev);
+      expect(slotOfName('keep')).toBe(keep); // a name that stays keeps its slot
+      for (let i = 0; i < 100; i++) expect(m.up[slotOfName(`r${round}x${i}`)], `r${round}x${i} starts up`).toBe(1);
+    }
+    expect(results.every((r) => r)).toBe(true); // 1 + 15 x 100 = 1501 distinct names
+    expect(reused.length).toBeGreaterThan(0);
+    expect(Math.max(...m.table!.a.backSlot.slice(0, m.table!.backCount))).toBeLessThan(1024);
+    // Fresh slots first: nothing was reused before the 1024 were handed out once.
+    expect(Math.min(...reused)).toBe(1);
   });
 });
 
@@ -240,14 +383,14 @@ describe('TableManager: augment hook', () => {
     expect(t.meta.targetNames[pt.lookup6(p.words[0]!, p.words[1]!, p.words[2]!, p.words[3]!)]).toBe('back:b2');
   });
 
-  it('errors from the hook reject the table like validation errors', () => {
+  it('errors from the hook reject the table like validation errors', async () => {
     let fail = false;
     const h = harness(GOOD, {
       augment: () => ({ routes: [], errors: fail ? [{ file: '/virtual/table.yaml', entry: 'backs.b1.healthCheck', reason: 'nope' }] : [] }),
     });
     fail = true;
     h.file.text = MOVED;
-    expect(h.m.reload('SIGHUP')).toBe(false);
+    expect(await h.m.reload('SIGHUP')).toBe(false);
     expect(h.events('table_rejected')[0]).toMatchObject({ entry: 'backs.b1.healthCheck', reason: 'nope' });
   });
 });

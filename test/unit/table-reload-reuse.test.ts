@@ -166,7 +166,7 @@ describe('CompiledTable reuse across reloads', () => {
     expect(decisions(t1)).toEqual(decisions(c.compile(doc())));
   });
 
-  it('TableManager compiles each reload against the table in force', () => {
+  it('TableManager compiles each reload against the table in force', async () => {
     const A = `backs:
   b1: { addresses: { "${S6}": 2001:db8:b::1, "${S4}": 198.51.100.1 } }
   b2: { addresses: { "${S6}": 2001:db8:b::2, "${S4}": 198.51.100.2 } }
@@ -185,7 +185,7 @@ routes:
     m.install(first.table!, first.text);
     const t1 = m.table!;
     text = A.replace('c1::/48, to: b1', 'c1::/48, to: b3'); // the same ranges, other targets
-    expect(m.reload('SIGHUP')).toBe(true);
+    expect(await m.reload('SIGHUP')).toBe(true);
     const t2 = m.table!;
     expect(t2).not.toBe(t1);
     expect(t2.a.maglevFull).toBe(t1.a.maglevFull);

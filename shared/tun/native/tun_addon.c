@@ -144,6 +144,15 @@ static napi_value open_queues(napi_env env, napi_callback_info info) {
     if (i == 0) {
       memcpy(kname, ifr.ifr_name, IFNAMSIZ);
       kname[IFNAMSIZ] = 0;
+      /* A TUN with neither owner nor group lets any process that can open /dev/net/tun attach a
+         queue to it (and take a share of the traffic) without CAP_NET_ADMIN. Owner root: attaching
+         then needs uid 0 or CAP_NET_ADMIN, which the service holds anyway. */
+      if (ioctl(fd, TUNSETOWNER, 0UL) < 0) {
+        int e = errno;
+        close(fd);
+        for (int j = 0; j < i; j++) close(fds[j]);
+        return throw_errno(env, "TUNSETOWNER", e);
+      }
     }
     int fl = (flags & OPEN_BLOCKING) ? 0 : fcntl(fd, F_GETFL);
     if (!(flags & OPEN_BLOCKING) && (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
