@@ -4,9 +4,8 @@
 Run: /usr/bin/python3 test/vectors/make_udp_encap_vectors.py   (writes test/vectors/udp-encap.json)
 
 Outer UDP and IP checksums are computed by scapy from scratch. The outer UDP source port and the
-outer IPv6 flow label are the project's flow hash: re-implemented here from its definition
-(murmur3 steps over the inner addresses, ports, protocol and flow label; shared/packet/encap.ts
-innerFlowHash, port = 49152 | 14 bits of it) so the vectors check the TypeScript, not copy it.
+outer IPv6 flow label come from the inner-flow hash as packet_rules.py writes it from the SPEC
+(port = 49152 | 14 bits of it), so the vectors check the TypeScript, not copy it.
 Decapsulation verdicts for broken packets are written out from RFC 768 / RFC 8200 / the SPEC.
 """
 import json
@@ -14,7 +13,13 @@ import os
 
 from scapy.all import IP, IPv6, TCP, UDP, Raw, ICMP
 
-from flow_hash import flow_hash, sport
+from packet_rules import flow_hash
+
+
+def sport(inner):
+    """Outer UDP source port (SPEC 3): the dynamic range 49152-65535, 14 bits of the flow hash."""
+    h = flow_hash(inner)
+    return 0xc000 | ((h ^ (h >> 14)) & 0x3fff)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 C6, S6, B6, F6 = '2001:db8:c1::10', '2001:db8:5::80', '2001:db8:b::1', '2001:db8:e1::f'

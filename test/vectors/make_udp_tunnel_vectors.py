@@ -6,7 +6,7 @@ Run: /usr/bin/python3 test/vectors/make_udp_tunnel_vectors.py   (writes test/vec
 
 Expected tunnel packets: outer source the configured encap.source4/6, destination the back, hop
 limit 65 (encap.hopLimit 64 + the one the kernel's forwarding takes), DSCP/ECN copied, DF copied
-(IPv4) or set (IPv6 inner), IPv6 flow label and UDP source port from the flow hash (flow_hash.py),
+(IPv4) or set (IPv6 inner), IPv6 flow label and UDP source port from the flow hash (packet_rules.py),
 UDP to 6080, checksums by scapy. The outer IPv4 ID is the worker's sequence: written as 0 here with
 the header checksum for ID 0, and the test puts the emitted ID in before comparing.
 """
@@ -15,7 +15,13 @@ import os
 
 from scapy.all import IP, IPv6, TCP, UDP, Raw, ICMPv6PacketTooBig, IPv6ExtHdrFragment, fragment6
 
-from flow_hash import flow_hash, sport
+from packet_rules import flow_hash
+
+
+def sport(inner):
+    """Outer UDP source port (SPEC 3): the dynamic range 49152-65535, 14 bits of the flow hash."""
+    h = flow_hash(inner)
+    return 0xc000 | ((h ^ (h >> 14)) & 0x3fff)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PORT = 6080
