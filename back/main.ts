@@ -11,6 +11,7 @@ import { backRoleFromConfig, type BackRole } from './back-role.js';
 import { backReloadErrors, backReloadUnchanged } from './back-reload.js';
 import type { BackConfig } from './back-config.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
+import { reloadRoute, type ReloadAnswer } from '../shared/admin/reload-route.js';
 
 /** Routing table of the returnPath rules ("MS"). */
 const RETURN_PATH_TABLE = 0x4d53;
@@ -40,6 +41,8 @@ async function main(): Promise<void> {
     adminListen: config.admin.listen,
     roleData: role,
     tableRoutes: () => counts,
+    // POST /reload (mslb reload): the same reload as SIGHUP, answered with its outcome.
+    adminRoutes: { '/reload': reloadRoute(() => enqueue('admin')) },
     table: () => ({ addresses: config.addresses, allowedFronts: config.allowedFronts, loadedAt, source: config.file }),
     // SPEC 6a returnPath: packets from the services arriving on that interface enter the TUN
     // (policy rule per service address, default route into the TUN in a table of their own).
@@ -66,21 +69,23 @@ async function main(): Promise<void> {
           }
         },
   });
-  const reject = (errors: readonly ConfigError[]): void => {
-    for (const e of errors) log.error('config_rejected', { trigger: 'SIGHUP', file: e.file, entry: e.entry, reason: e.reason });
-    host.metrics.recordReload(false);
-  };
-  // SIGHUP: re-read the file; a bad edit is rejected (file, entry, reason; counted) and the old settings serve on.
-  const reload = async (): Promise<void> => {
+  // SIGHUP / POST /reload: re-read the file; a bad edit is rejected (file, entry, reason; counted)
+  // and the old settings serve on.
+  const reload = async (trigger: string): Promise<ReloadAnswer> => {
+    const reject = (errors: readonly ConfigError[]): ReloadAnswer => {
+      for (const e of errors) log.error('config_rejected', { trigger, file: e.file, entry: e.entry, reason: e.reason });
+      host.metrics.recordReload(false);
+      return { outcome: 'rejected', file, errors: [...errors] };
+    };
     const r = loadBackConfig(file);
     if (!r.config || r.errors.length > 0) return reject(r.errors);
     const next = r.config;
     const refused = backReloadErrors(config, next);
     if (refused.length > 0) return reject(refused);
     if (backReloadUnchanged(config, next)) {
-      log.info('config_unchanged', { trigger: 'SIGHUP', file: next.file });
+      log.info('config_unchanged', { trigger, file: next.file });
       host.metrics.recordReload(true);
-      return;
+      return { outcome: 'unchanged', file, errors: [] };
     }
     let nextRole: BackRole;
     try {
@@ -100,10 +105,17 @@ async function main(): Promise<void> {
     counts = countsOf(role);
     loadedAt = new Date().toISOString();
     host.metrics.recordReload(true);
-    log.info('config_loaded', { trigger: 'SIGHUP', file: next.file, addresses: next.addresses.length, allowedFronts: next.allowedFronts.length, stamp: next.lbsp.stamp });
+    log.info('config_loaded', { trigger, file: next.file, addresses: next.addresses.length, allowedFronts: next.allowedFronts.length, stamp: next.lbsp.stamp });
+    return { outcome: 'installed', file, errors: [] };
   };
-  let reloading: Promise<void> = Promise.resolve();
-  host.handleSignals(() => (reloading = reloading.then(reload, reload)));
+  // One reload at a time, in the order asked.
+  let reloading: Promise<unknown> = Promise.resolve();
+  function enqueue(trigger: string): Promise<ReloadAnswer> {
+    const p = reloading.then(() => reload(trigger));
+    reloading = p.catch(() => undefined);
+    return p;
+  }
+  host.handleSignals(() => void enqueue('SIGHUP'));
   try {
     await host.start();
     host.metrics.markLoaded(); // the config in force is the file's (mslb_config_last_reload_successful 1)

@@ -35,12 +35,15 @@ export interface FlowView {
   queue: number;
 }
 
+/** What a table reload did (POST /reload answers with it). */
+export interface ReloadReply { result: ReloadResult; file: string; hash: string }
+
 export interface FrontAdminDeps {
   table: () => CompiledTable | null;
   /** Ask the workers (ServiceHost.queryFlows). */
   queryFlows: (q: Omit<FlowQuery, 'type' | 'id'>) => Promise<FlowSnapshot[]>;
   /** Reload the table now; the result of that reload. */
-  reload: () => { result: ReloadResult; file: string; hash: string };
+  reload: () => ReloadReply | Promise<ReloadReply>;
 }
 
 const PROTOS: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58, sctp: 132 };
@@ -166,8 +169,8 @@ export function frontAdminRoutes(d: FrontAdminDeps): Record<string, AdminRoute> 
         return { status: 200, body: { ...(back !== null ? { back } : {}), ...merge(answers, limit, t) } };
       }),
     },
-    '/reload': reloadRoute(() => {
-      const r = d.reload();
+    '/reload': reloadRoute(async () => {
+      const r = await d.reload();
       return { outcome: r.result.outcome, file: r.file, errors: r.result.errors, hash: r.hash };
     }),
   };

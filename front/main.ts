@@ -111,9 +111,9 @@ async function main(): Promise<void> {
     adminRoutes: frontAdminRoutes({
       table: () => tables.table,
       queryFlows: (q) => host?.queryFlows(q) ?? Promise.resolve([]),
-      reload: () => {
+      reload: async () => {
         if (!started) return { result: { outcome: 'rejected', errors: [{ file: config.table, entry: '', reason: 'the front is still starting' }] }, file: config.table, hash };
-        tables.reload('admin');
+        await tables.reload('admin');
         return { result: tables.lastReload!, file: config.table, hash };
       },
     }),

@@ -371,7 +371,7 @@ describe('systemd units (deploy/systemd)', () => {
       expect(keys('KillSignal')).toEqual(['SIGTERM']);
       expect(keys('MemoryMax')[0]).toMatch(/^\d+[KMG]$/);
       expect(Number(keys('TasksMax')[0])).toBeGreaterThanOrEqual(64 + 16); // 64 queues' workers and Node's own threads
-      expect(keys('ExecReload')).toEqual(['/bin/kill -HUP $MAINPID']); // both services handle SIGHUP
+      expect(keys('ExecReload')).toEqual([`/usr/bin/node /opt/mslb/dist/cli/mslb.js reload --config /etc/mslb/${role}.yaml`]); // exits 1 when the edit is rejected
     });
   }
   it('the sysusers file creates the mslb user', () => {
