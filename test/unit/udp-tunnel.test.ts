@@ -19,6 +19,8 @@ import { frontConfigFromValue } from '../../front/front-config.js';
 import { backConfigFromValue } from '../../back/back-config.js';
 import { loadVectors, words } from '../vectors/load.js';
 import { ipv4HeaderChecksumValid } from '../../shared/packet/checksum.js';
+import { encapsulateUdp } from '../../shared/packet/udp-encap.js';
+import { prepareRxVnet } from '../../shared/tun/vnet-header.js';
 import { PacketInfo } from '../../shared/packet/packet-info.js';
 import { parsePacket } from '../../shared/packet/parse.js';
 
@@ -127,6 +129,45 @@ describe('IP-in-UDP tunnels: front wraps, back unwraps', () => {
         expect(bp.process(buf, 128, b.length, new Uint8Array(0), 0, tx)).toBe(dropVerdict(dropIndex('malformed')));
         expect(Buffer.from(buf.subarray(128)).equals(b)).toBe(true);
       }
+    }
+  });
+
+  it('a UDP super-packet (GRO merged same-flow tunnel packets) is cut and every segment unwrapped; one bad segment is counted alone', () => {
+    // three tunnel packets of one flow whose inner packets are the same size (USO segments)
+    const inner = Buffer.from(pkt('inner6'), 'hex');
+    const n = inner.length;
+    const info = new PacketInfo();
+    const ib = new Uint8Array(256 + n);
+    ib.set(inner, 128);
+    parsePacket(ib, 128, n, info, -1);
+    const o = encapsulateUdp(ib, 128, info, 6, Uint32Array.from(w(SRC6)), Uint32Array.from(w(B6)), 64, 0, PORT, false);
+    const hdrs = 128 - o; // outer IPv6 + UDP
+    for (const bad of [false, true]) {
+      const inners = [0, 1, 2].map((k) => {
+        const b = Buffer.from(inner);
+        b[40 + 8 + k] ^= k; // different payloads, same length
+        if (bad && k === 1) b[0] = 0x50; // not an IP packet: this segment alone is malformed
+        return b;
+      });
+      const total = hdrs + 3 * n;
+      const buf = new Uint8Array(128 + total + 64);
+      buf.set(ib.subarray(o, 128), 128);
+      inners.forEach((b, k) => buf.set(b, 128 + hdrs + k * n));
+      buf[128 + 4] = (total - 40) >> 8; buf[128 + 5] = (total - 40) & 0xff; // IPv6 payload length
+      buf[128 + 44] = (total - 40) >> 8; buf[128 + 45] = (total - 40) & 0xff; // UDP length of the whole
+      const vnet = new Uint8Array(12);
+      vnet[0] = 1; vnet[1] = 5; // NEEDS_CSUM, GSO UDP_L4
+      vnet[4] = n & 0xff; vnet[5] = n >> 8; // gso_size: one inner packet
+      vnet[6] = 40; vnet[8] = 6; // csum_start: the UDP header, csum_offset 6
+      expect(prepareRxVnet(buf, 128, total, vnet, 0)).toBe(3);
+      const c = newCounterBlock();
+      const back = new BackProcessor(backRole(), c);
+      const q = newTxQueue(64, true);
+      expect(back.process(buf, 128, total, vnet, 0, q)).toBeGreaterThanOrEqual(0);
+      const got = split(q, buf).aux;
+      const want = inners.filter((_b, k) => !(bad && k === 1)).map((b) => b.toString('hex'));
+      expect(got).toEqual(want);
+      expect(c[dropIndex('malformed')]).toBe(bad ? 1 : 0);
     }
   });
 
