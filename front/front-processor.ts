@@ -18,6 +18,8 @@ import { decapsulateUdp } from '../shared/packet/udp-encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
 import { CompiledTable, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
+import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
+import { VNET_HDR_LEN } from '../shared/tun/tun-device.js';
 import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
 import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import {
@@ -78,6 +80,7 @@ export class FrontProcessor implements RoleProcessor {
   private readonly decap = new DecapResult();
   private readonly outerDst = new Uint32Array(4);
   private readonly noVnet = new Uint8Array(0);
+  private g: GsoAddon | undefined;
   private now: number;
   /** GSO split + checksum completion before the outer header (offloads on). */
   private readonly tunnel: TunnelOffload;
@@ -167,7 +170,11 @@ export class FrontProcessor implements RoleProcessor {
       // source (multi-stage behind a UDP-tunnelling front). Outer fragments: reassembled first, the
       // port is checked on the whole packet (unwrap).
       if (info.isFragment) return this.reassemble(buf, off, tx);
-      if (info.dstPort === this.tmtu.udpPort) return this.unwrap(buf, off, vnet, vnetOff, tx);
+      if (info.dstPort === this.tmtu.udpPort) {
+        // same-flow tunnel packets GRO merged on the way (the first stage's write-side GRO): cut
+        if (vnet.length > 0 && vnet[vnetOff + 1] !== 0) return this.unwrapSegments(buf, off, info.totalLen, vnet, vnetOff, tx);
+        return this.unwrap(buf, off, vnet, vnetOff, tx);
+      }
     }
     return this.balance(buf, off, info, t, true, vnet, vnetOff, tx);
   }
@@ -210,6 +217,35 @@ export class FrontProcessor implements RoleProcessor {
       return VERDICT_QUEUED;
     }
     return this.drop(D_NOT_SERVICE);
+  }
+
+  /**
+   * A UDP tunnel super-packet (virtio UDP_L4 GSO) from an accepted source: cut natively into the
+   * segment slab (each segment a complete tunnel packet) and unwrap each like a packet read alone.
+   * Returns VERDICT_QUEUED, or a drop verdict when nothing could be cut (too_big / malformed).
+   */
+  private unwrapSegments(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    const seg = tx.seg;
+    if (seg === undefined) return this.drop(D_TOO_BIG);
+    if (this.g === undefined) this.g = gsoAddon();
+    const vi = vnetOff / VNET_HDR_LEN;
+    const slot = seg.slotFor(vnet, vi);
+    const free = seg.freeSlots(slot);
+    if (vnetSegments(vnet, vi) > free) return this.drop(D_TOO_BIG);
+    const first = seg.firstSlot(slot);
+    const n = this.g.gsoSplit(buf, off, len, vnet, vnetOff, seg.buf, seg.offs, seg.lens, slot, seg.headroom, first, free, 0);
+    if (n < 0) return this.drop(n === GSO_E_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
+    seg.used = (first + n) * slot;
+    const info = this.info;
+    for (let k = first; k < first + n; k++) {
+      const so = seg.offs[k]!;
+      if (parsePacket(seg.buf, so, seg.lens[k]!, info, this.role.lbspType) !== ParseError.OK) {
+        this.counters[D_MALFORMED]++;
+        continue;
+      }
+      this.unwrap(seg.buf, so, this.noVnet, 0, tx);
+    }
+    return VERDICT_QUEUED;
   }
 
   /**

@@ -15,6 +15,7 @@ import type { FrontRole } from '../../front/front-role.js';
 import { BackProcessor } from '../../back/back-processor.js';
 import type { BackRole } from '../../back/back-role.js';
 import { PmtuCache } from '../../shared/tunnel/path-mtu-cache.js';
+import { acceptPrefixes } from '../../front/tunnel-accept.js';
 import { frontConfigFromValue } from '../../front/front-config.js';
 import { backConfigFromValue } from '../../back/back-config.js';
 import { loadVectors, words } from '../vectors/load.js';
@@ -169,6 +170,45 @@ describe('IP-in-UDP tunnels: front wraps, back unwraps', () => {
       expect(got).toEqual(want);
       expect(c[dropIndex('malformed')]).toBe(bad ? 1 : 0);
     }
+  });
+
+  it('second stage: a front with acceptTunnelFrom cuts a UDP tunnel super-packet to its tunnel address and balances every inner packet', () => {
+    const T6 = '2001:db8:f:2::80', U6 = '2001:db8:e::1';
+    const stage2 = new FrontProcessor({ ...frontRole(), acceptTunnelFrom: acceptPrefixes(['2001:db8:e::/64']) }, counters, () => 1_000_000);
+    stage2.setTable(table);
+    const inner = Buffer.from(pkt('inner6'), 'hex');
+    const n = inner.length;
+    const info = new PacketInfo();
+    const ib = new Uint8Array(256 + n);
+    ib.set(inner, 128);
+    parsePacket(ib, 128, n, info, -1);
+    const o = encapsulateUdp(ib, 128, info, 6, Uint32Array.from(w(U6)), Uint32Array.from(w(T6)), 64, 0, PORT, false);
+    const hdrs = 128 - o;
+    const total = hdrs + 2 * n;
+    const buf = new Uint8Array(128 + total + 64);
+    buf.set(ib.subarray(o, 128), 128);
+    buf.set(inner, 128 + hdrs);
+    buf.set(inner, 128 + hdrs + n);
+    buf[128 + 4] = (total - 40) >> 8; buf[128 + 5] = (total - 40) & 0xff;
+    buf[128 + 44] = (total - 40) >> 8; buf[128 + 45] = (total - 40) & 0xff;
+    const vnet = new Uint8Array(12);
+    vnet[0] = 1; vnet[1] = 5; vnet[4] = n & 0xff; vnet[5] = n >> 8; vnet[6] = 40; vnet[8] = 6;
+    expect(prepareRxVnet(buf, 128, total, vnet, 0)).toBe(2);
+    const q = newTxQueue(64, true);
+    expect(stage2.process(buf, 128, total, vnet, 0, q)).toBeGreaterThanOrEqual(0);
+    const out = split(q, buf).aux;
+    expect(out.length).toBe(2);
+    for (const h of out) {
+      const b = Buffer.from(h, 'hex');
+      expect(b.subarray(24, 40).toString('hex')).toBe('20010db8000b00000000000000000001'); // toward b6
+      expect(b.readUInt16BE(42)).toBe(PORT);
+      const r = run(bp, h);
+      const got = Buffer.from(r.out[0]!, 'hex');
+      expect(got[7]).toBe(inner[7]! - 1); // the second stage took its hop
+      got[7] = inner[7]!;
+      expect(got.equals(inner)).toBe(true);
+    }
+    expect(counters[dropIndex('malformed')]).toBe(0);
   });
 
   it('source ports follow the inner flow: one port per flow, spread across flows', () => {
