@@ -33,6 +33,12 @@ export const backSchema = {
     format: 'object-list', default: [] as unknown[], env: 'MSLB_ADDRESSES',
   },
   allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets (a /0 is refused); reloaded on SIGHUP', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
+  udpPort: {
+    doc: 'Also accept IP-in-UDP tunnels (the front\'s encap.udpPort): UDP to one of the addresses on this port from allowedFronts, the inner packet right after the UDP header (GUE variant 1), checksum verified; 0 = IP-in-IP only',
+    format: 'int-range',
+    default: 0,
+    env: 'MSLB_UDP_PORT',
+  },
   lbsp: {
     stamp: { doc: 'LBSP stamping of IPv6 return traffic (needs returnPath): false; true = the replies of flows whose client sent the option (echo); always = every IPv6 reply (closed networks: Internet paths drop many packets with extension headers)', format: 'stamp-mode', default: false as StampMode, env: 'MSLB_LBSP_STAMP' },
     serverId: { doc: 'Server segment value; "" = this back\'s own B address', format: String, default: '', env: 'MSLB_LBSP_SERVER_ID' },
@@ -69,6 +75,7 @@ export interface BackConfig {
   tun: { name: string; mtu: number; queues: number; routes: string[] };
   addresses: BackAddress[];
   allowedFronts: string[];
+  udpPort: number;
   lbsp: { stamp: StampMode; serverId: string; optionType: number };
   returnPath: { interface: string };
   returnEncap: { gateway: string };
@@ -112,6 +119,7 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
     });
   }
   const allowed = ok('allowedFronts') ? c.senderPrefixList('allowedFronts', v.allowedFronts) : [];
+  if (ok('udpPort') && v.udpPort !== 0) c.intRange('udpPort', v.udpPort, 1, 65535);
   let serverId = '';
   if (v.lbsp.serverId !== '') {
     const a = parseAddress(v.lbsp.serverId);

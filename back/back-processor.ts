@@ -11,10 +11,14 @@ import { isMulticastDst } from '../shared/packet/address-class.js';
 import { rewriteDst } from '../shared/packet/translate.js';
 import { addrDelta } from '../shared/packet/checksum.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
+import { decapsulateUdp } from '../shared/packet/udp-encap.js';
+import { completePartialChecksum, fold, pseudoHeaderSum } from '../shared/packet/checksum.js';
 import { Proto } from '../shared/packet/constants.js';
 import { AddressSet } from './address-set.js';
 import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
+import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
+import { VNET_HDR_LEN } from '../shared/tun/tun-device.js';
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
@@ -27,6 +31,9 @@ const E_MULTICAST = eventIndex('multicast_ignored');
 const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
+const D_TOO_BIG = dropIndex('too_big');
+/** From this many UDP bytes on the outer checksum is verified natively (an N-API call beats JS). */
+const NATIVE_SUM_MIN = 512;
 
 export class BackProcessor implements RoleProcessor {
   private readonly info = new PacketInfo();
@@ -41,6 +48,8 @@ export class BackProcessor implements RoleProcessor {
   private ownService!: Uint32Array;
   private ownDelta!: Int32Array;
   private fronts!: PrefixTable;
+  /** udpPort: IP-in-UDP tunnels accepted on this port too (0: IP-in-IP only). */
+  private udpPort = 0;
   private lbspType = 0x1e;
   /** Return traffic from the services (returnPath) and LBSP stamping / MSS clamp (SPEC 4). */
   private stamper!: ReturnStamper;
@@ -50,6 +59,7 @@ export class BackProcessor implements RoleProcessor {
   /** Outer fragments of tunnel packets (RFC 2473 7.1: a front fragments outer packets). */
   private readonly reasm: TunnelReassembly;
   private readonly noVnet = new Uint8Array(0);
+  private g: GsoAddon | undefined;
   private now: number;
 
   constructor(
@@ -69,6 +79,7 @@ export class BackProcessor implements RoleProcessor {
   /** Apply role settings (at start, and between batches when the config was reloaded). */
   private configure(role: BackRole): void {
     this.lbspType = role.lbspType;
+    this.udpPort = role.udpPort ?? 0;
     this.stamper = new ReturnStamper(role, this.counters, this.seed);
     this.retEncap = role.returnEncap ? new ReturnEncap(role.returnEncap, this.counters, this.now, role.lbspType) : null;
     this.own = new AddressSet(role.own.map((o) => ({ family: o.family, words: o.b })));
@@ -137,6 +148,18 @@ export class BackProcessor implements RoleProcessor {
         return this.drop(D_UNAUTHORIZED);
       }
     }
+    if (mode !== MODE_TRANSLATE && this.udpPort !== 0 && info.proto === Proto.UDP && (info.isFragment || info.dstPort === this.udpPort)) {
+      // IP-in-UDP on udpPort: the same rules as protocol 4/41 above. An outer fragment from a front
+      // is reassembled and its port checked on the whole datagram (unwrap).
+      const src = info.src;
+      const fromFront = (info.version === 4 ? this.fronts.lookup4(src[0]) : this.fronts.lookup6(src[0], src[1], src[2], src[3])) >= 0;
+      if (fromFront) {
+        if (info.isFragment) return this.reassemble(buf, off, tx);
+        return this.unwrap(buf, off, vnet, vnetOff, tx);
+      } else if (mode === MODE_ENCAP) {
+        return this.drop(D_UNAUTHORIZED);
+      }
+    }
     if (mode === MODE_ENCAP) return this.drop(D_NOT_SERVICE);
     const s = this.scratch;
     for (let k = 0; k < 4; k++) s[k] = this.ownService[idx * 4 + k];
@@ -166,17 +189,86 @@ export class BackProcessor implements RoleProcessor {
     return this.unwrap(tx.aux.buf, base, this.noVnet, 0, tx);
   }
 
+  /**
+   * A UDP tunnel super-packet (virtio UDP_L4 GSO) from an allowed front: cut into the segment slab
+   * (each segment a complete tunnel packet, outer checksum computed) and unwrap each like a packet
+   * read alone; a segment that fails is counted by unwrap and the others go on. Returns
+   * VERDICT_QUEUED, or a drop verdict when nothing could be cut (no segment slab or room: too_big;
+   * headers the splitter refuses: malformed).
+   */
+  private unwrapSegments(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    const seg = tx.seg;
+    if (seg === undefined) return this.drop(D_TOO_BIG);
+    if (this.g === undefined) this.g = gsoAddon();
+    const vi = vnetOff / VNET_HDR_LEN;
+    const slot = seg.slotFor(vnet, vi);
+    const free = seg.freeSlots(slot);
+    if (vnetSegments(vnet, vi) > free) return this.drop(D_TOO_BIG);
+    const first = seg.firstSlot(slot);
+    const n = this.g.gsoSplit(buf, off, len, vnet, vnetOff, seg.buf, seg.offs, seg.lens, slot, seg.headroom, first, free, 0);
+    if (n < 0) return this.drop(n === GSO_E_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
+    seg.used = (first + n) * slot;
+    const info = this.info;
+    for (let k = first; k < first + n; k++) {
+      const so = seg.offs[k]!;
+      if (parsePacket(seg.buf, so, seg.lens[k]!, info, this.lbspType) !== ParseError.OK) {
+        this.counters[D_MALFORMED]++;
+        continue;
+      }
+      this.unwrap(seg.buf, so, this.noVnet, 0, tx);
+    }
+    return VERDICT_QUEUED;
+  }
+
+  /**
+   * The outer UDP checksum of the tunnel packet whose UDP header is at buf[u], summed natively: the
+   * field is set to the pseudo-header sum, the addon completes it (as for NEEDS_CSUM), the result is
+   * compared with what was there and the field restored. True also when decapsulateUdp must judge
+   * the packet itself (zero checksum, a length it refuses).
+   */
+  private udpChecksumNative(buf: Uint8Array, u: number, info: PacketInfo): boolean {
+    const ulen = (buf[u + 4] << 8) | buf[u + 5];
+    const ck = (buf[u + 6] << 8) | buf[u + 7];
+    if (ck === 0 || ulen < 8 || ulen > info.l4Len) return true;
+    if (this.g === undefined) this.g = gsoAddon();
+    const ps = fold(pseudoHeaderSum(info.src, info.dst, info.version === 4 ? 1 : 4, Proto.UDP, ulen));
+    buf[u + 6] = ps >> 8;
+    buf[u + 7] = ps & 0xff;
+    this.g.completeChecksum(buf, u, ulen, 0, 6);
+    const c = (buf[u + 6] << 8) | buf[u + 7];
+    buf[u + 6] = ck >> 8;
+    buf[u + 7] = ck & 0xff;
+    return c === ck;
+  }
+
   /** A tunnel packet from an allowed front (checked by the caller): unwrap, check the inner packet. */
   private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
     const d = this.decap;
-    if (decapsulate(buf, off, info, d) !== DecapVerdict.OK) return this.drop(D_MALFORMED);
+    if (info.proto === Proto.UDP) {
+      if (info.dstPort !== this.udpPort) return this.drop(D_NOT_SERVICE); // a reassembled datagram to another port
+      if (vnet.length > 0) {
+        // Same-flow tunnel packets that GRO on the way (the front's write-side GRO, or the host's)
+        // merged into a UDP super-packet (USO): cut natively, every segment unwrapped on its own.
+        if (vnet[vnetOff + 1] !== 0) return this.unwrapSegments(buf, off, info.totalLen, vnet, vnetOff, tx);
+        // A sender on this host leaves the checksum partial (NEEDS_CSUM): finish it so the check
+        // below judges the bytes.
+        if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) completePartialChecksum(buf, off, info);
+        clearVnetHeader(vnet, vnetOff / 12);
+      }
+      const big = info.l4Len >= NATIVE_SUM_MIN;
+      if (big && !this.udpChecksumNative(buf, off + info.l4Off, info)) return this.drop(D_MALFORMED);
+      if (decapsulateUdp(buf, off, info, d, big) !== DecapVerdict.OK) return this.drop(D_MALFORMED);
+    } else if (decapsulate(buf, off, info, d) !== DecapVerdict.OK) {
+      return this.drop(D_MALFORMED);
+    }
     const inner = this.inner;
     if (parsePacket(buf, d.off, d.len, inner, this.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
     if (this.services.find(inner.version, inner.dst) < 0) {
       // SPEC 5: a tunnel packet whose inner packet is itself a tunnel packet to this node is
       // malformed; any other inner destination that is not a service is not_service.
-      const nested = (inner.proto === Proto.IPIP || inner.proto === Proto.IPV6) && inner.l4Off >= 0 && this.own.find(inner.version, inner.dst) >= 0;
+      const tunnel = inner.proto === Proto.IPIP || inner.proto === Proto.IPV6 || (this.udpPort !== 0 && inner.proto === Proto.UDP && inner.dstPort === this.udpPort);
+      const nested = tunnel && inner.l4Off >= 0 && this.own.find(inner.version, inner.dst) >= 0;
       return this.drop(nested ? D_MALFORMED : D_NOT_SERVICE);
     }
     this.stamper.request(buf, d.off, inner, vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0);

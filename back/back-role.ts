@@ -25,6 +25,8 @@ export interface BackRole {
   /** Distinct service addresses (an unwrapped packet may go to any of them). */
   services: { family: 4 | 6; words: number[] }[];
   allowedFronts: { family: 4 | 6; words: number[]; len: number }[];
+  /** IP-in-UDP tunnels are accepted on this destination port too; 0 (or absent) = IP-in-IP only. */
+  udpPort?: number;
   /**
    * Return traffic (SPEC 4): packets from a service S steered into the TUN by the returnPath policy
    * routing are forwarded back to the kernel (stamped when `stamp`). False: no returnPath.
@@ -95,6 +97,7 @@ export function backRoleFromConfig(c: BackConfig): BackRole {
     own,
     services: [...services.values()],
     allowedFronts,
+    udpPort: c.udpPort,
     returnPath: c.returnPath.interface !== '',
     stamp: c.lbsp.stamp !== false,
     stampAlways: c.lbsp.stamp === 'always',

@@ -30,6 +30,9 @@ export const ADDR = {
 /** Front-back link MTU: room for a 40-byte outer header on a full-size packet (encap rows). */
 export const MIDDLE_MTU = 1600;
 
+/** UDP port of the IP-in-UDP row (encap.udpPort / udpPort): 48 bytes of outer header fit MIDDLE_MTU too. */
+export const BENCH_UDP_PORT = 6080;
+
 export type SetupName =
   | 'plain'
   | 'nft'
@@ -37,6 +40,7 @@ export type SetupName =
   | 'mslb-translate-q2'
   | 'mslb-front-nft'
   | 'mslb-encap'
+  | 'mslb-encap-udp'
   | 'c-plain'
   | 'c-vnet'
   | 'node-fs';
@@ -189,12 +193,13 @@ export class BenchNet {
         undo.push(this.nft(front, ADDR.S6, ADDR.B6, ADDR.S4, ADDR.B4));
         undo.push(this.nft(back, ADDR.B6, ADDR.S6, ADDR.B4, ADDR.S4));
       } else if (name.startsWith('mslb-')) {
-        const encap = name === 'mslb-encap';
+        const encap = name === 'mslb-encap' || name === 'mslb-encap-udp';
+        const udpPort = name === 'mslb-encap-udp' ? BENCH_UDP_PORT : 0;
         const queues = name === 'mslb-translate-q2' ? 2 : 1;
         // mslb-front-nft: only the front is mslb, the back is nftables as in the reference rows
         const withBack = name !== 'mslb-front-nft';
         if (!withBack) undo.push(this.nft(back, ADDR.B6, ADDR.S6, ADDR.B4, ADDR.S4));
-        const p = await this.startMslb(encap, queues, withBack, opts.txqueuelen);
+        const p = await this.startMslb(encap, queues, withBack, opts.txqueuelen, udpPort);
         undo.push(p.stop);
         Object.assign(pids, p.pids);
         Object.assign(admin, p.admin);
@@ -221,7 +226,7 @@ export class BenchNet {
     return { pids, admin, stop };
   }
 
-  private async startMslb(encap: boolean, queues: number, withBack: boolean, txqueuelen?: number): Promise<{ pids: Record<string, number>; admin: Record<string, [string, string]>; stop: () => Promise<void> }> {
+  private async startMslb(encap: boolean, queues: number, withBack: boolean, txqueuelen?: number, udpPort = 0): Promise<{ pids: Record<string, number>; admin: Record<string, [string, string]>; stop: () => Promise<void> }> {
     const { front, back } = this.ns;
     const d = this.dir;
     writeFileSync(
@@ -232,13 +237,14 @@ export class BenchNet {
       join(d, 'front.yaml'),
       `tun: { name: mslbf0, mtu: 1500, queues: ${queues}, routes: [${ADDR.S6}/128, ${ADDR.S4}/32] }\n` +
         `services: [${ADDR.S6}, ${ADDR.S4}]\ntable: ./table.yaml\nmode: ${encap ? 'encap' : 'translate'}\n` +
+        (udpPort ? `encap: { udpPort: ${udpPort} }\n` : '') +
         `admin: { listen: "[::1]:9101" }\nlog: { level: warn }\n`,
     );
     writeFileSync(
       join(d, 'back.yaml'),
       `tun: { name: mslbb0, mtu: ${encap ? MIDDLE_MTU : 1500}, queues: ${queues}, routes: [${ADDR.B6}/128, ${ADDR.B4}/32] }\n` +
         `addresses:\n  - { address: ${ADDR.B6}, service: ${ADDR.S6}, mode: auto }\n  - { address: ${ADDR.B4}, service: ${ADDR.S4}, mode: auto }\n` +
-        `allowedFronts: [${ADDR.S6}/128, ${ADDR.S4}/32]\nadmin: { listen: "[::1]:9102" }\nlog: { level: warn }\n`,
+        `allowedFronts: [${ADDR.S6}/128, ${ADDR.S4}/32]\n${udpPort ? `udpPort: ${udpPort}\n` : ''}admin: { listen: "[::1]:9102" }\nlog: { level: warn }\n`,
     );
     const procs: ChildProcess[] = [];
     const stop = async (): Promise<void> => {

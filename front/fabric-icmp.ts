@@ -5,7 +5,8 @@
 // Sanity checks against forged errors (RFC 5927): the quoted packet must be a tunnel packet this
 // front sends — outer source one of ours (the configured encap source of that family, or a service
 // address), outer destination a configured back in encap mode, protocol 4 or 41 (IPv6: maybe behind
-// the Fragment header the front adds when it fragments the outer packet). Then:
+// the Fragment header the front adds when it fragments the outer packet), or UDP to encap.udpPort
+// with an IP packet behind the UDP header. Then:
 //   Packet Too Big / Fragmentation Needed -> that back's path MTU is lowered and the error relayed
 //     to the inner source (shared/tunnel/tunnel-mtu.ts: learn, relay); this file only decides
 //     whether an error is about our tunnels and which back it names.
@@ -88,6 +89,13 @@ export class FabricIcmp {
         nonFirst = ((((buf[q + 42] << 8) | buf[q + 43]) & 0xfff8) !== 0);
         ohl = 48;
       }
+    }
+    if (proto === Proto.UDP && this.mtu.udpPort !== 0 && !nonFirst && qlen >= ohl + 9 && ((buf[q + ohl + 2] << 8) | buf[q + ohl + 3]) === this.mtu.udpPort) {
+      // IP-in-UDP (encap.udpPort): the inner packet follows the UDP header; its version nibble
+      // stands for the protocol number IP-in-IP would carry
+      const iv = buf[q + ohl + 8] >> 4;
+      proto = iv === 4 ? Proto.IPIP : iv === 6 ? Proto.IPV6 : -1;
+      ohl += 8;
     }
     if (proto !== Proto.IPIP && proto !== Proto.IPV6) return FABRIC_NOT_OURS;
     if (!this.ours(t, fam, e.innerSrc)) return FABRIC_NOT_OURS;

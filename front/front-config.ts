@@ -27,6 +27,12 @@ export const frontSchema = {
     source6: { doc: 'Outer IPv6 source toward IPv6 backs of IPv4 services (4in6); "" = unset', format: String, default: '', env: 'MSLB_ENCAP_SOURCE6' },
     hopLimit: { doc: 'Outer hop limit / TTL', format: 'int-range', default: 64, env: 'MSLB_ENCAP_HOP_LIMIT' },
     mtu: { doc: 'Tunnel path MTU toward the backs; 0 = MTU of the interface the route to each back uses', format: 'int-range', default: 0, env: 'MSLB_ENCAP_MTU' },
+    udpPort: {
+      doc: 'IP-in-UDP tunnels toward encap backs: UDP destination port (the backs\' udpPort); 0 = IP-in-IP (protocol 4/41). The inner packet follows an 8-byte UDP header (GUE variant 1), source port from a hash of the inner flow (49152-65535), checksum on; the tunnel MTU is 8 bytes smaller',
+      format: 'int-range',
+      default: 0,
+      env: 'MSLB_ENCAP_UDP_PORT',
+    },
   },
   lbsp: {
     enabled: { doc: 'Honour the LBSP destination option (sticky server, client key)', format: Boolean, default: true, env: 'MSLB_LBSP_ENABLED' },
@@ -77,7 +83,7 @@ export interface FrontConfig {
   /** Absolute path of the table file. */
   table: string;
   mode: 'translate' | 'encap';
-  encap: { source: string; source4: string; source6: string; hopLimit: number; mtu: number };
+  encap: { source: string; source4: string; source6: string; hopLimit: number; mtu: number; udpPort: number };
   lbsp: { enabled: boolean; optionType: number };
   flowLabel: { enabled: boolean };
   /** The 16 key bytes as 32 hex digits (the built-in key when the config gives none). */
@@ -117,6 +123,7 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
   if (v.encap.source6 !== '') { const a = parseAddress(v.encap.source6); if (!a || a.family !== 6) c.err('encap.source6', `must be an IPv6 address, got ${JSON.stringify(v.encap.source6)}`); }
   if (ok('encap.hopLimit')) c.intRange('encap.hopLimit', v.encap.hopLimit, 1, 255);
   if (ok('encap.mtu') && v.encap.mtu !== 0) c.intRange('encap.mtu', v.encap.mtu, 576, 65535);
+  if (ok('encap.udpPort') && v.encap.udpPort !== 0) c.intRange('encap.udpPort', v.encap.udpPort, 1, 65535);
   if (ok('lbsp.optionType')) c.intRange('lbsp.optionType', v.lbsp.optionType, 0, 255);
   if (ok('lbsp.optionType') && (v.lbsp.optionType === 0 || v.lbsp.optionType === 1)) c.err('lbsp.optionType', `${v.lbsp.optionType} is Pad1/PadN, not usable for LBSP (use 0x1e)`);
   c.listen('admin.listen', v.admin.listen);

@@ -14,11 +14,13 @@ import { Proto } from '../shared/packet/constants.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../shared/packet/encap.js';
 import { TunnelReassembly, REASM_HELD } from '../shared/tunnel/tunnel-reassembly.js';
 import { addrDelta } from '../shared/packet/checksum.js';
-import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../shared/packet/encap.js';
+import { decapsulateUdp } from '../shared/packet/udp-encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
 import { isSteerableError, readQuote, QuotedFlow, QUOTE_OK, QUOTE_TRUNCATED } from '../shared/packet/icmp-quote.js';
 import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
+import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
+import { VNET_HDR_LEN } from '../shared/tun/tun-device.js';
 import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
 import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import {
@@ -96,6 +98,7 @@ export class FrontProcessor implements RoleProcessor {
   private readonly noVnet = new Uint8Array(0);
   private readonly quote = new QuotedFlow();
   private readonly keepDst = new Uint32Array(4);
+  private g: GsoAddon | undefined;
   private now: number;
   /** GSO split + checksum completion before the outer header (offloads on). */
   private readonly tunnel: TunnelOffload;
@@ -127,6 +130,7 @@ export class FrontProcessor implements RoleProcessor {
     const cache = role.pmtu ? PmtuCache.fromShared(role.pmtu) : PmtuCache.create(role.tunMtu ?? 1500);
     this.tmtu = new TunnelMtu(cache, this.icmp, counters, (this.now & 0xffff) + 1);
     this.tmtu.nowMs = this.now;
+    this.tmtu.udpPort = role.udpPort ?? 0;
     this.sent = new SentFlows(((seed ?? Math.random() * 0x100000000) ^ 0x27d4eb2f) | 0, this.now);
     this.fabric = new FabricIcmp(this.tmtu, this.src4, this.src6, this.sent, role.pmtuLearning ?? true, counters);
     this.reasm = new TunnelReassembly(counters);
@@ -181,6 +185,16 @@ export class FrontProcessor implements RoleProcessor {
       // SPEC 3 "Tunnel packets a front accepts" (tunnel-accept.ts)
       if (this.accept.accepts(info)) return info.isFragment ? this.reassemble(buf, off, tx) : this.unwrap(buf, off, vnet, vnetOff, tx);
       if (t.serviceIndex(v, info.dst) < 0) return this.drop(D_UNAUTHORIZED);
+    } else if (proto === Proto.UDP && this.tmtu.udpPort !== 0 && this.accept.accepts(info) && t.serviceIndex(v, info.dst) < 0) {
+      // IP-in-UDP tunnels to the front's tunnel address on its own encap.udpPort, from an accepted
+      // source (multi-stage behind a UDP-tunnelling front). Outer fragments: reassembled first, the
+      // port is checked on the whole packet (unwrap).
+      if (info.isFragment) return this.reassemble(buf, off, tx);
+      if (info.dstPort === this.tmtu.udpPort) {
+        // same-flow tunnel packets GRO merged on the way (the first stage's write-side GRO): cut
+        if (vnet.length > 0 && vnet[vnetOff + 1] !== 0) return this.unwrapSegments(buf, off, info.totalLen, vnet, vnetOff, tx);
+        return this.unwrap(buf, off, vnet, vnetOff, tx);
+      }
     }
     return this.balance(buf, off, info, t, true, vnet, vnetOff, tx);
   }
@@ -199,7 +213,10 @@ export class FrontProcessor implements RoleProcessor {
   private unwrap(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const info = this.info;
     const d = this.decap;
-    const dv = decapsulate(buf, off, info, d);
+    let dv: number;
+    if (info.proto !== Proto.UDP) dv = decapsulate(buf, off, info, d);
+    else if (info.dstPort !== this.tmtu.udpPort) return this.drop(D_NOT_SERVICE); // a reassembled datagram to another port
+    else dv = decapsulateUdp(buf, off, info, d);
     if (dv !== DecapVerdict.OK) return this.drop(dv === DecapVerdict.NOT_TUNNEL ? D_UNAUTHORIZED : D_MALFORMED);
     const od = this.outerDst;
     od[0] = info.dst[0]; od[1] = info.dst[1]; od[2] = info.dst[2]; od[3] = info.dst[3];
@@ -224,6 +241,35 @@ export class FrontProcessor implements RoleProcessor {
       return VERDICT_QUEUED;
     }
     return this.drop(D_NOT_SERVICE);
+  }
+
+  /**
+   * A UDP tunnel super-packet (virtio UDP_L4 GSO) from an accepted source: cut natively into the
+   * segment slab (each segment a complete tunnel packet) and unwrap each like a packet read alone.
+   * Returns VERDICT_QUEUED, or a drop verdict when nothing could be cut (too_big / malformed).
+   */
+  private unwrapSegments(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    const seg = tx.seg;
+    if (seg === undefined) return this.drop(D_TOO_BIG);
+    if (this.g === undefined) this.g = gsoAddon();
+    const vi = vnetOff / VNET_HDR_LEN;
+    const slot = seg.slotFor(vnet, vi);
+    const free = seg.freeSlots(slot);
+    if (vnetSegments(vnet, vi) > free) return this.drop(D_TOO_BIG);
+    const first = seg.firstSlot(slot);
+    const n = this.g.gsoSplit(buf, off, len, vnet, vnetOff, seg.buf, seg.offs, seg.lens, slot, seg.headroom, first, free, 0);
+    if (n < 0) return this.drop(n === GSO_E_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
+    seg.used = (first + n) * slot;
+    const info = this.info;
+    for (let k = first; k < first + n; k++) {
+      const so = seg.offs[k]!;
+      if (parsePacket(seg.buf, so, seg.lens[k]!, info, this.role.lbspType) !== ParseError.OK) {
+        this.counters[D_MALFORMED]++;
+        continue;
+      }
+      this.unwrap(seg.buf, so, this.noVnet, 0, tx);
+    }
+    return VERDICT_QUEUED;
   }
 
   /**
@@ -407,8 +453,8 @@ export class FrontProcessor implements RoleProcessor {
     if (configured !== null) s.set(configured);
     else if (info.version === fam) s.set(info.dst); // "service": the draft's outer source = S
     else return this.drop(D_NO_ROUTE); // validation requires source4/source6 for mixed families
-    const hdr = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
     const tm = this.tmtu;
+    const hdr = tm.outerLen(fam); // IP-in-IP or IP-in-UDP (encap.udpPort)
     // Tunnel MTU (tunnel-mtu.ts): decided on the unmodified packet (an ICMP error quotes it)
     const fit = tm.check(buf, off, info, fam, slot, vnet, vnetOff, tx);
     if (fit === MTU_DROPPED) return dropVerdict(D_TOO_BIG);
@@ -421,7 +467,7 @@ export class FrontProcessor implements RoleProcessor {
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
     if (!this.tunnel.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED); // csum_start/offset outside the packet
     if (fit === MTU_FRAG_INNER) return tm.wrapFragments(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, tx) ? VERDICT_QUEUED : dropVerdict(D_TOO_BIG);
-    const o = encapsulate(buf, off, info, fam, s, this.backAddr, this.outerHopLimit, tm.nextIpId());
+    const o = tm.wrap(buf, off, info, fam, s, this.backAddr, this.outerHopLimit);
     if (fit === MTU_FRAG_OUTER) return tm.fragmentOuter(buf, o, info.totalLen + hdr, fam, tx) ? VERDICT_QUEUED : dropVerdict(D_TOO_BIG);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - o);
     tx.forward(buf, o, info.totalLen + hdr, vnet, vnetOff);

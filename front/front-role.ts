@@ -11,6 +11,8 @@ export interface FrontRole {
   encapSource4: number[] | null;
   encapSource6: number[] | null;
   hopLimit: number;
+  /** encap.udpPort: IP-in-UDP toward encap backs on this destination port; 0 (or absent) = IP-in-IP. */
+  udpPort?: number;
   /** Flow table (SPEC 2 step 5): entries per worker, idle timeouts in seconds. */
   flowTable?: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
   /**
@@ -58,6 +60,7 @@ export function frontRoleFromConfig(c: FrontConfig): FrontRole {
     encapSource4: s4,
     encapSource6: s6,
     hopLimit: c.encap.hopLimit,
+    udpPort: c.encap.udpPort,
     flowTable: { ...c.flowTable },
     icmp: icmpShare(c, c.tun.queues),
     acceptTunnelFrom: acceptPrefixes(c.acceptTunnelFrom),

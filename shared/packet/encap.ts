@@ -47,11 +47,30 @@ export function encapsulate(
   hopLimit: number,
   ipId: number,
 ): number {
-  const inner = info.totalLen;
-  const nh = info.version === 4 ? Proto.IPIP : Proto.IPV6;
+  const o = off - (outerVersion === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6);
+  writeOuterHeader(buf, o, info, outerVersion, info.totalLen, info.version === 4 ? Proto.IPIP : Proto.IPV6, outerSrc, outerDst, hopLimit, ipId);
+  return o;
+}
+
+/**
+ * The outer IP header of a tunnel packet at buf[o] (20/40 bytes), carrying `payloadLen` bytes of
+ * next header `nh`, its DSCP/ECN/DF/flow label taken from the inner packet parsed into info as
+ * encapsulate() documents. Shared by IP-in-IP and IP-in-UDP (udp-encap.ts) so both look alike.
+ */
+export function writeOuterHeader(
+  buf: Uint8Array,
+  o: number,
+  info: PacketInfo,
+  outerVersion: number,
+  payloadLen: number,
+  nh: number,
+  outerSrc: Uint32Array,
+  outerDst: Uint32Array,
+  hopLimit: number,
+  ipId: number,
+): void {
   if (outerVersion === 4) {
-    const o = off - OUTER_HDR_LEN4;
-    const total = inner + OUTER_HDR_LEN4;
+    const total = payloadLen + OUTER_HDR_LEN4;
     buf[o] = 0x45;
     buf[o + 1] = info.tclass;
     buf[o + 2] = total >> 8;
@@ -67,19 +86,17 @@ export function encapsulate(
     put32(buf, o + 12, outerSrc[0]);
     put32(buf, o + 16, outerDst[0]);
     writeIpv4HeaderChecksum(buf, o);
-    return o;
+    return;
   }
-  const o = off - OUTER_HDR_LEN6;
   put32(buf, o, ((6 << 28) | (info.tclass << 20) | innerFlowHash(info)) >>> 0);
-  buf[o + 4] = inner >> 8;
-  buf[o + 5] = inner & 0xff;
+  buf[o + 4] = payloadLen >> 8;
+  buf[o + 5] = payloadLen & 0xff;
   buf[o + 6] = nh;
   buf[o + 7] = hopLimit;
   for (let i = 0; i < 4; i++) {
     put32(buf, o + 8 + 4 * i, outerSrc[i]);
     put32(buf, o + 24 + 4 * i, outerDst[i]);
   }
-  return o;
 }
 
 /** Where decapsulate found the inner packet. Allocate once, reuse. */
@@ -124,26 +141,36 @@ export function decapsulate(buf: Uint8Array, off: number, info: PacketInfo, out:
   if (info.proto !== Proto.IPIP && info.proto !== Proto.IPV6) return DecapVerdict.NOT_TUNNEL;
   if (info.isFragment && (info.moreFragments || info.fragOffset !== 0)) return DecapVerdict.FRAGMENT;
   if (info.l4Off < 0) return DecapVerdict.NOT_TUNNEL;
-  const p = off + info.l4Off;
-  const avail = info.l4Len;
+  return unwrapInner(buf, off + info.l4Off, info.l4Len, info.proto === Proto.IPIP ? 4 : 6, info.tclass & 3, out);
+}
+
+/**
+ * The inner packet of a tunnel starts at buf[p] with `avail` bytes of outer payload: check it is an
+ * IP packet of version `want` (0: either, as GUE variant 1 says by the first nibble) whose header
+ * and lengths fit and, for IPv4, whose header checksum is valid; apply RFC 6040 decap ECN against
+ * the outer ECN `ecnOut` (inner IPv4 checksum fixed). Returns a DecapVerdict; on OK out is set.
+ */
+export function unwrapInner(buf: Uint8Array, p: number, avail: number, want: number, ecnOut: number, out: DecapResult): number {
   if (avail < 1) return DecapVerdict.MALFORMED;
   const v = buf[p] >> 4;
+  if (want !== 0 && v !== want) return DecapVerdict.MALFORMED;
   let innerLen: number;
   let ecnIn: number;
-  if (info.proto === Proto.IPIP) {
-    if (v !== 4 || avail < 20) return DecapVerdict.MALFORMED;
+  if (v === 4) {
+    if (avail < 20) return DecapVerdict.MALFORMED;
     const ihl = (buf[p] & 15) * 4;
     innerLen = (buf[p + 2] << 8) | buf[p + 3];
     if (ihl < 20 || innerLen < ihl || innerLen > avail) return DecapVerdict.MALFORMED;
     if (!ipv4HeaderChecksumValid(buf, p, ihl)) return DecapVerdict.MALFORMED;
     ecnIn = buf[p + 1] & 3;
-  } else {
-    if (v !== 6 || avail < 40) return DecapVerdict.MALFORMED;
+  } else if (v === 6) {
+    if (avail < 40) return DecapVerdict.MALFORMED;
     innerLen = 40 + ((buf[p + 4] << 8) | buf[p + 5]);
     if (innerLen > avail) return DecapVerdict.MALFORMED;
     ecnIn = (buf[p + 1] >> 4) & 3;
+  } else {
+    return DecapVerdict.MALFORMED;
   }
-  const ecnOut = info.tclass & 3;
   const ecn = decapEcn(ecnIn, ecnOut);
   if (ecn < 0) return DecapVerdict.ECN_DROP;
   if (ecn !== ecnIn) {

@@ -17,6 +17,8 @@ import type { TxQueue } from '../engine/tx-queue.js';
 import { PacketInfo } from '../packet/packet-info.js';
 import { parsePacket, ParseError } from '../packet/parse.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../packet/encap.js';
+import { encapsulateUdp, udpOuterLen, UDP_HDR_LEN } from '../packet/udp-encap.js';
+import { gsoAddon, type GsoAddon } from '../tun/gso.js';
 import { ipv4FragmentCount, ipv4FragmentStep, writeIpv4Fragment } from '../packet/ipv4-fragment.js';
 import { ipv6FragmentCount, ipv6FragmentStep, writeIpv6Fragment, FRAG_HDR_LEN } from '../packet/ipv6-fragment.js';
 import { dropIndex, eventIndex } from '../metrics/counter-layout.js';
@@ -50,9 +52,18 @@ export function wireSize(info: PacketInfo, vnet: Uint8Array, vnetOff: number): n
   return gso > 0 && seg < info.totalLen ? seg : info.totalLen;
 }
 
+/** Below this many bytes a JS sum of the outer UDP checksum beats the N-API call. */
+const NATIVE_SUM_MIN = 512;
+
 export class TunnelMtu {
   /** Set by the processor once per batch. */
   nowMs = 0;
+  /**
+   * Tunnels are IP-in-UDP to this destination port (udp-encap.ts) when non-zero, IP-in-IP otherwise:
+   * every size decided here counts the outer header of the kind in use (8 bytes more for UDP).
+   */
+  udpPort = 0;
+  private g: GsoAddon | undefined;
   /** Path MTU that check() found (used by the fragmenting calls that follow it). */
   private pmtu = 0;
   /** Outer IPv4 ID of the last header written. */
@@ -76,9 +87,32 @@ export class TunnelMtu {
     return this.ipId;
   }
 
+  /** Bytes the outer header of family fam adds: 20/40 (IP-in-IP) or 28/48 (IP-in-UDP). */
+  outerLen(fam: number): number {
+    if (this.udpPort !== 0) return udpOuterLen(fam);
+    return fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+  }
+
+  /**
+   * Wrap the parsed packet at buf[off] (info.totalLen bytes, complete checksums) in the outer header
+   * of the tunnel kind in use; returns the new offset (length info.totalLen + outerLen(fam)). The
+   * outer UDP checksum of a big packet is summed natively.
+   */
+  wrap(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number): number {
+    if (this.udpPort === 0) return encapsulate(buf, off, info, fam, src, dst, hopLimit, this.nextIpId());
+    const big = info.totalLen >= NATIVE_SUM_MIN;
+    const o = encapsulateUdp(buf, off, info, fam, src, dst, hopLimit, this.nextIpId(), this.udpPort, big);
+    if (big) {
+      if (this.g === undefined) this.g = gsoAddon();
+      const ip = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+      this.g.completeChecksum(buf, o, info.totalLen + ip + UDP_HDR_LEN, ip, 6);
+    }
+    return o;
+  }
+
   /** Tunnel MTU toward a back (slot) with an outer header of family fam: path MTU - outer header. */
   tunnelMtu(slot: number, fam: number): number {
-    return this.cache.get(slot, fam, this.nowMs) - (fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6);
+    return this.cache.get(slot, fam, this.nowMs) - this.outerLen(fam);
   }
 
   /**
@@ -115,7 +149,7 @@ export class TunnelMtu {
   check(buf: Uint8Array, off: number, info: PacketInfo, fam: number, slot: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const pmtu = this.cache.get(slot, fam, this.nowMs);
     this.pmtu = pmtu;
-    const tmtu = pmtu - (fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6);
+    const tmtu = pmtu - this.outerLen(fam);
     const size = wireSize(info, vnet, vnetOff);
     if (size <= tmtu) return MTU_FIT;
     const gso = vnet.length > 0 && vnet[vnetOff + 1] !== 0;
@@ -137,7 +171,7 @@ export class TunnelMtu {
    */
   wrapFragments(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number, tx: TxQueue): boolean {
     const aux = tx.aux;
-    const hdr = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+    const hdr = this.outerLen(fam);
     let limit = this.pmtu - hdr;
     const room = aux.slotSize - aux.headroom;
     if (limit > room) limit = room;
@@ -154,12 +188,12 @@ export class TunnelMtu {
       const base = aux.claim() + aux.headroom;
       const n = writeIpv4Fragment(buf, off, info, step, k, aux.buf, base);
       parsePacket(aux.buf, base, n, f, -1); // we wrote it: it parses
-      aux.offs[first + k - 1] = encapsulate(aux.buf, base, f, fam, src, dst, hopLimit, this.nextIpId());
+      aux.offs[first + k - 1] = this.wrap(aux.buf, base, f, fam, src, dst, hopLimit);
       aux.lens[first + k - 1] = n + hdr;
     }
     const n0 = writeIpv4Fragment(buf, off, info, step, 0, buf, off);
     parsePacket(buf, off, n0, f, -1);
-    const o = encapsulate(buf, off, f, fam, src, dst, hopLimit, this.nextIpId());
+    const o = this.wrap(buf, off, f, fam, src, dst, hopLimit);
     tx.push(buf, o, n0 + hdr);
     for (let k = 0; k < count - 1; k++) tx.push(aux.buf, aux.offs[first + k]!, aux.lens[first + k]!);
     this.counters[E_FRAGMENTED]++;

@@ -9,7 +9,6 @@ import type { TxQueue } from '../engine/tx-queue.js';
 import { VERDICT_QUEUED, dropVerdict } from '../engine/packet-processor.js';
 import { PacketInfo } from '../packet/packet-info.js';
 import { parsePacket, ParseError } from '../packet/parse.js';
-import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../packet/encap.js';
 import { fold, sum16 } from '../packet/checksum.js';
 import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../tun/gso.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, vnetSegments } from '../tun/vnet-header.js';
@@ -89,7 +88,7 @@ export class TunnelOffload {
       return dropVerdict(D_TOO_BIG);
     }
     if (this.g === undefined) this.g = gsoAddon();
-    const hdr = fam === 4 ? OUTER_HDR_LEN4 : OUTER_HDR_LEN6;
+    const hdr = ids.outerLen(fam);
     // the segment count the batch loop recorded in the header (prepareRxVnet) and made room for
     const vi = vnetOff / VNET_HDR_LEN;
     const slot = seg.slotFor(vnet, vi);
@@ -115,7 +114,7 @@ export class TunnelOffload {
         c[D_MALFORMED]++;
         continue;
       }
-      tx.push(sb, encapsulate(sb, so, info, fam, src, dst, hopLimit, ids.nextIpId()), sl + hdr);
+      tx.push(sb, ids.wrap(sb, so, info, fam, src, dst, hopLimit), sl + hdr);
     }
     return VERDICT_QUEUED;
   }

@@ -1,7 +1,8 @@
 // Hostile input through the real services: malformed packets built by scapy
 // (fixtures/hostile-packets.py) are sent as whole Ethernet frames (AF_PACKET, so the sending host
 // rewrites nothing) at the front (to S, from a routed client) and at back1 (to B, outer source S,
-// an allowed front), kind by kind, in the encap lab. For each kind the front's / back's /metrics
+// an allowed front; back1 also takes IP-in-UDP tunnels on port 6080), kind by kind, in the encap
+// lab. For each kind the front's / back's /metrics
 // say how many packets reached the TUN (mslb_rx_packets_total: the kernel of the receiving
 // namespace itself drops some malformed packets first, e.g. a bad IPv4 header or an IPv6 payload
 // length past the frame, and those never reach mslb), how many were forwarded and how many were
@@ -73,6 +74,19 @@ const EXPECT: Record<string, Expect> = {
   'tunnel from an unauthorized outer source': { reach: 'all', outcome: 'forward' },
   'tunnel whose inner destination is not a service': { reach: 'all', outcome: 'not_service' },
   'truncated upper-layer headers to B': { reach: 'all', outcome: 'malformed' },
+  // IP-in-UDP (back1-udp.yaml: udpPort 6080); the UDP checks are the back's: a router does none
+  'UDP tunnel with a bad UDP checksum': { reach: 'all', outcome: 'malformed' },
+  'IPv4 UDP tunnel with a bad UDP checksum': { reach: 'all', outcome: 'malformed' },
+  'UDP tunnel with a zero checksum over IPv6': { reach: 'all', outcome: 'malformed' },
+  'UDP tunnel with a UDP length past the packet or below 8': { reach: 'all', outcome: 'malformed' },
+  'UDP tunnel whose UDP length cuts the inner packet': { reach: 'all', outcome: 'malformed' },
+  'UDP tunnel without an IP packet (GUE variant 0, bad first nibble, empty)': { reach: 'all', outcome: 'malformed' },
+  'UDP tunnel with inner header truncated at every length': { reach: 'all', outcome: 'malformed' },
+  'UDP tunnel with a bad inner IPv4 header checksum': { reach: 'all', outcome: 'malformed' },
+  'nested UDP tunnel toward the back itself': { reach: 'all', outcome: 'malformed' },
+  'UDP tunnel whose inner destination is not a service': { reach: 'all', outcome: 'not_service' },
+  'UDP tunnel from an unauthorized outer source': { reach: 'all', outcome: 'forward' },
+  'UDP tunnel to another port': { reach: 'all', outcome: 'forward' },
 };
 
 interface Snap { rx: number; tx: number; icmp: number; mcast: number; fabric: number; held: number; lbspIgnored: number; drops: Record<string, number> }
@@ -148,7 +162,8 @@ describe.skipIf(!isRoot())('hostile packets through the real front and back (enc
 
   beforeAll(async () => {
     kinds = JSON.parse(execFileSync(PYTHON, [join(repoRoot(), 'test/e2e/fixtures/hostile-packets.py')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as Record<string, Kind>;
-    lab = await Lab.start({ mode: 'encap' });
+    // back1 also accepts IP-in-UDP tunnels (udpPort) for the UDP tunnel kinds; IP-in-IP is unchanged
+    lab = await Lab.start({ mode: 'encap', backConfigs: { back1: 'deploy/lab/back1-udp.yaml' } });
     const cl = lab.topo.linkOf('client-link');
     const b1 = lab.topo.linkOf('back1-link');
     via.front = { ns: cl.near.ns, iface: cl.near.iface, dst: mac(cl.far.ns, cl.far.iface), src: mac(cl.near.ns, cl.near.iface) };

@@ -2,6 +2,7 @@
 """Seed corpus for the jazzer.js fuzz targets (test/fuzz/targets), built with scapy.
 
 Run: /usr/bin/python3 test/fuzz/make_corpus.py   (rewrites test/fuzz/corpus/<target>/seed-*)
+     /usr/bin/python3 test/fuzz/make_corpus.py udp   (adds only the IP-in-UDP tunnel seeds)
 
 Every packet of test/vectors/*.json, plus valid packets of every kind mslb handles in the lab's
 address plan (client -> service for the front, front -> back for the back: translated, 4in4, 6in6,
@@ -14,6 +15,7 @@ import glob
 import hashlib
 import json
 import os
+import sys
 import random
 import struct
 
@@ -112,6 +114,49 @@ def back_packets():
         IPv6(src=S6, dst='2001:db8:b::99', nh=41) / inner6,       # not ours
     ]
     return out
+
+
+# ---------------------------------------------------------------- IP-in-UDP tunnels (back1-udp.yaml: udpPort 6080)
+UDP_PORT = 6080
+
+
+def udp_tunnels():
+    inner6 = IPv6(src=C6, dst=S6) / TCP(sport=40000, dport=443, flags='S', options=TCP_OPTS)
+    inner4 = IP(src=C4, dst=S4) / UDP(sport=1234, dport=53) / rb(30)
+    u = lambda: UDP(sport=50000 + rnd.getrandbits(8), dport=UDP_PORT)
+    good6 = IPv6(src=S6, dst=B6) / u() / inner6
+    bad = bytearray(b(good6)); bad[46] ^= 0x10
+    out = [
+        good6,                                                    # 6in6 over UDP
+        IP(src=S4, dst=B4) / u() / inner4,                        # 4in4
+        IPv6(src=S6, dst=B6) / u() / inner4,                      # 4in6
+        IP(src=S4, dst=B4) / u() / inner6,                        # 6in4
+        IP(src=S4, dst=B4, tos=3) / u() / IP(src=C4, dst=S4, tos=0) / UDP(sport=1, dport=2),   # CE outer, Not-ECT inner
+        Raw(bytes(bad)),                                          # bad UDP checksum
+        IPv6(src=S6, dst=B6) / UDP(sport=50000, dport=UDP_PORT, len=300) / inner6,   # UDP length past the packet
+        IP(src=S4, dst=B4) / UDP(sport=50000, dport=UDP_PORT, chksum=0) / inner4,    # no checksum (IPv4 allows it)
+        IPv6(src=S6, dst=B6) / UDP(sport=50000, dport=UDP_PORT, chksum=0) / inner6,  # zero checksum over IPv6
+        IPv6(src=S6, dst=B6) / u() / Raw(b'\x00\x00\x00\x00' + b(inner6)),          # GUE variant 0 header
+        IPv6(src=S6, dst=B6) / UDP(sport=50000, dport=UDP_PORT + 1) / inner6,        # another port
+        IPv6(src='2001:db8:dead::1', dst=B6) / u() / inner6,      # outside allowedFronts
+        IPv6(src=S6, dst=B6) / u() / IPv6(src=S6, dst=B6) / u() / inner6,            # nested toward ourselves
+        IPv6(src=S6, dst=B6) / u() / IPv6(src=C6, dst='2001:db8:77::1') / UDP(),     # inner not a service
+    ]
+    out += fragment6(IPv6(src=S6, dst=B6) / IPv6ExtHdrFragment(id=0x66) / u() / IPv6(src=C6, dst=S6) / UDP(sport=2, dport=3) / rb(1300), 700)
+    out += fragment(IP(src=S4, dst=B4, id=67) / u() / IP(src=C4, dst=S4) / UDP(sport=2, dport=3) / rb(1300), 600)
+    return out
+
+
+def fabric_udp_errors():
+    """ICMP errors quoting the front's own UDP tunnel packets (front-encap-udp.yaml: outer source S)."""
+    t6 = IPv6(src=S6, dst=B6, hlim=63) / UDP(sport=50000, dport=UDP_PORT) / IPv6(src=C6, dst=S6) / TCP(sport=40000, dport=443, flags='A') / rb(1400)
+    t4 = IP(src=S4, dst=B4, ttl=63, flags='DF') / UDP(sport=50000, dport=UDP_PORT) / IP(src=C4, dst=S4, flags='DF') / TCP(sport=40000, dport=443, flags='A') / rb(1400)
+    return [
+        IPv6(src='2001:db8:e1::2', dst=S6) / ICMPv6PacketTooBig(mtu=1400) / Raw(b(t6)[:1232]),
+        IPv6(src='2001:db8:e1::2', dst=S6) / ICMPv6PacketTooBig(mtu=600) / Raw(b(t6)[:60]),
+        IP(src='203.0.113.138', dst=S4) / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(b(t4)[:548]),
+        IP(src='203.0.113.138', dst=S4) / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(b(t4)[:30]),
+    ]
 
 
 # ---------------------------------------------------------------- tunnels a front accepts (draft configs)
@@ -248,7 +293,23 @@ def vector_packets():
     return list(dict.fromkeys(out))
 
 
+def write_udp_seeds(cl):
+    """IP-in-UDP seeds: the back with udpPort (variant 4), decapsulateUdp (control bit 1), the
+    fronts with encap.udpPort (variants 5, 6) on client packets and fabric errors about UDP tunnels."""
+    ut = [b(p) for p in udp_tunnels()]
+    for i, p in enumerate(ut):
+        write('back', f'udp-{i}-4', bytes([4]) + p)        # back1-udp.yaml
+        write('decap', f'udp-{i}', bytes([2 | (i & 1)]) + p)
+    for i, p in enumerate(cl[:12] + [b(x) for x in fabric_udp_errors()]):
+        for variant in (5, 6):                           # encap over UDP, same family and mixed
+            write('front', f'udp-{i}-{variant}', bytes([variant]) + p)
+
+
 def main():
+    if sys.argv[1:] == ['udp']:
+        # only the UDP tunnel seeds, next to the committed corpus
+        write_udp_seeds([b(p) for p in client_packets()])
+        return
     for t in ('parse', 'extwalk', 'lbsp', 'icmp', 'decap', 'front', 'back'):
         d = os.path.join(HERE, 'corpus', t)
         if os.path.isdir(d):
@@ -283,6 +344,7 @@ def main():
     for i, p in enumerate(bk + rt + mf):
         for variant in (0, 1, 2, 3):       # lab back1 (auto), every mode, LBSP stamping, return encapsulation
             write('back', f'{i}-{variant}', bytes([variant]) + p)
+    write_udp_seeds(cl)
     # a few with a virtio header (NEEDS_CSUM, no GSO), as an offloading TUN hands them over
     for i, p in enumerate(cl[:8]):
         l4 = 40 if p[0] >> 4 == 6 else 20

@@ -16,7 +16,7 @@ describe('front config', () => {
     expect(c.services).toEqual(['2001:db8:5::80', '192.0.2.80']);
     expect(c.table).toBe(`${examples}table.yaml`);
     expect(c.lbsp.optionType).toBe(0x1e);
-    expect(c.encap).toEqual({ source: 'service', source4: '', source6: '', hopLimit: 64, mtu: 0 });
+    expect(c.encap).toEqual({ source: 'service', source4: '', source6: '', hopLimit: 64, mtu: 0, udpPort: 0 });
     expect(c.flowTable.size).toBe(65536);
     expect(c.admin.listen).toBe('[::1]:9101');
     expect(c.tun.routes).toEqual(['2001:db8:5::80/128', '192.0.2.80/32']);

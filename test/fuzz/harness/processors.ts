@@ -78,12 +78,15 @@ export const FRONT_CONFIGS: [string, string][] = [
   ['encap-mixed', 'deploy/lab/front-encap-mixed.yaml'],
   ['accept-return-tunnels', 'deploy/lab/draft/front-encap.yaml'], // acceptTunnelFrom the backs (return encapsulation)
   ['stage2', 'deploy/lab/draft/front2.yaml'], // second stage: unwraps tunnels from the first front
+  ['encap-udp', 'deploy/lab/front-encap-udp.yaml'], // IP-in-UDP toward the backs (encap.udpPort)
+  ['encap-mixed-udp', 'deploy/lab/front-encap-mixed-udp.yaml'],
 ];
 export const BACK_CONFIGS: [string, string][] = [
   ['back1-auto', 'deploy/lab/back1.yaml'],
   ['back-modes', 'test/fuzz/configs/back-modes.yaml'],
   ['stamp', 'test/fuzz/configs/back-stamp.yaml'],
   ['return-encap', 'deploy/lab/draft/back1-return-encap.yaml'],
+  ['back1-udp', 'deploy/lab/back1-udp.yaml'], // accepts IP-in-UDP tunnels on udpPort
 ];
 
 export function frontSubjects(): Subject[] {

@@ -1,12 +1,15 @@
-// Fuzz target: decapsulate (4in4, 6in6, 4in6, 6in4). Input: [control][packet]; control bit 0
-// turns LBSP detection off in the outer parse. Invariants: the inner packet it reports lies inside
-// the outer payload with the version the outer protocol names; the only bytes it may change are
+// Fuzz target: decapsulate (4in4, 6in6, 4in6, 6in4) and, with control bit 1, decapsulateUdp (the
+// same over UDP). Input: [control][packet]; control bit 0 turns LBSP detection off in the outer
+// parse. Invariants: the inner packet it reports lies inside the outer payload (for UDP: inside the
+// UDP payload its length field names, the UDP checksum right) with the version the outer protocol
+// (for UDP: the first nibble, 4 or 6) names; the only bytes it may change are
 // the inner ECN bits (and the inner IPv4 header checksum, which must stay valid); a refused packet
 // is untouched; results do not depend on bytes outside the packet.
 import { parsePacket, ParseError } from '../../../shared/packet/parse.js';
 import { PacketInfo } from '../../../shared/packet/packet-info.js';
 import { decapsulate, DecapResult, DecapVerdict } from '../../../shared/packet/encap.js';
-import { ipv4HeaderChecksumValid } from '../../../shared/packet/checksum.js';
+import { decapsulateUdp } from '../../../shared/packet/udp-encap.js';
+import { fold, ipv4HeaderChecksumValid, pseudoHeaderSum, sum16 } from '../../../shared/packet/checksum.js';
 import { Proto } from '../../../shared/packet/constants.js';
 import { PoisonSlab, PACKET_OFF, fail, sameBytes } from '../harness/slab.js';
 
@@ -27,8 +30,9 @@ export function fuzz(data: Buffer): void {
   if (parsePacket(A.buf, PACKET_OFF, len, info, lbspType) !== ParseError.OK) return;
   parsePacket(B.buf, PACKET_OFF, len, infoB, lbspType);
   before.set(A.bytes(PACKET_OFF, len));
-  const va = decapsulate(A.buf, PACKET_OFF, info, ra);
-  const vb = decapsulate(B.buf, PACKET_OFF, infoB, rb);
+  const udp = (data[0] & 2) !== 0;
+  const va = udp ? decapsulateUdp(A.buf, PACKET_OFF, info, ra) : decapsulate(A.buf, PACKET_OFF, info, ra);
+  const vb = udp ? decapsulateUdp(B.buf, PACKET_OFF, infoB, rb) : decapsulate(B.buf, PACKET_OFF, infoB, rb);
   if (!VERDICTS.has(va)) fail(`unknown verdict ${va}`);
   if (va !== vb || (va === DecapVerdict.OK && (ra.off !== rb.off || ra.len !== rb.len))) fail('decapsulate depends on bytes outside the packet');
   A.checkWrites('decapsulate', PACKET_OFF);
@@ -36,11 +40,28 @@ export function fuzz(data: Buffer): void {
     if (!sameBytes(A.bytes(PACKET_OFF, len), before.subarray(0, len))) fail(`refused (${va}) but modified the packet`);
     return;
   }
-  if (info.proto !== Proto.IPIP && info.proto !== Proto.IPV6) fail(`unwrapped protocol ${info.proto}`);
-  const want = info.proto === Proto.IPIP ? 4 : 6;
+  let want: number;
+  let payloadEnd = info.totalLen;
+  if (udp) {
+    if (info.proto !== Proto.UDP || info.l4Off < 0) fail(`unwrapped protocol ${info.proto} as UDP`);
+    const u = PACKET_OFF + info.l4Off;
+    const ulen = (before[info.l4Off + 4] << 8) | before[info.l4Off + 5];
+    if (ulen < 8 || info.l4Off + ulen > info.totalLen) fail(`UDP length ${ulen} outside the packet`);
+    const ck = (before[info.l4Off + 6] << 8) | before[info.l4Off + 7];
+    // judged on the bytes as they were (decapsulation may change the inner ECN bits)
+    const ok = ck === 0 ? info.version === 4 : fold(sum16(before, info.l4Off, info.l4Off + ulen, fold(pseudoHeaderSum(info.src, info.dst, info.version === 4 ? 1 : 4, Proto.UDP, ulen)))) === 0xffff;
+    if (!ok) fail('accepted a UDP tunnel whose checksum is wrong');
+    if (ra.off !== u + 8) fail(`inner at ${ra.off - PACKET_OFF}, not right after the UDP header`);
+    want = before[info.l4Off + 8] >> 4;
+    if (want !== 4 && want !== 6) fail(`accepted GUE first nibble ${want}`);
+    payloadEnd = info.l4Off + ulen;
+  } else {
+    if (info.proto !== Proto.IPIP && info.proto !== Proto.IPV6) fail(`unwrapped protocol ${info.proto}`);
+    want = info.proto === Proto.IPIP ? 4 : 6;
+  }
   if (ra.version !== want || A.buf[ra.off] >> 4 !== want) fail(`inner version ${ra.version} for outer protocol ${info.proto}`);
   const start = ra.off - PACKET_OFF;
-  if (start < info.l4Off || start + ra.len > info.totalLen || ra.len < (want === 4 ? 20 : 40)) fail(`inner [${start}, +${ra.len}) outside the outer payload [${info.l4Off}, ${info.totalLen})`);
+  if (start < info.l4Off || start + ra.len > payloadEnd || ra.len < (want === 4 ? 20 : 40)) fail(`inner [${start}, +${ra.len}) outside the outer payload [${info.l4Off}, ${payloadEnd})`);
   // Only the inner traffic class / TOS byte(s) and the inner IPv4 header checksum may change.
   for (let i = 0; i < len; i++) {
     if (A.buf[PACKET_OFF + i] === before[i]) continue;
