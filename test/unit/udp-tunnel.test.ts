@@ -261,6 +261,8 @@ describe('IP-in-UDP tunnels: front wraps, back unwraps', () => {
   });
 
   it('a fabric Packet Too Big quoting one of our UDP tunnel packets lowers the tunnel MTU (1400 - 48); another port is not ours', () => {
+    // the quoted inner flow must be one the front sent to that back (a forged error cannot shrink a tunnel)
+    expect(run(fp, pkt('6in6_1452')).verdict).toBeGreaterThanOrEqual(0);
     const other = run(fp, pkt('ptb_udp_other_port'));
     expect(other.verdict).toBeLessThan(0);
     expect(counters[eventIndex('pmtu_learned')]).toBe(0);
