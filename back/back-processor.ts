@@ -16,9 +16,9 @@ import { completePartialChecksum, fold, pseudoHeaderSum } from '../shared/packet
 import { Proto } from '../shared/packet/constants.js';
 import { AddressSet } from './address-set.js';
 import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
-import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
-import { VNET_HDR_LEN } from '../shared/tun/tun-device.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import { gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
+import { CUT_OK, CUT_TOO_BIG } from '../shared/engine/segment-slab.js';
 import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
@@ -199,17 +199,10 @@ export class BackProcessor implements RoleProcessor {
   private unwrapSegments(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const seg = tx.seg;
     if (seg === undefined) return this.drop(D_TOO_BIG);
-    if (this.g === undefined) this.g = gsoAddon();
-    const vi = vnetOff / VNET_HDR_LEN;
-    const slot = seg.slotFor(vnet, vi);
-    const free = seg.freeSlots(slot);
-    if (vnetSegments(vnet, vi) > free) return this.drop(D_TOO_BIG);
-    const first = seg.firstSlot(slot);
-    const n = this.g.gsoSplit(buf, off, len, vnet, vnetOff, seg.buf, seg.offs, seg.lens, slot, seg.headroom, first, free, 0);
-    if (n < 0) return this.drop(n === GSO_E_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
-    seg.used = (first + n) * slot;
+    const cut = seg.cut(buf, off, len, vnet, vnetOff);
+    if (cut !== CUT_OK) return this.drop(cut === CUT_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
     const info = this.info;
-    for (let k = first; k < first + n; k++) {
+    for (let k = seg.cutFirst, end = seg.cutFirst + seg.cutCount; k < end; k++) {
       const so = seg.offs[k]!;
       if (parsePacket(seg.buf, so, seg.lens[k]!, info, this.lbspType) !== ParseError.OK) {
         this.counters[D_MALFORMED]++;

@@ -19,8 +19,7 @@ import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
 import { isSteerableError, readQuote, QuotedFlow, QUOTE_OK, QUOTE_TRUNCATED } from '../shared/packet/icmp-quote.js';
 import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
-import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
-import { VNET_HDR_LEN } from '../shared/tun/tun-device.js';
+import { CUT_OK, CUT_TOO_BIG } from '../shared/engine/segment-slab.js';
 import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
 import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import {
@@ -98,7 +97,6 @@ export class FrontProcessor implements RoleProcessor {
   private readonly noVnet = new Uint8Array(0);
   private readonly quote = new QuotedFlow();
   private readonly keepDst = new Uint32Array(4);
-  private g: GsoAddon | undefined;
   private now: number;
   /** GSO split + checksum completion before the outer header (offloads on). */
   private readonly tunnel: TunnelOffload;
@@ -251,17 +249,10 @@ export class FrontProcessor implements RoleProcessor {
   private unwrapSegments(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const seg = tx.seg;
     if (seg === undefined) return this.drop(D_TOO_BIG);
-    if (this.g === undefined) this.g = gsoAddon();
-    const vi = vnetOff / VNET_HDR_LEN;
-    const slot = seg.slotFor(vnet, vi);
-    const free = seg.freeSlots(slot);
-    if (vnetSegments(vnet, vi) > free) return this.drop(D_TOO_BIG);
-    const first = seg.firstSlot(slot);
-    const n = this.g.gsoSplit(buf, off, len, vnet, vnetOff, seg.buf, seg.offs, seg.lens, slot, seg.headroom, first, free, 0);
-    if (n < 0) return this.drop(n === GSO_E_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
-    seg.used = (first + n) * slot;
+    const cut = seg.cut(buf, off, len, vnet, vnetOff);
+    if (cut !== CUT_OK) return this.drop(cut === CUT_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
     const info = this.info;
-    for (let k = first; k < first + n; k++) {
+    for (let k = seg.cutFirst, end = seg.cutFirst + seg.cutCount; k < end; k++) {
       const so = seg.offs[k]!;
       if (parsePacket(seg.buf, so, seg.lens[k]!, info, this.role.lbspType) !== ParseError.OK) {
         this.counters[D_MALFORMED]++;

@@ -3,7 +3,14 @@
 // so small segments take small slots and a whole 64 KiB super-packet always fits an empty slab
 // (even at the smallest MSS Linux sends). The batch loop writes the queue first when the next
 // super-packet might not fit. Allocates only at construction.
-import { vnetGsoSize, vnetHdrLen } from '../tun/vnet-header.js';
+import { vnetGsoSize, vnetHdrLen, vnetSegments } from '../tun/vnet-header.js';
+import { gsoAddon, GSO_E_TOO_BIG, type GsoAddon } from '../tun/gso.js';
+import { VNET_HDR_LEN } from '../tun/tun-device.js';
+
+/** Outcomes of SegmentSlab.cut(). */
+export const CUT_OK = 0;
+export const CUT_TOO_BIG = 1;
+export const CUT_MALFORMED = 2;
 
 /** Arena size: a 64 KiB super-packet in 48-byte segments with 128-byte headroom needs ~330 KB. */
 const ARENA_BYTES = 448 * 1024;
@@ -41,6 +48,32 @@ export class SegmentSlab {
   freeSlots(slot: number): number {
     const n = Math.floor(ARENA_BYTES / slot) - this.firstSlot(slot);
     return n > 0 ? n : 0;
+  }
+
+  /** Slots the last successful cut() wrote: [cutFirst, cutFirst + cutCount). */
+  cutFirst = 0;
+  cutCount = 0;
+  private g: GsoAddon | undefined;
+
+  /**
+   * Cut a whole super-packet (virtio header at vnet[vnetOff]) into free slots with the native
+   * splitter (each segment complete, checksums computed), for roles that handle every segment as
+   * a packet read alone. CUT_TOO_BIG when its segments do not fit the free slots or the splitter
+   * finds one too big; CUT_MALFORMED when the splitter refuses its headers.
+   */
+  cut(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number): number {
+    if (this.g === undefined) this.g = gsoAddon();
+    const vi = vnetOff / VNET_HDR_LEN;
+    const slot = this.slotFor(vnet, vi);
+    const free = this.freeSlots(slot);
+    if (vnetSegments(vnet, vi) > free) return CUT_TOO_BIG;
+    const first = this.firstSlot(slot);
+    const n = this.g.gsoSplit(buf, off, len, vnet, vnetOff, this.buf, this.offs, this.lens, slot, this.headroom, first, free, 0);
+    if (n < 0) return n === GSO_E_TOO_BIG ? CUT_TOO_BIG : CUT_MALFORMED;
+    this.used = (first + n) * slot;
+    this.cutFirst = first;
+    this.cutCount = n;
+    return CUT_OK;
   }
 
   reset(): void {
