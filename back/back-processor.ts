@@ -192,7 +192,8 @@ export class BackProcessor implements RoleProcessor {
   /**
    * A UDP tunnel super-packet (virtio UDP_L4 GSO) from an allowed front: cut into the segment slab
    * (each segment a complete tunnel packet, outer checksum computed) and unwrap each like a packet
-   * read alone; a segment that fails is counted by unwrap and the others go on. Returns
+   * read alone; a segment that fails is counted by unwrap and the others go on. The inner packets
+   * are then merged where they are consecutive segments of one flow (TxQueue.mergeFrom). Returns
    * VERDICT_QUEUED, or a drop verdict when nothing could be cut (no segment slab or room: too_big;
    * headers the splitter refuses: malformed).
    */
@@ -202,6 +203,7 @@ export class BackProcessor implements RoleProcessor {
     const cut = seg.cut(buf, off, len, vnet, vnetOff);
     if (cut !== CUT_OK) return this.drop(cut === CUT_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
     const info = this.info;
+    const first = tx.count;
     for (let k = seg.cutFirst, end = seg.cutFirst + seg.cutCount; k < end; k++) {
       const so = seg.offs[k]!;
       if (parsePacket(seg.buf, so, seg.lens[k]!, info, this.lbspType) !== ParseError.OK) {
@@ -210,6 +212,9 @@ export class BackProcessor implements RoleProcessor {
       }
       this.unwrap(seg.buf, so, this.noVnet, 0, tx);
     }
+    // The inner packets of one flow go back together as one TSO (or USO) super-packet: one write
+    // and one trip through the kernel instead of one per segment, as the client's stack sent them.
+    tx.mergeFrom(first);
     return VERDICT_QUEUED;
   }
 

@@ -72,6 +72,8 @@ export class BatchLoop {
     this.groTcp = has(TUN_F_TSO4 | TUN_F_TSO6);
     this.groUdp = has(TUN_F_USO4 | TUN_F_USO6);
     this.g = this.groTcp + this.groUdp > 0 ? gsoAddon() : undefined;
+    this.tx.groTcp = this.groTcp;
+    this.tx.groUdp = this.groUdp;
   }
 
   start(): void {

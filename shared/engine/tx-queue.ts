@@ -9,6 +9,7 @@ import { VNET_HDR_LEN } from '../tun/tun-device.js';
 import type { PacketSlab } from './packet-slab.js';
 import type { SegmentSlab } from './segment-slab.js';
 import { clearVnetHeader, copyVnetHeader } from '../tun/vnet-header.js';
+import { gsoAddon, type GsoAddon } from '../tun/gso.js';
 
 export class TxQueue {
   /** Slab of entry i (the buffer its bytes are in). */
@@ -18,6 +19,13 @@ export class TxQueue {
   /** Virtio header of entry i at i * 12 (all zero for generated packets); unused without vnet. */
   readonly vnet: Uint8Array;
   count = 0;
+  /**
+   * The device takes TCP (groTcp 1) / UDP (groUdp 1) GSO super-packets and write-side GRO is on:
+   * set by the batch loop; mergeFrom() merges only what the device can take.
+   */
+  groTcp = 0;
+  groUdp = 0;
+  private g: GsoAddon | undefined;
 
   constructor(
     readonly capacity: number,
@@ -61,6 +69,22 @@ export class TxQueue {
     this.lens[i] = len;
     this.count = i + 1;
     return i;
+  }
+
+  /**
+   * Merge the entries [from, count) into GSO super-packets where they are consecutive packets of
+   * one flow (native gro.c rules), in place: for packets a processor generated into one slab in
+   * increasing order, such as the inner packets of one cut tunnel super-packet, which the write
+   * side's GRO (receive slab only) would otherwise write one by one. Entries of another slab, or
+   * a device without the offloads: left as they are.
+   */
+  mergeFrom(from: number): void {
+    const n = this.count - from;
+    if (n < 2 || this.groTcp + this.groUdp === 0 || !this.vnetHdr) return;
+    const b = this.bufs[from]!;
+    for (let k = from + 1; k < this.count; k++) if (this.bufs[k] !== b) return;
+    if (this.g === undefined) this.g = gsoAddon();
+    this.count = from + this.g.groSequence(b, this.offs, this.lens, this.vnet, from, n, this.groTcp, this.groUdp);
   }
 
   /** Empty the queue and give every aux and segment slot back (after the loop wrote it all). */
