@@ -39,6 +39,14 @@ export const backSchema = {
     default: 0,
     env: 'MSLB_UDP_PORT',
   },
+  udpGro: {
+    interface: {
+      doc: 'Interface the UDP tunnels arrive on (with udpPort): at start-up the back turns on its GRO and rx-udp-gro-forwarding (ethtool features), and turns them off again on exit if they were off, so a burst of tunnel packets reaches the TUN as one super-packet instead of one packet per read; refused: logged, the back runs on; "" = leave the interface as it is',
+      format: String,
+      default: '',
+      env: 'MSLB_UDP_GRO_INTERFACE',
+    },
+  },
   lbsp: {
     stamp: { doc: 'LBSP stamping of IPv6 return traffic (needs returnPath): false; true = the replies of flows whose client sent the option (echo); always = every IPv6 reply (closed networks: Internet paths drop many packets with extension headers)', format: 'stamp-mode', default: false as StampMode, env: 'MSLB_LBSP_STAMP' },
     serverId: { doc: 'Server segment value; "" = this back\'s own B address', format: String, default: '', env: 'MSLB_LBSP_SERVER_ID' },
@@ -76,6 +84,7 @@ export interface BackConfig {
   addresses: BackAddress[];
   allowedFronts: string[];
   udpPort: number;
+  udpGro: { interface: string };
   lbsp: { stamp: StampMode; serverId: string; optionType: number };
   returnPath: { interface: string };
   returnEncap: { gateway: string };
@@ -120,6 +129,10 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
   }
   const allowed = ok('allowedFronts') ? c.senderPrefixList('allowedFronts', v.allowedFronts) : [];
   if (ok('udpPort') && v.udpPort !== 0) c.intRange('udpPort', v.udpPort, 1, 65535);
+  if (v.udpGro.interface !== '') {
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v.udpGro.interface)) c.err('udpGro.interface', `not an interface name: ${JSON.stringify(v.udpGro.interface)}`);
+    else if (v.udpPort === 0) c.err('udpGro.interface', 'needs udpPort (receive offloads for UDP tunnels the back does not accept)');
+  }
   let serverId = '';
   if (v.lbsp.serverId !== '') {
     const a = parseAddress(v.lbsp.serverId);

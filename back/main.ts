@@ -46,9 +46,22 @@ async function main(): Promise<void> {
     table: () => ({ addresses: config.addresses, allowedFronts: config.allowedFronts, loadedAt, source: config.file }),
     // SPEC 6a returnPath: packets from the services arriving on that interface enter the TUN
     // (policy rule per service address, default route into the TUN in a table of their own).
-    setupHost: config.returnPath.interface === ''
+    setupHost: config.returnPath.interface === '' && config.udpGro.interface === ''
       ? undefined
       : async (h, tun) => {
+          if (config.udpGro.interface !== '') {
+            // Without GRO (and its forwarding variant for UDP) on the interface the tunnels arrive
+            // on, every tunnel packet is one read of the TUN; with them, a burst is one super-packet.
+            for (const feature of ['rx-gro', 'rx-udp-gro-forwarding']) {
+              try {
+                await h.enableFeature(config.udpGro.interface, feature);
+                log.info('udp_gro', { interface: config.udpGro.interface, feature, on: true });
+              } catch (e) {
+                log.warn('udp_gro_refused', { interface: config.udpGro.interface, feature, error: (e as Error).message });
+              }
+            }
+          }
+          if (config.returnPath.interface === '') return;
           await h.addReturnPath({
             iif: config.returnPath.interface,
             dev: tun,

@@ -9,6 +9,7 @@
  *   openQueues(name, n, flags) -> { name, fds }   flags: 1 = multi-queue, 2 = vnet hdr,
  *                                                 4 = leave the fds blocking (bench references only)
  *   gsoSplit / completeChecksum / writeProbe      GSO segmentation and probes (gso_napi.c)
+ *   netdevFeature(ifname, name, want)             ethtool features of an interface (ethtool_features.c)
  *   ifName(fd) -> string                          TUNGETIFF on an fd (attach-by-fd path)
  *   setVnetHdrSize(fd, size) -> boolean           TUNSETVNETHDRSZ
  *   setOffload(fd, mask) -> boolean               TUNSETOFFLOAD; false = kernel refused the mask
@@ -40,6 +41,7 @@
 #define OPEN_BLOCKING 4
 
 void mslb_gso_register(napi_env env, napi_value exports); /* gso_napi.c */
+void mslb_ethtool_register(napi_env env, napi_value exports); /* ethtool_features.c */
 
 typedef struct tunq {
   int fd; /* -1 once closed */
@@ -660,6 +662,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_create_int32(env, VNET_HDR_LEN, &v);
   napi_set_named_property(env, exports, "VNET_HDR_LEN", v);
   mslb_gso_register(env, exports);
+  mslb_ethtool_register(env, exports);
   return exports;
 }
 
