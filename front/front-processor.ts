@@ -20,7 +20,7 @@ import { isSteerableError, readQuote, QuotedFlow, QUOTE_OK, QUOTE_TRUNCATED } fr
 import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
 import { CUT_OK, CUT_TOO_BIG } from '../shared/engine/segment-slab.js';
-import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
+import { TAP_NOT_TAKEN, TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
 import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
 import {
   decide,
@@ -452,7 +452,10 @@ export class FrontProcessor implements RoleProcessor {
     this.sent.mark(slot, buf, off, info.totalLen, this.now); // before any header is touched: as a quote shows it
     if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      // GSO super-packet: cut into wire segments natively, each wrapped (tunnel-offload.ts)
+      // a TCP burst into a UDP tunnel: one super-packet for the kernel to segment (the tunnel TAP)
+      const v = this.tunnel.wrapUdpGso(tx, buf, off, info, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm);
+      if (v !== TAP_NOT_TAKEN) return v;
+      // else cut into wire segments natively, each wrapped (tunnel-offload.ts)
       return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType);
     }
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
