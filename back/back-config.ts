@@ -63,6 +63,7 @@ export const backSchema = {
   },
   offload: {
     enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
+    udpTunnel: { doc: 'With udpPort and offload.enabled: the TUN reads UDP-tunnel super-packets whole (24-byte virtio header, TUN_F_UDP_TUNNEL_GSO, Linux >= 6.16) and the back decapsulates each once; false or refused = the kernel segments them before the TUN, one read per segment', format: Boolean, default: true, env: 'MSLB_OFFLOAD_UDP_TUNNEL' },
   },
   admin: {
     listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz): ADDRESS:PORT or [ADDRESS]:PORT, never all addresses (S is local in the back\'s namespace)', format: String, default: '[::1]:9102', env: 'MSLB_ADMIN_LISTEN' },
@@ -89,7 +90,7 @@ export interface BackConfig {
   returnPath: { interface: string };
   returnEncap: { gateway: string };
   mssClamp: { enabled: boolean };
-  offload: { enabled: boolean };
+  offload: { enabled: boolean; udpTunnel: boolean };
   admin: { listen: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }

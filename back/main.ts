@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     workerEntry: new URL('./worker.js', import.meta.url),
     tun: config.tun,
     offload: config.offload.enabled,
+    udpTunnelRead: config.offload.enabled && config.offload.udpTunnel && config.udpPort !== 0,
     acceptLocal: false,
     adminListen: config.admin.listen,
     roleData: role,

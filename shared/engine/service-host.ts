@@ -4,7 +4,7 @@
 // this runs, so a bad file never touches an interface. A worker that exits unasked, an uncaught
 // exception or an unhandled rejection also stops the service with the same teardown, then exits
 // non-zero so the supervisor restarts it (a service with a dead queue would black-hole its flows).
-import { openTunQueues, closeTunFds, setOffload, tapHwAddr, tunnelWriteProbe, type TunQueueSet } from '../tun/native-tun.js';
+import { openTunQueues, closeTunFds, setOffload, setVnetHdrSize, tapHwAddr, tunnelWriteProbe, type TunQueueSet } from '../tun/native-tun.js';
 import { gsoWriteProbe } from '../tun/gso.js';
 import {
   HEADROOM,
@@ -16,6 +16,7 @@ import {
   TUN_F_USO6,
   TUN_F_UDP_TUNNEL_GSO,
   TUN_F_UDP_TUNNEL_GSO_CSUM,
+  VNET_HDR_LEN,
   VNET_TNL_HDR_LEN,
 } from '../tun/tun-device.js';
 import { HostSetup } from '../netlink/host-setup.js';
@@ -41,6 +42,11 @@ export interface ServiceHostOptions {
    * for UDP-tunnel super-packets the kernel segments, if the start-up probe passes.
    */
   udpTunnelTap?: boolean;
+  /**
+   * The back with udpPort and offload.udpTunnel: read UDP-tunnel super-packets whole (24-byte
+   * virtio header, TUN_F_UDP_TUNNEL_GSO(_CSUM), Linux >= 6.16) when the kernel accepts it.
+   */
+  udpTunnelRead?: boolean;
   /** accept_local on the TUN (the front's IPv4 encap source may be a local address). */
   acceptLocal: boolean;
   adminListen: string;
@@ -102,6 +108,8 @@ export class ServiceHost {
   private failure: string | undefined;
   private tunName = '';
   private offloads = 0;
+  /** The TUN's virtio header size: 12, or 24 when it reads UDP-tunnel super-packets. */
+  private vnetHdrSize = VNET_HDR_LEN;
   /** The tunnel TAP in use (probe passed), else undefined. */
   private tap: { set: TunQueueSet; mac: number[] } | undefined;
   /** Counter blocks of every worker ever started: totals never go down. */
@@ -146,12 +154,13 @@ export class ServiceHost {
       if (offload) this.probeOffloads(set.fds[0]);
       else log.info('tun_offload', { enabled: false, reason: 'config offload.enabled: false' });
       if (this.o.udpTunnelTap) await this.openTunnelTap(set.name, set.fds.length);
+      if (this.o.udpTunnelRead && offload) this.enableTunnelRead(set.fds[0]);
       if (this.o.setupHost) await this.o.setupHost(this.host, set.name);
       const tap = this.tap;
       this.pool = new WorkerPool({
         entry: this.o.workerEntry,
         fds: set.fds,
-        tun: { batchSize: DEFAULT_BATCH, headroom: HEADROOM, vnetHdr: set.vnetHdr, offloads: this.offloads },
+        tun: { batchSize: DEFAULT_BATCH, headroom: HEADROOM, vnetHdr: set.vnetHdr, offloads: this.offloads, vnetHdrSize: this.vnetHdrSize },
         tap: tap !== undefined ? { fds: tap.set.fds, mac: tap.mac, offloads: tap.set.offloads } : undefined,
         role: this.o.roleData,
         onEvent: (m) => {
@@ -225,6 +234,28 @@ export class ServiceHost {
     if (udpErr !== 0) fields.udpProbeErrno = udpErr;
     if (mask === 0) log.warn('tun_offload', fields);
     else log.info('tun_offload', fields);
+  }
+
+  /**
+   * After the GSO probes (12-byte header): ask the kernel to hand over UDP-tunnel super-packets
+   * whole (TUNSETVNETHDRSZ 24 and TUN_F_UDP_TUNNEL_GSO | _CSUM on top of TSO; both per device).
+   * Without it the kernel segments them in software before the TUN and the back reads one packet
+   * per segment. A kernel before 6.16 refuses the offload bits: the 12-byte header is put back.
+   */
+  private enableTunnelRead(fd: number): void {
+    const { log } = this.o;
+    const off = (reason: string): void => log.warn('tun_offload_udp_tunnel_read', { enabled: false, reason });
+    if ((this.offloads & (TUN_F_TSO4 | TUN_F_TSO6)) !== (TUN_F_TSO4 | TUN_F_TSO6)) return off('no TSO on the TUN');
+    if (!setVnetHdrSize(fd, VNET_TNL_HDR_LEN)) return off('TUNSETVNETHDRSZ 24 refused');
+    const mask = this.offloads | TUN_F_UDP_TUNNEL_GSO | TUN_F_UDP_TUNNEL_GSO_CSUM;
+    if (!setOffload(fd, mask)) {
+      setVnetHdrSize(fd, VNET_HDR_LEN);
+      setOffload(fd, this.offloads);
+      return off('TUNSETOFFLOAD UDP_TUNNEL_GSO refused (Linux >= 6.16 needed)');
+    }
+    this.offloads = mask;
+    this.vnetHdrSize = VNET_TNL_HDR_LEN;
+    log.info('tun_offload_udp_tunnel_read', { enabled: true, mask });
   }
 
   /**

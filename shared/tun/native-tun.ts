@@ -144,6 +144,11 @@ export function probeOffloads(fd: number): number {
   return a.setOffload(fd, withUso) ? withUso : base;
 }
 
+/** TUNSETVNETHDRSZ on a queue fd (the size is the device's, for every queue); false when refused. */
+export function setVnetHdrSize(fd: number, size: number): boolean {
+  return loadAddon().setVnetHdrSize(fd, size);
+}
+
 /** TUNSETOFFLOAD with an exact mask; false when the kernel refuses it. */
 export function setOffload(fd: number, mask: number): boolean {
   return loadAddon().setOffload(fd, mask);

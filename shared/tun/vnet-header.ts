@@ -114,9 +114,13 @@ export function prepareRxVnet(buf: Uint8Array, off: number, len: number, a: Uint
     if ((a[p] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) cs = u16(a, p + 6);
     else cs = buf[off] >> 4 === 4 ? (buf[off] & 15) * 4 : 40;
     let hdrs = -1;
-    if (type === VIRTIO_NET_HDR_GSO_TCPV4 || type === VIRTIO_NET_HDR_GSO_TCPV6) {
+    // a UDP-tunnel super-packet (24-byte device header) is segmented by its inner TCP: csum_start
+    // is the inner TCP header, and every wire segment repeats the outer and inner headers
+    const inner = type & ~(VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 | VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6);
+    const tunnelOk = inner === type || (a[p] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
+    if (tunnelOk && (inner === VIRTIO_NET_HDR_GSO_TCPV4 || inner === VIRTIO_NET_HDR_GSO_TCPV6)) {
       if (cs + 13 < len) hdrs = cs + (buf[off + cs + 12] >> 4) * 4;
-    } else if (type === VIRTIO_NET_HDR_GSO_UDP_L4) {
+    } else if (inner === type && type === VIRTIO_NET_HDR_GSO_UDP_L4) {
       hdrs = cs + 8;
     }
     const gso = u16(a, p + 4);
