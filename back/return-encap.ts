@@ -102,7 +102,7 @@ export class ReturnEncap {
     if (fit === MTU_DROPPED) return dropVerdict(D_TOO_BIG);
     c[E_RETURN_ENCAP] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      return this.offload.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, this.src, this.gw, this.outerHop, tm, this.lbspType);
+      return this.offload.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, this.src, this.gw, this.outerHop, tm, this.lbspType, fit);
     }
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
     if (!this.offload.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED);
