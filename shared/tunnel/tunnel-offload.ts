@@ -97,17 +97,20 @@ export class TunnelOffload {
     // the segment count the batch loop recorded in the header (prepareRxVnet) and made room for
     const vi = vnetOff / VNET_HDR_LEN;
     const slot = seg.slotFor(vnet, vi);
-    const free = seg.freeSlots(slot);
     const segs = vnetSegments(vnet, vi);
-    if (segs > free) {
+    if (segs > seg.freeSlots(slot)) {
       c[D_TOO_BIG]++;
       return dropVerdict(D_TOO_BIG);
     }
+    let free = seg.freeSlots(slot);
     if (fit !== MTU_FIT) {
       // every full segment becomes `per` fragments: room for the later ones before anything is cut
+      // (the loop reserved room for the segments only; what is queued is written first if need be)
       const ihl = (buf[off]! >> 4) === 4 ? (buf[off]! & 15) * 4 : 40;
       const per = ids.segmentFragments(fit, fam, vnetHdrLen(vnet, vi) + vnetGsoSize(vnet, vi), ihl, seg.headroom);
-      if (per < 1 || seg.freeSlotsAfter(slot, segs, ids.fragSlot) < segs * (per - 1)) {
+      const need = segs * (per - 1);
+      if (per >= 1 && seg.freeSlotsAfter(slot, segs, ids.fragSlot) < need && tx.writeEarly()) free = seg.freeSlots(slot);
+      if (per < 1 || seg.freeSlotsAfter(slot, segs, ids.fragSlot) < need) {
         c[D_TOO_BIG]++;
         return dropVerdict(D_TOO_BIG);
       }
