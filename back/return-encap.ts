@@ -8,7 +8,8 @@
 // Tunnel MTU (shared/tunnel/tunnel-mtu.ts) with the path MTU toward the gateway (the route's, read
 // at start-up): a server's packet that does not fit gets Packet Too Big / Fragmentation Needed from
 // B (the server's stack lowers its path MTU toward the client), IPv4 without DF is fragmented before
-// wrapping, IPv6 of at most 1280 bytes is carried in outer fragments (the gateway reassembles).
+// wrapping, IPv6 of at most 1280 bytes is carried in outer fragments (the gateway reassembles); a
+// GSO super-packet is cut into its segments first and each is handled so (tunnel-offload.ts).
 import type { TxQueue } from '../shared/engine/tx-queue.js';
 import { VERDICT_QUEUED, dropVerdict } from '../shared/engine/packet-processor.js';
 import { IcmpEmitter } from '../shared/tunnel/icmp-emitter.js';
