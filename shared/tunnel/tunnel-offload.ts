@@ -98,11 +98,11 @@ export class TunnelOffload {
     const vi = vnetOff / VNET_HDR_LEN;
     const slot = seg.slotFor(vnet, vi);
     const segs = vnetSegments(vnet, vi);
-    if (segs > seg.freeSlots(slot)) {
+    let free = seg.freeSlots(slot);
+    if (segs > free) {
       c[D_TOO_BIG]++;
       return dropVerdict(D_TOO_BIG);
     }
-    let free = seg.freeSlots(slot);
     if (fit !== MTU_FIT) {
       // every full segment becomes `per` fragments: room for the later ones before anything is cut
       // (the loop reserved room for the segments only; what is queued is written first if need be)
