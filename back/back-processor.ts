@@ -311,7 +311,7 @@ export class BackProcessor implements RoleProcessor {
         if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
           const vi = vnetOff / 12;
           const cs = vnetCsumStart(vnet, vi);
-          if (cs === info.l4Off) completePartialChecksum(buf, off, info);
+          if (cs < info.l4Off + 8) completePartialChecksum(buf, off, info);
           else if (this.gso().completeChecksum(buf, off, info.totalLen, cs, vnetCsumOffset(vnet, vi)) < 0) return this.drop(D_MALFORMED);
         }
         clearVnetHeader(vnet, vnetOff / 12);

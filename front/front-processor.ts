@@ -35,7 +35,7 @@ import type { FrontRole } from './front-role.js';
 import { FlowPinning } from './flow-pinning.js';
 import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
 import { IcmpEmitter, ICMP_TIME_EXCEEDED } from '../shared/tunnel/icmp-emitter.js';
-import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
+import { TunnelMtu, MTU_DROPPED, MTU_FIT, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
 import { FabricIcmp, FABRIC_HANDLED } from './fabric-icmp.js';
 import { TunnelAccept } from './tunnel-accept.js';
 import { SentFlows } from '../shared/tunnel/sent-flows.js';
@@ -452,11 +452,14 @@ export class FrontProcessor implements RoleProcessor {
     this.sent.mark(slot, buf, off, info.totalLen, this.now); // before any header is touched: as a quote shows it
     if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      // a TCP burst into a UDP tunnel: one super-packet for the kernel to segment (the tunnel TAP)
-      const v = this.tunnel.wrapUdpGso(tx, buf, off, info, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm);
-      if (v !== TAP_NOT_TAKEN) return v;
-      // else cut into wire segments natively, each wrapped (tunnel-offload.ts)
-      return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType);
+      // a TCP burst into a UDP tunnel whose segments fit: one super-packet for the kernel to segment
+      // (the tunnel TAP); segments to be fragmented keep the own cut
+      if (fit === MTU_FIT) {
+        const v = this.tunnel.wrapUdpGso(tx, buf, off, info, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm);
+        if (v !== TAP_NOT_TAKEN) return v;
+      }
+      // else cut into wire segments natively, each wrapped or fragmented (tunnel-offload.ts)
+      return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType, fit);
     }
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
     if (!this.tunnel.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED); // csum_start/offset outside the packet

@@ -293,8 +293,9 @@ export class ServiceHost {
       this.tap = { set, mac: Array.from(mac) };
       log.info('tun_offload_udp_tunnel', { enabled: true, tap: set.name, queues: set.fds.length });
     } catch (e) {
+      // an optimisation that cannot be set up must not stop the front: it segments itself instead
       closeTunFds(set.fds);
-      throw e;
+      return off(`setting up the TAP ${set.name}: ${(e as Error).message}`);
     }
   }
 

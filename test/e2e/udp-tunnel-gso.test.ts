@@ -111,6 +111,17 @@ describe.skipIf(!isRoot())('UDP tunnels through the tunnel TAP: kernel-segmented
     expect(linkStats(lab.ns.front, TAP).rx).toBeGreaterThanOrEqual(0);
   });
 
+  it('with transmit checksum offload on along the way (veth\'s default, before any capture turns it off): uploads intact', async () => {
+    // the kernel then segments with the inner TCP checksum left partial (outer UDP by local checksum
+    // offload), and the back's TUN reads NEEDS_CSUM tunnel packets whose csum_start is the inner TCP header
+    const l = lab.topo.linkOf('back1-link');
+    expect(lab.set.exec(l.near.ns, 'ethtool', ['-k', l.near.iface])).toMatch(/tx-checksumming: on/);
+    const writes0 = await lab.metric('front', 'mslb_tunnel_gso_writes_total');
+    for (const c of ['c1v6', 'c1v4'] as const) expect(await upload(c), `${c} http`).toEqual({ bytes: UPLOAD_BYTES, sha });
+    expect((await lab.metric('front', 'mslb_tunnel_gso_writes_total')) - writes0).toBeGreaterThan(0);
+    for (const r of ['malformed', 'too_big', 'write_error']) expect(await lab.metric('back1', 'mslb_drops_total', { reason: r }), `back1 ${r}`).toBe(0);
+  }, 150_000);
+
   for (const kind of ['same', 'mixed'] as const) {
     const pairs = kind === 'same' ? '6in6 and 4in4' : '4in6 and 6in4';
     it(`${pairs}: HTTP and HTTPS uploads intact, every outer UDP and inner TCP checksum valid, one source port per flow, written as super-packets`, async () => {
