@@ -1,6 +1,6 @@
 // The back reading UDP-tunnel super-packets whole: the lab with deploy/lab/front-encap-udp.yaml
-// (6in6, 4in4 over UDP 6080; the front writes TCP bursts to its tunnel TAP, offload.udpTunnel) and
-// backs with udpPort 6080, front-back links and back TUNs at MTU 1600 (full-size inner segments fit).
+// (6in6, 4in4 over UDP 6080; then front-encap-mixed-udp.yaml, 4in6 and 6in4; the front writes TCP
+// bursts to its tunnel TAP, offload.udpTunnel) and backs with udpPort 6080, front-back links and back TUNs at MTU 1600 (full-size inner segments fit).
 // No capture on the links (a capture turns transmit checksumming off, and the kernel then segments
 // before the link): the veth carries each super-packet whole, and the back's TUN, opened with a
 // 24-byte virtio header and TUN_F_UDP_TUNNEL_GSO, hands it over in one read. Judged: uploads arrive
@@ -72,6 +72,14 @@ describe.skipIf(!isRoot())('back: UDP-tunnel super-packets read whole', () => {
     const m = await uploadsMeasured();
     console.log(`back1 read ${m.reads} packets for ${m.wire} wire packets (${(m.wire / Math.max(m.reads, 1)).toFixed(1)} per read), 2 x ${UPLOAD_BYTES} bytes`);
     expect(m.wire).toBeGreaterThanOrEqual((2 * UPLOAD_BYTES) / 1600);
+    expect(m.reads * 3, `${m.reads} reads for ${m.wire} wire packets`).toBeLessThan(m.wire);
+    for (const r of ['malformed', 'not_service', 'write_error']) expect(await lab.metric('back1', 'mslb_drops_total', { reason: r }), r).toBe(0);
+  }, 240_000);
+
+  it('4in6 and 6in4 (front-encap-mixed-udp.yaml): uploads intact, super-packets read whole', async () => {
+    await lab.restartFront('deploy/lab/front-encap-mixed-udp.yaml');
+    const m = await uploadsMeasured();
+    console.log(`mixed: back1 read ${m.reads} packets for ${m.wire} wire packets`);
     expect(m.reads * 3, `${m.reads} reads for ${m.wire} wire packets`).toBeLessThan(m.wire);
     for (const r of ['malformed', 'not_service', 'write_error']) expect(await lab.metric('back1', 'mslb_drops_total', { reason: r }), r).toBe(0);
   }, 240_000);
