@@ -1,6 +1,7 @@
 // The back reading UDP-tunnel super-packets whole: the lab with deploy/lab/front-encap-udp.yaml
 // (6in6, 4in4 over UDP 6080; then front-encap-mixed-udp.yaml, 4in6 and 6in4; the front writes TCP
-// bursts to its tunnel TAP, offload.udpTunnel) and backs with udpPort 6080, front-back links and back TUNs at MTU 1600 (full-size inner segments fit).
+// bursts to its tunnel TAP, offload.udpTunnel) and backs with udpPort 6080, front-back links and
+// back TUNs at MTU 1600 (full-size inner segments fit).
 // No capture on the links (a capture turns transmit checksumming off, and the kernel then segments
 // before the link): the veth carries each super-packet whole, and the back's TUN, opened with a
 // 24-byte virtio header and TUN_F_UDP_TUNNEL_GSO, hands it over in one read. Judged: uploads arrive
