@@ -125,7 +125,7 @@ export class ServiceHost {
         healthProbes: o.healthProbes,
         tableRoutes: o.tableRoutes,
         offloadEnabled: () => this.offloads !== 0,
-        udpTunnelOffload: () => this.tap !== undefined,
+        udpTunnelOffload: () => this.tap !== undefined || this.vnetHdrSize === VNET_TNL_HDR_LEN,
         liveWorkers: () => this.pool?.liveCount ?? 0,
       },
     });

@@ -59,7 +59,7 @@ export interface MetricsSources {
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
   offloadEnabled?: () => boolean;
-  /** Front: whether UDP-tunnel super-packets go to the kernel through the TAP (offload.udpTunnel, probed). */
+  /** Front: UDP-tunnel super-packets go to the kernel through the TAP; back: its TUN reads them whole (offload.udpTunnel, probed). */
   udpTunnelOffload?: () => boolean;
   /** Worker threads alive now. Default: one per counter block. */
   liveWorkers?: () => number;
@@ -379,16 +379,16 @@ export class ServiceMetrics {
         this.set(offload() ? 1 : 0);
       },
     });
+    const udpTunnel = src.udpTunnelOffload ?? (() => false);
+    new Gauge({
+      name: 'mslb_offload_udp_tunnel_enabled',
+      help: 'Whether UDP-tunnel super-packets are in use (offload.udpTunnel, probed at start-up): the front writes TCP bursts into UDP tunnels as super-packets the kernel segments; the back reads them whole.',
+      registers: reg,
+      collect() {
+        this.set(udpTunnel() ? 1 : 0);
+      },
+    });
     if (this.role === 'front') {
-      const udpTunnel = src.udpTunnelOffload ?? (() => false);
-      new Gauge({
-        name: 'mslb_offload_udp_tunnel_enabled',
-        help: 'Whether TCP bursts into UDP tunnels are written as UDP-tunnel super-packets the kernel segments (offload.udpTunnel, probed at start-up).',
-        registers: reg,
-        collect() {
-          this.set(udpTunnel() ? 1 : 0);
-        },
-      });
       new Gauge({
         name: 'mslb_flow_table_entries',
         help: 'Flow-table entries in use, summed over workers.',

@@ -70,6 +70,7 @@ describe.skipIf(!isRoot())('back: UDP-tunnel super-packets read whole', () => {
   it('6in6 and 4in4 uploads intact; the TUN hands over super-packets: far fewer reads than wire packets', async () => {
     const line = lab.serviceLog('back1').split('\n').find((l) => l.includes('"tun_offload_udp_tunnel_read"'));
     expect(JSON.parse(line!)).toMatchObject({ enabled: true });
+    expect(await lab.metric('back1', 'mslb_offload_udp_tunnel_enabled')).toBe(1);
     const m = await uploadsMeasured();
     console.log(`back1 read ${m.reads} packets for ${m.wire} wire packets (${(m.wire / Math.max(m.reads, 1)).toFixed(1)} per read), 2 x ${UPLOAD_BYTES} bytes`);
     expect(m.wire).toBeGreaterThanOrEqual((2 * UPLOAD_BYTES) / 1600);
@@ -92,6 +93,7 @@ describe.skipIf(!isRoot())('back: UDP-tunnel super-packets read whole', () => {
     await lab.startService('back1', cfg);
     lab.set.ip(lab.ns.back1, `link set dev mslbb0 mtu ${TUNNEL_MTU}`); // a new TUN, at the config's MTU
     expect(lab.serviceLog('back1')).not.toContain('"tun_offload_udp_tunnel_read"');
+    expect(await lab.metric('back1', 'mslb_offload_udp_tunnel_enabled')).toBe(0);
     const m = await uploadsMeasured();
     console.log(`back1 without tunnel read: ${m.reads} reads for ${m.wire} wire packets`);
     expect(m.reads).toBeGreaterThanOrEqual(m.wire * 0.9);
