@@ -285,7 +285,7 @@ export class ServiceHost {
     try {
       await this.host!.configureTun({ name: set.name, routes: [], acceptLocal: this.o.acceptLocal });
       const mac = tapHwAddr(set.fds[0]!);
-      const err = tunnelWriteProbe(set.fds[0]!, mac);
+      const err = testUdpTunnelProbeErrno() ?? tunnelWriteProbe(set.fds[0]!, mac);
       if (err !== 0) {
         closeTunFds(set.fds);
         return off(`UDP-tunnel GSO write probe refused (errno ${err})`, { tap: set.name });
@@ -441,6 +441,16 @@ export function testFault(env: NodeJS.ProcessEnv = process.env): { kind: 'uncaug
   const ms = Number(env.MSLB_TEST_FAULT_AFTER_MS);
   if ((kind !== 'uncaught' && kind !== 'rejection') || !Number.isFinite(ms) || ms < 0) return undefined;
   return { kind, afterMs: ms };
+}
+
+/**
+ * Tests make the tunnel TAP's start-up probe fail with MSLB_TEST_UDP_TUNNEL_PROBE_ERRNO (an errno, as
+ * an older kernel would refuse the write: the fallback path); honoured only when NODE_ENV=test.
+ */
+export function testUdpTunnelProbeErrno(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  if (env.NODE_ENV !== 'test') return undefined;
+  const e = Number(env.MSLB_TEST_UDP_TUNNEL_PROBE_ERRNO);
+  return env.MSLB_TEST_UDP_TUNNEL_PROBE_ERRNO && Number.isInteger(e) && e > 0 ? e : undefined;
 }
 
 /**

@@ -9,7 +9,8 @@
 // (DEV_TAP: an Ethernet frame holding a UDP-tunnel super-packet the kernel segments). Per-flow order
 // holds across the two because the loop writes the queue strictly in order, one run at a time, and
 // the kernel takes a tun/tap write all the way into its forwarding path inside the write() call
-// (netif_receive_skb, no queue in between): what is written first is forwarded first.
+// (tun_get_user -> netif_receive_skb; with RPS on, a flow's tunnel packets share one backlog, as
+// they carry the same outer header on either device): what is written first is forwarded first.
 import { VNET_HDR_LEN } from '../tun/tun-device.js';
 import type { PacketSlab } from './packet-slab.js';
 import type { SegmentSlab } from './segment-slab.js';

@@ -7,7 +7,8 @@
 // decoded as IP) sees every outer UDP and inner TCP checksum valid, UDP to 6080 from a source port
 // in 49152-65535 that is one per inner flow and differs across flows; the TAP took super-packets
 // (mslb_tunnel_gso_writes_total, the TAP's own packet counter far below the wire packets). What the
-// back reads (one packet per read, or super-packets) is printed for the report. Finally the kill
+// back reads (one packet per read, or super-packets) is printed for the report. A refused start-up
+// probe (simulated with MSLB_TEST_UDP_TUNNEL_PROBE_ERRNO) falls back, logged and exported. Finally the kill
 // switch offload.udpTunnel: false: no TAP, the front's own segmentation, still intact. Needs root and
 // `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +180,17 @@ describe.skipIf(!isRoot())('UDP tunnels through the tunnel TAP: kernel-segmented
       for (const r of ['malformed', 'too_big', 'write_error']) expect(await lab.metric('front', 'mslb_drops_total', { reason: r }), r).toBe(0);
     }, 240_000);
   }
+
+  it('a kernel that refuses the probe (simulated: EINVAL): logged with the reason, exported 0, the TAP gone, own segmentation, uploads intact', async () => {
+    await lab.stopService('front');
+    await lab.startService('front', CONFIG.same, undefined, ['env', 'NODE_ENV=test', 'MSLB_TEST_UDP_TUNNEL_PROBE_ERRNO=22']);
+    expect(await lab.metric('front', 'mslb_offload_udp_tunnel_enabled')).toBe(0);
+    const line = lab.serviceLog('front').split('\n').find((l) => l.includes('"tun_offload_udp_tunnel"'));
+    expect(JSON.parse(line!)).toMatchObject({ enabled: false, reason: 'UDP-tunnel GSO write probe refused (errno 22)', tap: TAP });
+    expect(lab.set.exec(lab.ns.front, 'ip', ['-o', 'link', 'show'])).not.toContain(TAP);
+    expect(await upload('c1v4')).toEqual({ bytes: UPLOAD_BYTES, sha });
+    expect(await lab.metric('front', 'mslb_tunnel_gso_writes_total')).toBe(0);
+  }, 120_000);
 
   it('kill switch offload.udpTunnel: false: no TAP writes, the front segments itself, uploads still intact', async () => {
     const cfg = join(lab.workDir, 'front-no-udp-tunnel-gso.yaml');
