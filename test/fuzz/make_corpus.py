@@ -3,6 +3,7 @@
 
 Run: /usr/bin/python3 test/fuzz/make_corpus.py   (rewrites test/fuzz/corpus/<target>/seed-*)
      /usr/bin/python3 test/fuzz/make_corpus.py udp   (adds only the IP-in-UDP tunnel seeds)
+     /usr/bin/python3 test/fuzz/make_corpus.py gso   (adds only the GSO super-packet seeds)
 
 Every packet of test/vectors/*.json, plus valid packets of every kind mslb handles in the lab's
 address plan (client -> service for the front, front -> back for the back: translated, 4in4, 6in6,
@@ -305,7 +306,96 @@ def write_udp_seeds(cl):
             write('front', f'udp-{i}-{variant}', bytes([variant]) + p)
 
 
+# ---------------------------------------------------------------- GSO super-packets (offload variants)
+# virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers
+F_NEEDS_CSUM, F_UDP_TUNNEL_CSUM = 1, 8
+GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, GSO_UDP_TUNNEL_IPV4, GSO_UDP_TUNNEL_IPV6 = 1, 4, 5, 0x20, 0x40
+# control: 0x80 vnet header, 0x40 offloads (segment slab, TAP), 0x20 write-side GRO, 0x10 no TAP
+OFF, GRO, NOTAP = 0xc0, 0x20, 0x10
+
+
+def vnet(flags, typ, hdr_len, gso, cs, co):
+    return struct.pack('<BBHHHHH', flags, typ, hdr_len, gso, cs, co, 0)
+
+
+def tso(src, dst, segs=3, mss=400, sport=40000, dport=443, ecn=0):
+    """A TCP super-packet as a client's stack hands it to the TUN (TSO, checksum partial)."""
+    v6 = ':' in src
+    ip = IPv6(src=src, dst=dst, tc=ecn) if v6 else IP(src=src, dst=dst, tos=ecn, flags='DF')
+    p = b(ip / TCP(sport=sport, dport=dport, seq=1000, ack=1, flags='PA') / rb(segs * mss))
+    l3 = 40 if v6 else 20
+    return vnet(F_NEEDS_CSUM, GSO_TCPV6 if v6 else GSO_TCPV4, l3 + 20, mss, l3, 16), p
+
+
+def uso(src, dst, segs=3, size=300, sport=1234, dport=53):
+    """A UDP super-packet (USO): `segs` datagrams of `size` bytes behind one header."""
+    v6 = ':' in src
+    ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
+    p = b(ip / UDP(sport=sport, dport=dport) / rb(segs * size))
+    l3 = 40 if v6 else 20
+    return vnet(F_NEEDS_CSUM, GSO_UDP_L4, l3 + 8, size, l3, 6), p
+
+
+def udp_tunnel_uso(outer_src, outer_dst, inner_src, inner_dst, segs=3, mss=300):
+    """IP-in-UDP tunnel packets of one flow merged by GRO into a USO super-packet: every segment
+    is one tunnel packet's UDP payload (an inner TCP segment of the next sequence number)."""
+    v6o = ':' in outer_src
+    v6i = ':' in inner_src
+    inner = []
+    for k in range(segs):
+        ip = IPv6(src=inner_src, dst=inner_dst) if v6i else IP(src=inner_src, dst=inner_dst, id=k + 1, flags='DF')
+        inner.append(b(ip / TCP(sport=40000, dport=443, seq=1000 + k * mss, ack=1, flags='A') / rb(mss)))
+    ip = IPv6(src=outer_src, dst=outer_dst) if v6o else IP(src=outer_src, dst=outer_dst)
+    p = b(ip / UDP(sport=50001, dport=UDP_PORT) / Raw(b''.join(inner)))
+    l3 = 40 if v6o else 20
+    return vnet(F_NEEDS_CSUM, GSO_UDP_L4, l3 + 8, len(inner[0]), l3, 6), p
+
+
+def udp_tunnel_gso(outer_src, outer_dst, inner_src, inner_dst, segs=3, mss=400, csum=True):
+    """A UDP-tunnel super-packet as a TUN with TUN_F_UDP_TUNNEL_GSO hands it over: outer IP + UDP,
+    inner TCP super-packet; gso_type UDP_TUNNEL_IPV4/6 | TCPV4/6, checksum partial at the inner TCP."""
+    v6o = ':' in outer_src
+    v6i = ':' in inner_src
+    ip = IPv6(src=inner_src, dst=inner_dst) if v6i else IP(src=inner_src, dst=inner_dst, flags='DF')
+    inner = b(ip / TCP(sport=40000, dport=443, seq=1000, ack=1, flags='PA') / rb(segs * mss))
+    op = IPv6(src=outer_src, dst=outer_dst) if v6o else IP(src=outer_src, dst=outer_dst)
+    p = b(op / UDP(sport=50002, dport=UDP_PORT) / Raw(inner))
+    cs = (40 if v6o else 20) + 8 + (40 if v6i else 20)
+    typ = (GSO_UDP_TUNNEL_IPV6 if v6o else GSO_UDP_TUNNEL_IPV4) | (GSO_TCPV6 if v6i else GSO_TCPV4)
+    return vnet(F_NEEDS_CSUM | (F_UDP_TUNNEL_CSUM if csum else 0), typ, cs + 20, mss, cs, 16), p
+
+
+def write_gso_seeds():
+    """Inputs with a virtio header of every GSO type, for the offload variants of the front and
+    back targets (control bits 6, 5, 4: harness/process-check.ts)."""
+    front = [tso(C6, S6), tso(C4, S4), tso(C6, S6, segs=4, mss=96, ecn=2), tso(C4, S4, segs=2, mss=700),
+             uso(C6, S6), uso(C4, S4), tso(C6, S6, segs=1, mss=1000)]
+    for i, (v, p) in enumerate(front):
+        for variant in (0, 1, 2, 5, 6):   # translate, encap, mixed encap, UDP encap (TAP or own split)
+            write('front', f'gso-{i}-{variant}', bytes([0x80 | OFF | variant]) + v + p)
+            if variant >= 5:
+                write('front', f'gso-{i}-{variant}-notap', bytes([0x80 | OFF | NOTAP | variant]) + v + p)
+    # one segment too big for the tunnel MTU (1500) once wrapped: the MTU rules (PTB, DF set)
+    v, p = tso(C4, S4, segs=1, mss=1480)
+    write('front', 'gso-frag-1', bytes([0x80 | OFF | 1]) + v + p)
+    back = [tso(C6, B6), tso(C4, B4), uso(C6, B6), uso(C4, B4)]
+    for i, (v, p) in enumerate(back):
+        for variant in (0, 4):
+            write('back', f'gso-{i}-{variant}', bytes([0x80 | OFF | GRO | variant]) + v + p)
+    tun = [udp_tunnel_uso(S6, B6, C6, S6), udp_tunnel_uso(S4, B4, C4, S4), udp_tunnel_uso(S6, B6, C4, S4),
+           udp_tunnel_uso(S4, B4, C6, S6),
+           udp_tunnel_gso(S6, B6, C6, S6), udp_tunnel_gso(S4, B4, C4, S4), udp_tunnel_gso(S6, B6, C4, S4),
+           udp_tunnel_gso(S4, B4, C6, S6), udp_tunnel_gso(S6, B6, C6, S6, csum=False),
+           udp_tunnel_gso(S6, B6, C6, '2001:db8:77::1'), udp_tunnel_gso('2001:db8:dead::1', B6, C6, S6)]
+    for i, (v, p) in enumerate(tun):
+        write('back', f'gso-udp-{i}', bytes([0x80 | OFF | GRO | 4]) + v + p)
+        write('back', f'gso-udp-{i}-nogro', bytes([0x80 | OFF | 4]) + v + p)
+
+
 def main():
+    if sys.argv[1:] == ['gso']:
+        write_gso_seeds()
+        return
     if sys.argv[1:] == ['udp']:
         # only the UDP tunnel seeds, next to the committed corpus
         write_udp_seeds([b(p) for p in client_packets()])
@@ -352,6 +442,7 @@ def main():
         write('front', f'vnet-{i}', bytes([0x80]) + vnet + p)
         write('back', f'vnet-{i}', bytes([0x80]) + vnet + p)
     write_merge_seeds()
+    write_gso_seeds()
     for t in ('parse', 'extwalk', 'lbsp', 'icmp', 'decap', 'front', 'back'):
         print(t, len(os.listdir(os.path.join(HERE, 'corpus', t))))
 

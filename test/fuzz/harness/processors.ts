@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import type { PacketProcessor } from '../../../shared/engine/packet-processor.js';
 import { TxQueue } from '../../../shared/engine/tx-queue.js';
 import { PacketSlab } from '../../../shared/engine/packet-slab.js';
+import { SegmentSlab } from '../../../shared/engine/segment-slab.js';
+import { HEADROOM } from '../../../shared/tun/tun-device.js';
 import { loadFrontConfig } from '../../../front/front-config.js';
 import { loadBackConfig } from '../../../back/back-config.js';
 import { formatErrors } from '../../../shared/config/config-errors.js';
@@ -30,6 +32,25 @@ export const AUX_SLOTS = 4;
 /** A transmit queue with AUX_SLOTS aux slots and no segment slab (as without offloads). */
 export function newAux(): TxQueue {
   return new TxQueue(1 + AUX_SLOTS, false, new PacketSlab(AUX_SLOTS, AUX_SLOT, 64), undefined);
+}
+
+/** The tunnel TAP's MAC in the offload variants (any unicast address: frames are addressed to it). */
+export const TAP_MAC = new Uint8Array([0x02, 0x6d, 0x73, 0x6c, 0x62, 0x01]);
+
+/**
+ * A transmit queue as the batch loop builds it on a device with virtio headers: AUX_SLOTS aux
+ * slots, a segment slab (GSO segments cut before or after a tunnel), room for every segment; the
+ * tunnel TAP's MAC when `tap` (the front writes TCP super-packets into UDP tunnels whole), and
+ * write-side GRO for TCP and UDP when `gro` (a device with TSO and USO: the back merges the inner
+ * packets of a cut UDP super-packet).
+ */
+export function newOffloadQueue(tap: boolean, gro: boolean): TxQueue {
+  const seg = new SegmentSlab(HEADROOM);
+  const q = new TxQueue(1 + AUX_SLOTS + seg.capacity, true, new PacketSlab(AUX_SLOTS, AUX_SLOT, 64), seg);
+  if (tap) q.tapMac = TAP_MAC;
+  q.groTcp = gro ? 1 : 0;
+  q.groUdp = gro ? 1 : 0;
+  return q;
 }
 
 export interface Subject {
