@@ -87,6 +87,12 @@ const EXPECT: Record<string, Expect> = {
   'UDP tunnel whose inner destination is not a service': { reach: 'all', outcome: 'not_service' },
   'UDP tunnel from an unauthorized outer source': { reach: 'all', outcome: 'forward' },
   'UDP tunnel to another port': { reach: 'all', outcome: 'forward' },
+  // the checks of the inner packet are those of IP-in-IP, after the UDP header
+  'UDP tunnel with the inner TCP header truncated': { reach: 'all', outcome: 'malformed' },
+  'IPv4 UDP tunnel with inner length past the outer payload': { reach: 'all', outcome: 'malformed' },
+  'UDP tunnel with a malformed inner extension-header chain': { reach: 'all', outcome: 'malformed' },
+  'nested IPv4 UDP tunnel toward the back itself': { reach: 'all', outcome: 'malformed' },
+  'IPv4 UDP tunnel to another port or from an unauthorized outer source': { reach: 'all', outcome: 'forward' },
 };
 
 interface Snap { rx: number; tx: number; icmp: number; mcast: number; fabric: number; held: number; lbspIgnored: number; drops: Record<string, number> }
