@@ -18,10 +18,19 @@ import { decapsulateUdp } from '../shared/packet/udp-encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
 import { isSteerableError, readQuote, QuotedFlow, QUOTE_OK, QUOTE_TRUNCATED } from '../shared/packet/icmp-quote.js';
 import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetHdrLen, vnetSegments } from '../shared/tun/vnet-header.js';
 import { CUT_OK, CUT_TOO_BIG } from '../shared/engine/segment-slab.js';
 import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
-import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
+import {
+  backendPacketsIndex,
+  decisionIndex,
+  DECISION_REASONS,
+  dropIndex,
+  eventIndex,
+  MAX_SERVICE_SLOTS,
+  SERVICE_SINK_SLOT,
+  servicePacketsIndex,
+} from '../shared/metrics/counter-layout.js';
 import {
   decide,
   DecisionInput,
@@ -30,6 +39,7 @@ import {
   REASON_FLOW_LABEL,
   REASON_LBSP_SERVER,
   REASON_NOT_SERVICE,
+  REASON_NAMES,
 } from './decision.js';
 import type { FrontRole } from './front-role.js';
 import { FlowPinning } from './flow-pinning.js';
@@ -52,6 +62,12 @@ const D_TOO_BIG = dropIndex('too_big');
 const DEC_LBSP = decisionIndex('lbsp_server');
 const DEC_PREFIX = decisionIndex('source_prefix');
 const DEC_LABEL = decisionIndex('flow_label');
+/**
+ * Offset of a decision inside a service's counters (servicePacketsIndex), by decide()'s REASON_*
+ * (only the three that choose a back are read), and for a flow-table hit.
+ */
+const SVC_DEC_BY_REASON = Int32Array.from(REASON_NAMES, (n) => 2 + (DECISION_REASONS as readonly string[]).indexOf(n));
+const SVC_DEC_FLOW_TABLE = 2 + DECISION_REASONS.indexOf('flow_table');
 const E_LBSP_BAD_LEN = eventIndex('lbsp_ignored_bad_length');
 /** By DecisionResult.lbspIgnored (LBSP_* of decision.ts; 0 = not ignored). */
 const E_LBSP_IGNORED = [0, eventIndex('lbsp_ignored_unknown_server'), eventIndex('lbsp_ignored_backend_down'), eventIndex('lbsp_ignored_other_service'), eventIndex('lbsp_ignored_draining')];
@@ -197,6 +213,11 @@ export class FrontProcessor implements RoleProcessor {
     return this.balance(buf, off, info, t, true, vnet, vnetOff, tx);
   }
 
+  /** First counter of a service index (its slot on the front; config validation bounds the count). */
+  private static serviceBase(service: number): number {
+    return servicePacketsIndex(service >>> 0 < MAX_SERVICE_SLOTS ? service : SERVICE_SINK_SLOT);
+  }
+
   /** Count a drop by its reason and return its verdict. */
   private drop(reason: number): number {
     this.counters[reason]++;
@@ -289,6 +310,7 @@ export class FrontProcessor implements RoleProcessor {
     if (flows.lookup(info)) {
       // SPEC 2 step 5: a pinned flow keeps its back (reason flow_table, counted by lookup)
       r.back = flows.back; r.slot = flows.slot; r.service = flows.service;
+      c[FrontProcessor.serviceBase(r.service) + SVC_DEC_FLOW_TABLE]++;
     } else {
       const inp = this.input;
       inp.family = v === 4 ? 4 : 6;
@@ -304,6 +326,7 @@ export class FrontProcessor implements RoleProcessor {
       if (r.lbspClientFellBack) c[E_LBSP_CLIENT_FALLBACK]++;
       if (r.back < 0) return this.drop(reason === REASON_NOT_SERVICE ? D_NOT_SERVICE : reason === REASON_BACKEND_DOWN ? D_BACKEND_DOWN : D_NO_ROUTE);
       c[reason === REASON_LBSP_SERVER ? DEC_LBSP : reason === REASON_FLOW_LABEL ? DEC_LABEL : DEC_PREFIX]++;
+      c[FrontProcessor.serviceBase(r.service) + SVC_DEC_BY_REASON[reason]!]++;
       flows.remember(info, r.back, r.slot);
     }
     return this.toBack(buf, off, info, t, r.back, r.slot, r.service, hopDone, vnet, vnetOff, tx);
@@ -318,8 +341,14 @@ export class FrontProcessor implements RoleProcessor {
     const v = info.version;
     const b = this.backAddr;
     const fam = t.backAddress(back, service, b);
-    c[backendPacketsIndex(slot)] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets (SPEC 8)
-    c[backendPacketsIndex(slot) + 1] += info.totalLen;
+    const segs = vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets (SPEC 8)
+    const len = info.totalLen;
+    c[backendPacketsIndex(slot)] += segs;
+    c[backendPacketsIndex(slot) + 1] += len;
+    const si = FrontProcessor.serviceBase(service);
+    c[si] += segs;
+    // wire bytes: each segment of a super-packet carries its own copy of the headers
+    c[si + 1] += segs > 1 ? len + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : len;
     // Hop limit (RFC 2473 section 3, RFC 2003 3.1): this host is one hop. A client's packet was
     // decremented by the kernel on its way into the TUN; an unwrapped inner packet was not, so its
     // hop is taken here. A packet that would leave with 0 is dropped with Time Exceeded.
