@@ -100,6 +100,8 @@ export class FrontProcessor implements RoleProcessor {
   private readonly src4: Uint32Array | null;
   private readonly src6: Uint32Array | null;
   private table: CompiledTable | null = null;
+  /** First service counter (servicePacketsIndex) per service index of the table in force. */
+  private svcAt = new Int32Array(0);
   /** Tunnel MTU: fits / ICMP / fragments / learning; owns the outer IPv4 ID sequence. */
   private readonly tmtu: TunnelMtu;
   private readonly icmp: IcmpEmitter;
@@ -163,6 +165,8 @@ export class FrontProcessor implements RoleProcessor {
   /** For tests and the in-process path: install a compiled table directly. */
   setTable(t: CompiledTable): void {
     this.table = t;
+    // config validation bounds the services by the slots; the sink takes any beyond (tests)
+    this.svcAt = Int32Array.from({ length: t.serviceCount }, (_, s) => servicePacketsIndex(s < MAX_SERVICE_SLOTS ? s : SERVICE_SINK_SLOT));
     this.flows.setTable(t); // pinned flows re-resolve their back by slot (name) into this table
   }
 
@@ -211,11 +215,6 @@ export class FrontProcessor implements RoleProcessor {
       }
     }
     return this.balance(buf, off, info, t, true, vnet, vnetOff, tx);
-  }
-
-  /** First counter of a service index (its slot on the front; config validation bounds the count). */
-  private static serviceBase(service: number): number {
-    return servicePacketsIndex(service >>> 0 < MAX_SERVICE_SLOTS ? service : SERVICE_SINK_SLOT);
   }
 
   /** Count a drop by its reason and return its verdict. */
@@ -310,7 +309,7 @@ export class FrontProcessor implements RoleProcessor {
     if (flows.lookup(info)) {
       // SPEC 2 step 5: a pinned flow keeps its back (reason flow_table, counted by lookup)
       r.back = flows.back; r.slot = flows.slot; r.service = flows.service;
-      c[FrontProcessor.serviceBase(r.service) + SVC_DEC_FLOW_TABLE]++;
+      c[this.svcAt[r.service]! + SVC_DEC_FLOW_TABLE]++;
     } else {
       const inp = this.input;
       inp.family = v === 4 ? 4 : 6;
@@ -326,7 +325,7 @@ export class FrontProcessor implements RoleProcessor {
       if (r.lbspClientFellBack) c[E_LBSP_CLIENT_FALLBACK]++;
       if (r.back < 0) return this.drop(reason === REASON_NOT_SERVICE ? D_NOT_SERVICE : reason === REASON_BACKEND_DOWN ? D_BACKEND_DOWN : D_NO_ROUTE);
       c[reason === REASON_LBSP_SERVER ? DEC_LBSP : reason === REASON_FLOW_LABEL ? DEC_LABEL : DEC_PREFIX]++;
-      c[FrontProcessor.serviceBase(r.service) + SVC_DEC_BY_REASON[reason]!]++;
+      c[this.svcAt[r.service]! + SVC_DEC_BY_REASON[reason]!]++;
       flows.remember(info, r.back, r.slot);
     }
     return this.toBack(buf, off, info, t, r.back, r.slot, r.service, hopDone, vnet, vnetOff, tx);
@@ -345,7 +344,7 @@ export class FrontProcessor implements RoleProcessor {
     const len = info.totalLen;
     c[backendPacketsIndex(slot)] += segs;
     c[backendPacketsIndex(slot) + 1] += len;
-    const si = FrontProcessor.serviceBase(service);
+    const si = this.svcAt[service]!;
     c[si] += segs;
     // wire bytes: each segment of a super-packet carries its own copy of the headers
     c[si + 1] += segs > 1 ? len + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : len;
