@@ -224,6 +224,18 @@ describe('service counters, back', () => {
     for (const r of DECISION_REASONS) expect(sumSlots(c, (s) => serviceDecisionIndex(s, r as DecisionReason))).toBe(0);
   });
 
+  it('a GSO super-packet translated to S counts as its wire segments', () => {
+    const c = newCounterBlock();
+    const bp = new BackProcessor(backRoleFromConfig(cfg([{ address: B6, service: S6 }])), c, () => 0, 3);
+    const p = packet('2001:db8:c1::10', B6, { tcpPayload: 2500 });
+    const vnet = new Uint8Array(12);
+    setVnetHeader(vnet, 0, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV6, 60, 1000, 40, 16);
+    expect(prepareRxVnet(p.buf, p.off, p.len, vnet, 0)).toBe(3);
+    tx.reset();
+    expect(bp.process(p.buf, p.off, p.len, vnet, 0, tx)).toBe(VERDICT_QUEUED);
+    expect(svc(c, 0)).toEqual({ packets: 3, bytes: p.len + 2 * 60 });
+  });
+
   it('a reload that replaces a service: the kept one keeps its slot, the new one counts in a fresh slot', () => {
     const slots = new ServiceSlots();
     const c = newCounterBlock();
