@@ -179,17 +179,13 @@ export class BackProcessor implements RoleProcessor {
     // the kernel forwards what we write with a second decrement: this host is one hop
     incrementHopLimit(buf, off, info);
     this.stamper.request(buf, off, info, partial);
-    this.countService(this.ownCounters[idx]!, info.totalLen, vnet, vnetOff);
-    tx.forward(buf, off, info.totalLen, vnet, vnetOff);
-    return VERDICT_QUEUED;
-  }
-
-  /** A packet of len bytes forwarded to a service: its wire packets and bytes (a GSO super-packet as its segments). */
-  private countService(at: number, len: number, vnet: Uint8Array, vnetOff: number): void {
-    const c = this.counters;
+    // the service's wire packets and bytes (a GSO super-packet as its segments, each with its headers)
+    const at = this.ownCounters[idx]!;
     const segs = vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1;
     c[at] += segs;
-    c[at + 1] += segs > 1 ? len + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : len;
+    c[at + 1] += segs > 1 ? info.totalLen + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : info.totalLen;
+    tx.forward(buf, off, info.totalLen, vnet, vnetOff);
+    return VERDICT_QUEUED;
   }
 
   /** Count a drop by its reason and return its verdict. */
@@ -287,7 +283,11 @@ export class BackProcessor implements RoleProcessor {
     }
     this.stamper.request(buf, d.off, inner, vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - d.off);
-    this.countService(this.serviceCounters[svc]!, d.len, vnet, vnetOff);
+    const at = this.serviceCounters[svc]!;
+    const segs = vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // as in process()
+    const c = this.counters;
+    c[at] += segs;
+    c[at + 1] += segs > 1 ? d.len + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : d.len;
     tx.forward(buf, d.off, d.len, vnet, vnetOff);
     return VERDICT_QUEUED;
   }
