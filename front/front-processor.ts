@@ -480,8 +480,8 @@ export class FrontProcessor implements RoleProcessor {
     this.sent.mark(slot, buf, off, info.totalLen, this.now); // before any header is touched: as a quote shows it
     if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      // GSO super-packet: cut into wire segments natively, each wrapped (tunnel-offload.ts)
-      return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType);
+      // GSO super-packet: cut into wire segments natively, each wrapped or fragmented (tunnel-offload.ts)
+      return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType, fit);
     }
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
     if (!this.tunnel.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED); // csum_start/offset outside the packet

@@ -5,7 +5,8 @@
 // With vnet headers (offloads), a GSO super-packet counts as the packets it is on the wire (its
 // segment count, kept in the virtio header by prepareRxVnet), on receive and on transmit.
 // The aux and segment slabs are reused only after the queue is written: the loop writes early when
-// the next packet might not find room (a super-packet's segments, or too few aux slots).
+// the next packet might not find room (a super-packet's segments, or too few aux slots), and a
+// processor may ask it to (TxQueue.writeEarly: a super-packet whose segments must be fragmented).
 import { TunGoneError, type TunDevice } from '../tun/tun-device.js';
 import type { PacketProcessor } from './packet-processor.js';
 import { TxQueue } from './tx-queue.js';
@@ -67,6 +68,7 @@ export class BatchLoop {
     this.aux = new PacketSlab(n, AUX_SLOT, AUX_HEADROOM);
     if (dev.vnetHdr) this.seg = new SegmentSlab(dev.headroom);
     this.tx = new TxQueue(n + this.aux.capacity + (this.seg?.capacity ?? 0), dev.vnetHdr, this.aux, this.seg);
+    this.tx.attachWriter(() => this.flush());
     const gro = dev.vnetHdr && (o.gro ?? true);
     const has = (mask: number): number => (gro && (dev.offloads & mask) === mask ? 1 : 0);
     this.groTcp = has(TUN_F_TSO4 | TUN_F_TSO6);

@@ -63,6 +63,26 @@ export class TxQueue {
     return i;
   }
 
+  /** The batch loop's write of the whole queue (unset when no loop drives this queue, e.g. in tests). */
+  private writer: (() => void) | undefined;
+
+  /** Called once by the batch loop that writes this queue. */
+  attachWriter(write: () => void): void {
+    this.writer = write;
+  }
+
+  /**
+   * Write everything queued so far now and give every aux and segment slot back, for a packet that
+   * needs more room than the loop reserved before it (the segments and fragments of one super-
+   * packet, known only once its tunnel MTU is). Only for a packet that has queued nothing and holds
+   * no claimed slot yet. False when there was nothing to write or no loop is attached.
+   */
+  writeEarly(): boolean {
+    if (this.writer === undefined || this.count === 0) return false;
+    this.writer();
+    return true;
+  }
+
   /** Empty the queue and give every aux and segment slot back (after the loop wrote it all). */
   reset(): void {
     this.count = 0;

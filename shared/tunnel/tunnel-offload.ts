@@ -2,7 +2,8 @@
 // the kernel finishes neither a GSO super-packet nor a NEEDS_CSUM checksum inside an IP-in-IP packet
 // (virtio_net_hdr has no tunnel type for it), so before the outer header goes on:
 //   - a GSO super-packet is cut into wire segments (native splitter, complete checksums) in the
-//     segment slab, and each segment is wrapped there and queued, in order;
+//     segment slab, and each segment is wrapped there and queued, in order (a segment too big for
+//     the tunnel fragmented as tunnel-mtu.ts fragments a packet of its size);
 //   - a non-GSO NEEDS_CSUM packet gets its L4 checksum finished and its virtio header cleared.
 // Allocates nothing per packet.
 import type { TxQueue } from '../engine/tx-queue.js';
@@ -11,10 +12,10 @@ import { PacketInfo } from '../packet/packet-info.js';
 import { parsePacket, ParseError } from '../packet/parse.js';
 import { fold, sum16 } from '../packet/checksum.js';
 import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../tun/gso.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, vnetSegments } from '../tun/vnet-header.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, vnetGsoSize, vnetHdrLen, vnetSegments } from '../tun/vnet-header.js';
 import { VNET_HDR_LEN } from '../tun/tun-device.js';
 import { dropIndex } from '../metrics/counter-layout.js';
-import type { TunnelMtu } from './tunnel-mtu.js';
+import { MTU_FIT, type TunnelMtu } from './tunnel-mtu.js';
 
 /** Below this many L4 bytes a JS sum beats the N-API call. */
 const NATIVE_SUM_MIN = 512;
@@ -62,10 +63,13 @@ export class TunnelOffload {
   /**
    * GSO super-packet at buf[off, off+len) to be wrapped toward dst: cut into the segment slab, wrap
    * every segment (outer family `fam`, source/destination words, hop limit, outer IPv4 IDs from
-   * `ids`) and queue them in order. A segment that does not parse is dropped as malformed. Returns
-   * VERDICT_QUEUED, or a drop verdict (counted) when nothing could be cut: no segment slab or too
-   * few free slots (too_big; the batch loop frees room for the segment count before the packet),
-   * headers that do not parse (malformed).
+   * `ids`) and queue them in order. `fit` is what ids.check() said of one segment: with MTU_FRAG_*
+   * every segment too big for the tunnel is fragmented as a packet of its size read alone (IPv4
+   * without DF: fragmented, each fragment wrapped; IPv6 <= 1280: wrapped, the outer packet
+   * fragmented), its later fragments in the segment slab too, reserved before the cut. A segment
+   * that does not parse is dropped as malformed. Returns VERDICT_QUEUED, or a drop verdict (counted)
+   * when nothing could be cut: no segment slab or too few free slots (too_big; the batch loop frees
+   * room for the segment count before the packet), headers that do not parse (malformed).
    */
   wrapSegments(
     tx: TxQueue,
@@ -80,6 +84,7 @@ export class TunnelOffload {
     hopLimit: number,
     ids: TunnelMtu,
     lbspType: number,
+    fit: number = MTU_FIT,
   ): number {
     const seg = tx.seg;
     const c = this.counters;
@@ -92,10 +97,23 @@ export class TunnelOffload {
     // the segment count the batch loop recorded in the header (prepareRxVnet) and made room for
     const vi = vnetOff / VNET_HDR_LEN;
     const slot = seg.slotFor(vnet, vi);
-    const free = seg.freeSlots(slot);
-    if (vnetSegments(vnet, vi) > free) {
+    const segs = vnetSegments(vnet, vi);
+    let free = seg.freeSlots(slot);
+    if (segs > free) {
       c[D_TOO_BIG]++;
       return dropVerdict(D_TOO_BIG);
+    }
+    if (fit !== MTU_FIT) {
+      // every full segment becomes `per` fragments: room for the later ones before anything is cut
+      // (the loop reserved room for the segments only; what is queued is written first if need be)
+      const ihl = (buf[off]! >> 4) === 4 ? (buf[off]! & 15) * 4 : 40;
+      const per = ids.segmentFragments(fit, fam, vnetHdrLen(vnet, vi) + vnetGsoSize(vnet, vi), ihl, seg.headroom);
+      const need = segs * (per - 1);
+      if (per >= 1 && seg.freeSlotsAfter(slot, segs, ids.fragSlot) < need && tx.writeEarly()) free = seg.freeSlots(slot);
+      if (per < 1 || seg.freeSlotsAfter(slot, segs, ids.fragSlot) < need) {
+        c[D_TOO_BIG]++;
+        return dropVerdict(D_TOO_BIG);
+      }
     }
     const first = seg.firstSlot(slot);
     const n = this.g.gsoSplit(buf, off, len, vnet, vnetOff, seg.buf, seg.offs, seg.lens, slot, seg.headroom, first, free, 0);
@@ -107,6 +125,8 @@ export class TunnelOffload {
     seg.used = (first + n) * slot;
     const info = this.info;
     const sb = seg.buf;
+    // a segment of at most this many bytes fits the tunnel as it is (the last one may, when shorter)
+    const fits = fit === MTU_FIT ? 65535 : ids.checkedMtu - hdr;
     for (let k = first; k < first + n; k++) {
       const so = seg.offs[k]!;
       const sl = seg.lens[k]!;
@@ -114,7 +134,8 @@ export class TunnelOffload {
         c[D_MALFORMED]++;
         continue;
       }
-      tx.push(sb, ids.wrap(sb, so, info, fam, src, dst, hopLimit), sl + hdr);
+      if (sl <= fits) tx.push(sb, ids.wrap(sb, so, info, fam, src, dst, hopLimit), sl + hdr);
+      else ids.fragmentSegment(fit, sb, so, info, fam, src, dst, hopLimit, tx, seg);
     }
     return VERDICT_QUEUED;
   }
