@@ -5,6 +5,7 @@
 // scapy-built UDP/TCP arrive byte-identical apart from the hop limit. Checksums are judged by tshark
 // on links with tx checksum offload off, once with offload on up to the server link (the front and the
 // backs get NEEDS_CSUM partial sums from the kernel) and once with it off everywhere (full sums).
+// The service label counts what each service was sent (test/helpers/datapath.ts expectServiceCounts).
 // Needs root and `npm run build` (the services run from dist/).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/netns.js';
@@ -15,13 +16,12 @@ import {
   Lab,
   sameApartFromHopLimit,
   setTxChecksumOffload,
-  sumMetric,
   type Capture,
   type CaptureSummary,
   type ClientName,
   type ServerName,
 } from '../helpers/lab.js';
-import { CLIENT_TRAFFIC, addrOf, backOf, captureFields, clientPacket, dropDelta, sendScapy, serviceOf, settledDrops } from '../helpers/datapath.js';
+import { CLIENT_TRAFFIC, addrOf, backOf, captureFields, clientPacket, dropDelta, expectServiceCounts, sendScapy, serviceOf, settledDrops } from '../helpers/datapath.js';
 
 const SERVICES = ['front', 'back1', 'back2'] as const;
 
@@ -176,44 +176,7 @@ describe.skipIf(!isRoot())('data path, translate mode', () => {
   }, 90_000);
 
   it('the service label counts the traffic sent to each of the two services, at the front and at the back that carried it', async () => {
-    // c1v6 -> S6 and c1v4 -> S4 both route to b1 (back1): each service counts its own packets there
-    const want = { [serviceOf('c1v6')]: 5, [serviceOf('c1v4')]: 3 };
-    const read = async () => {
-      const out: Record<string, number> = {};
-      for (const s of SERVICES) {
-        const text = await lab.metrics(s);
-        for (const sv of Object.keys(want)) {
-          out[`${s} packets ${sv}`] = sumMetric(text, 'mslb_service_packets_total', { service: sv });
-          out[`${s} bytes ${sv}`] = sumMetric(text, 'mslb_service_bytes_total', { service: sv });
-          if (s === 'front') out[`front decisions ${sv}`] = sumMetric(text, 'mslb_service_decisions_total', { service: sv });
-        }
-      }
-      return out;
-    };
-    const before = await read();
-    for (const [k, v] of Object.entries(before)) expect(v, k).not.toBeNaN(); // every series exists before any of this traffic
-    const exprs: string[] = [];
-    for (let i = 0; i < want[serviceOf('c1v6')]!; i++) exprs.push(clientPacket('c1v6', { proto: 253, size: 100 + i }));
-    for (let i = 0; i < want[serviceOf('c1v4')]!; i++) exprs.push(clientPacket('c1v4', { proto: 253, size: 300 + i }));
-    const bytes: Record<string, number> = {};
-    for (const p of await sendScapy(lab, lab.ns.client, exprs)) {
-      const sv = p[0]! >> 4 === 6 ? addrOf(p, 24, 16) : addrOf(p, 16, 4);
-      bytes[sv] = (bytes[sv] ?? 0) + p.length;
-    }
-    const expected: Record<string, number> = { ...before };
-    for (const [sv, n] of Object.entries(want)) {
-      for (const s of ['front', 'back1'] as const) {
-        expected[`${s} packets ${sv}`]! += n;
-        expected[`${s} bytes ${sv}`]! += bytes[sv]!;
-      }
-      expected[`front decisions ${sv}`]! += n; // one decision per packet (first by prefix, then the flow table)
-    }
-    let now = await read();
-    for (let i = 0; i < 50 && JSON.stringify(now) !== JSON.stringify(expected); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      now = await read();
-    }
-    expect(now).toEqual(expected);
+    await expectServiceCounts(lab);
   }, 30_000);
 
   it('legitimate traffic cost no drop at the front or the backs', async () => {
