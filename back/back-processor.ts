@@ -261,8 +261,19 @@ export class BackProcessor implements RoleProcessor {
         // merged into a UDP super-packet (USO): cut natively, every segment unwrapped on its own.
         if (vnet[vnetOff + 1] !== 0) return this.unwrapSegments(buf, off, info.totalLen, vnet, vnetOff, tx);
         // A sender on this host leaves the checksum partial (NEEDS_CSUM): finish it so the check
-        // below judges the bytes.
-        if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) completePartialChecksum(buf, off, info);
+        // below judges the bytes. A UDP-tunnel super-packet segmented on this host (a front's
+        // tunnel TAP) leaves the inner L4 checksum partial instead (csum_start inside the inner
+        // packet) and the outer one already computed for the finished inner one: finish that.
+        if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+          const cs = vnet[vnetOff + 6] | (vnet[vnetOff + 7] << 8);
+          const co = vnet[vnetOff + 8] | (vnet[vnetOff + 9] << 8);
+          if (cs < info.l4Off + 8) completePartialChecksum(buf, off, info);
+          else if (cs + co + 2 > info.totalLen) return this.drop(D_MALFORMED);
+          else {
+            if (this.g === undefined) this.g = gsoAddon();
+            this.g.completeChecksum(buf, off, info.totalLen, cs, co);
+          }
+        }
         clearVnetHeader(vnet, vnetOff / 12);
       }
       const big = info.l4Len >= NATIVE_SUM_MIN;

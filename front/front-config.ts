@@ -49,6 +49,7 @@ export const frontSchema = {
   acceptTunnelFrom: { doc: 'Outer source prefixes whose tunnel packets the front unwraps (multi-stage, return encapsulation); a /0 is refused', format: 'string-list', default: [] as string[], env: 'MSLB_ACCEPT_TUNNEL_FROM' },
   offload: {
     enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
+    udpTunnel: { doc: 'With encap.udpPort and offload.enabled: write each TCP burst toward an encap back as one UDP-tunnel super-packet the kernel segments (a TAP named after tun.name + "tap", Linux >= 6.16), probed at start-up; false or refused = the front cuts and wraps every segment itself', format: Boolean, default: true, env: 'MSLB_OFFLOAD_UDP_TUNNEL' },
   },
   flowTable: {
     size: { doc: 'Flow table entries per worker (LRU eviction beyond)', format: 'int-range', default: 65536, env: 'MSLB_FLOW_TABLE_SIZE' },
@@ -93,7 +94,7 @@ export interface FrontConfig {
   hashKeySource: string;
   admin: { listen: string };
   acceptTunnelFrom: string[];
-  offload: { enabled: boolean };
+  offload: { enabled: boolean; udpTunnel: boolean };
   flowTable: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
   icmp: { ratePerSecond: number; burst: number; perSourceRate: number; perSourceBurst: number };
   healthCheck: { interval: number; timeout: number; rise: number; fall: number; probePrefix6: string; probePrefix4: string };

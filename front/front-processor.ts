@@ -20,7 +20,7 @@ import { isSteerableError, readQuote, QuotedFlow, QUOTE_OK, QUOTE_TRUNCATED } fr
 import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetHdrLen, vnetSegments } from '../shared/tun/vnet-header.js';
 import { CUT_OK, CUT_TOO_BIG } from '../shared/engine/segment-slab.js';
-import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
+import { TAP_NOT_TAKEN, TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
 import {
   backendPacketsIndex,
   decisionIndex,
@@ -45,7 +45,7 @@ import type { FrontRole } from './front-role.js';
 import { FlowPinning } from './flow-pinning.js';
 import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
 import { IcmpEmitter, ICMP_TIME_EXCEEDED } from '../shared/tunnel/icmp-emitter.js';
-import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
+import { TunnelMtu, MTU_DROPPED, MTU_FIT, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
 import { FabricIcmp, FABRIC_HANDLED } from './fabric-icmp.js';
 import { TunnelAccept } from './tunnel-accept.js';
 import { SentFlows } from '../shared/tunnel/sent-flows.js';
@@ -480,7 +480,13 @@ export class FrontProcessor implements RoleProcessor {
     this.sent.mark(slot, buf, off, info.totalLen, this.now); // before any header is touched: as a quote shows it
     if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      // GSO super-packet: cut into wire segments natively, each wrapped or fragmented (tunnel-offload.ts)
+      // a TCP burst into a UDP tunnel whose segments fit: one super-packet for the kernel to segment
+      // (the tunnel TAP); segments to be fragmented keep the own cut
+      if (fit === MTU_FIT) {
+        const v = this.tunnel.wrapUdpGso(tx, buf, off, info, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm);
+        if (v !== TAP_NOT_TAKEN) return v;
+      }
+      // else cut into wire segments natively, each wrapped or fragmented (tunnel-offload.ts)
       return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType, fit);
     }
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);

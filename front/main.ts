@@ -85,6 +85,7 @@ async function main(): Promise<void> {
     // a configured encap source is routed into the TUN too: fabric ICMP errors about our tunnels come back
     tun: { ...config.tun, routes: [...config.tun.routes, ...encapSourceRoutes(config)] },
     offload: config.offload.enabled,
+    udpTunnelTap: config.offload.enabled && config.offload.udpTunnel && config.encap.udpPort !== 0,
     acceptLocal: true,
     adminListen: config.admin.listen,
     roleData: { ...frontRoleFromConfig(config), pmtu: pmtu.toShared() },

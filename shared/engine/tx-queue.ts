@@ -5,14 +5,32 @@
 // one slab with one write call (write-side GRO on the rx slab). Preallocated; a push allocates
 // nothing. Capacity covers one entry per rx slot and per slot of the aux and segment slabs, which
 // bounds what a batch can queue between two flushes.
+// An entry also names the device it goes to: the TUN (DEV_TUN), or the front's tunnel TAP
+// (DEV_TAP: an Ethernet frame holding a UDP-tunnel super-packet the kernel segments). Per-flow order
+// holds across the two because the loop writes the queue strictly in order, one run at a time, and
+// the kernel takes a tun/tap write all the way into its forwarding path inside the write() call
+// (tun_get_user -> netif_receive_skb; with RPS on, a flow's tunnel packets share one backlog, as
+// they carry the same outer header on either device): what is written first is forwarded first.
 import { VNET_HDR_LEN } from '../tun/tun-device.js';
 import type { PacketSlab } from './packet-slab.js';
 import type { SegmentSlab } from './segment-slab.js';
 import { clearVnetHeader, copyVnetHeader } from '../tun/vnet-header.js';
 
+/** Entry goes to the TUN. */
+export const DEV_TUN = 0;
+/** Entry goes to the tunnel TAP (Ethernet frame, 24-byte vnet header on the device). */
+export const DEV_TAP = 1;
+
 export class TxQueue {
   /** Slab of entry i (the buffer its bytes are in). */
   readonly bufs: Uint8Array[];
+  /** Device of entry i: DEV_TUN or DEV_TAP. */
+  readonly devs: Uint8Array;
+  /**
+   * The tunnel TAP's MAC when the loop has one (frames must be addressed to it to be "received"),
+   * else null: then nothing may be queued with forwardTap().
+   */
+  tapMac: Uint8Array | null = null;
   readonly offs: Int32Array;
   readonly lens: Int32Array;
   /** Virtio header of entry i at i * 12 (all zero for generated packets); unused without vnet. */
@@ -30,6 +48,7 @@ export class TxQueue {
   ) {
     const none = aux.buf;
     this.bufs = new Array<Uint8Array>(capacity).fill(none);
+    this.devs = new Uint8Array(capacity);
     this.offs = new Int32Array(capacity);
     this.lens = new Int32Array(capacity);
     this.vnet = new Uint8Array(vnetHdr ? capacity * VNET_HDR_LEN : 0);
@@ -46,6 +65,16 @@ export class TxQueue {
     else copyVnetHeader(vnet, vnetOff / VNET_HDR_LEN, this.vnet, i);
   }
 
+  /**
+   * Queue an Ethernet frame for the tunnel TAP with its virtio header (vnet[vnetOff .. +12], offsets
+   * counted from the frame start); only when tapMac is set.
+   */
+  forwardTap(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number): void {
+    const i = this.entry(buf, off, len);
+    this.devs[i] = DEV_TAP;
+    copyVnetHeader(vnet, vnetOff / VNET_HDR_LEN, this.vnet, i);
+  }
+
   /** Queue a plain packet: complete checksums, no segmentation (all-zero virtio header). */
   push(buf: Uint8Array, off: number, len: number): void {
     const i = this.entry(buf, off, len);
@@ -57,6 +86,7 @@ export class TxQueue {
     // The capacity bounds every slot a batch can fill; reaching it is a bug in the engine, not input.
     if (i >= this.capacity) throw new RangeError(`transmit queue full (${this.capacity})`);
     this.bufs[i] = buf;
+    this.devs[i] = DEV_TUN;
     this.offs[i] = off;
     this.lens[i] = len;
     this.count = i + 1;
@@ -94,10 +124,12 @@ export class TxQueue {
   shiftDown(from: number): void {
     const n = this.count - from;
     const b = this.bufs;
+    const d = this.devs;
     const o = this.offs;
     const l = this.lens;
     for (let k = 0; k < n; k++) {
       b[k] = b[from + k]!;
+      d[k] = d[from + k]!;
       o[k] = o[from + k]!;
       l[k] = l[from + k]!;
     }

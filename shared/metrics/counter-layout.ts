@@ -66,6 +66,8 @@ export const EVENT_COUNTERS = [
   // hostile input: fabric errors about flows never sent, flow-table inserts refused by admission
   'pmtu_unverified',
   'flow_table_refused',
+  // UDP-tunnel super-packets the front wrote to its TAP (the kernel segments each on the way out)
+  'tunnel_gso_writes',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 

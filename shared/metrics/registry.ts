@@ -69,6 +69,8 @@ export interface MetricsSources {
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
   offloadEnabled?: () => boolean;
+  /** Front: whether UDP-tunnel super-packets go to the kernel through the TAP (offload.udpTunnel, probed). */
+  udpTunnelOffload?: () => boolean;
   /** Worker threads alive now. Default: one per counter block. */
   liveWorkers?: () => number;
   /** Health probes per back and kind (front): mslb_health_probe_* families. Default: none. */
@@ -119,6 +121,7 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['pmtu_unverified', 'mslb_pmtu_unverified_total', 'ICMP errors about the front\'s tunnels whose quoted inner flow was not sent to that back recently: not learned, not relayed.'],
   ['flow_table_refused', 'mslb_flow_table_refused_total', 'New flows not pinned: their bucket held only confirmed flows seen recently (admission under a flood; the packet is still forwarded).'],
   ['lbsp_client_fallback', 'mslb_lbsp_client_fallback_total', 'LBSP client segments no route covers (anonymous values): the IP source was the key.'],
+  ['tunnel_gso_writes', 'mslb_tunnel_gso_writes_total', 'UDP-tunnel super-packets written to the tunnel TAP, each segmented by the kernel on the way out (offload.udpTunnel); the wire packets are in mslb_tx_packets_total.'],
   ['icmp_steer_copies', 'mslb_icmp_steer_copies_total', 'Extra copies of ICMP errors sent to the other members of a pool keyed by flow label or LBSP (beyond the first copy).'],
 ];
 /** `by` of mslb_icmp_steered_total -> event counter. */
@@ -435,6 +438,15 @@ export class ServiceMetrics {
       },
     });
     if (this.role === 'front') {
+      const udpTunnel = src.udpTunnelOffload ?? (() => false);
+      new Gauge({
+        name: 'mslb_offload_udp_tunnel_enabled',
+        help: 'Whether TCP bursts into UDP tunnels are written as UDP-tunnel super-packets the kernel segments (offload.udpTunnel, probed at start-up).',
+        registers: reg,
+        collect() {
+          this.set(udpTunnel() ? 1 : 0);
+        },
+      });
       new Gauge({
         name: 'mslb_flow_table_entries',
         help: 'Flow-table entries in use, summed over workers.',

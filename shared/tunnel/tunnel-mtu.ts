@@ -116,6 +116,18 @@ export class TunnelMtu {
     return o;
   }
 
+  /**
+   * Wrap the GSO super-packet at buf[off] (info.totalLen bytes, `segs` wire segments) in outer IP +
+   * UDP headers for the kernel to segment (UDP_TUNNEL_CSUM): the UDP checksum field holds the folded
+   * pseudo-header sum of the whole datagram, the IPv4 ID the first segment's; the kernel numbers the
+   * others on, so the worker's sequence moves past all of them. Returns the new offset.
+   */
+  wrapUdpGso(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number, segs: number): number {
+    const id = this.nextIpId();
+    this.ipId = (this.ipId + segs - 1) & 0xffff;
+    return encapsulateUdp(buf, off, info, fam, src, dst, hopLimit, id, this.udpPort, true);
+  }
+
   /** Tunnel MTU toward a back (slot) with an outer header of family fam: path MTU - outer header. */
   tunnelMtu(slot: number, fam: number): number {
     return this.cache.get(slot, fam, this.nowMs) - this.outerLen(fam);

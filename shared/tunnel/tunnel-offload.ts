@@ -5,6 +5,10 @@
 //     segment slab, and each segment is wrapped there and queued, in order (a segment too big for
 //     the tunnel fragmented as tunnel-mtu.ts fragments a packet of its size);
 //   - a non-GSO NEEDS_CSUM packet gets its L4 checksum finished and its virtio header cleared.
+// With the front's tunnel TAP (offload.udpTunnel), a TCP super-packet going into a UDP tunnel is not
+// cut: the outer IP + UDP header is written once in front of it, an Ethernet header addressed to the
+// TAP before that, and the virtio header extended to a UDP-tunnel GSO type (wrapUdpGso); the kernel
+// segments it on the way out, filling each segment's outer UDP checksum and IPv4 ID.
 // Allocates nothing per packet.
 import type { TxQueue } from '../engine/tx-queue.js';
 import { VERDICT_QUEUED, dropVerdict } from '../engine/packet-processor.js';
@@ -12,13 +16,30 @@ import { PacketInfo } from '../packet/packet-info.js';
 import { parsePacket, ParseError } from '../packet/parse.js';
 import { fold, sum16 } from '../packet/checksum.js';
 import { GSO_E_TOO_BIG, gsoAddon, type GsoAddon } from '../tun/gso.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, vnetGsoSize, vnetHdrLen, vnetSegments } from '../tun/vnet-header.js';
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4,
+  VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6,
+  clearVnetHeader,
+  vnetGsoSize,
+  vnetHdrLen,
+  vnetSegments,
+} from '../tun/vnet-header.js';
 import { VNET_HDR_LEN } from '../tun/tun-device.js';
 import { dropIndex } from '../metrics/counter-layout.js';
 import { MTU_FIT, type TunnelMtu } from './tunnel-mtu.js';
 
 /** Below this many L4 bytes a JS sum beats the N-API call. */
 const NATIVE_SUM_MIN = 512;
+
+/** wrapUdpGso: the super-packet does not qualify for the TAP; cut it (wrapSegments). Not a verdict value. */
+export const TAP_NOT_TAKEN = 2;
+const ETH_HLEN = 14;
+/** Source MAC of the frames the front writes to its TAP (locally administered; the kernel ignores it). */
+const TAP_SRC_MAC = [0x02, 0x6d, 0x73, 0x6c, 0x62, 0x00];
 
 const D_MALFORMED = dropIndex('malformed');
 const D_TOO_BIG = dropIndex('too_big');
@@ -58,6 +79,56 @@ export class TunnelOffload {
     }
     clearVnetHeader(vnet, vnetOff / VNET_HDR_LEN);
     return true;
+  }
+
+  /**
+   * TCP GSO super-packet at buf[off] (parsed into info) going into a UDP tunnel toward dst, when the
+   * loop has a tunnel TAP (tx.tapMac): wrap it whole and queue it as one frame for the TAP. Returns
+   * VERDICT_QUEUED, or TAP_NOT_TAKEN (nothing touched) when there is no TAP, the tunnel is not UDP, or
+   * the packet is not a checksum-offloaded TCP super-packet whose outer length fits 16 bits.
+   */
+  wrapUdpGso(
+    tx: TxQueue,
+    buf: Uint8Array,
+    off: number,
+    info: PacketInfo,
+    vnet: Uint8Array,
+    vnetOff: number,
+    fam: number,
+    src: Uint32Array,
+    dst: Uint32Array,
+    hopLimit: number,
+    ids: TunnelMtu,
+  ): number {
+    const mac = tx.tapMac;
+    if (mac === null || ids.udpPort === 0) return TAP_NOT_TAKEN;
+    // the ECN flag (CWR on the first segment only) is left to the own split, as are UDP payloads
+    const type = vnet[vnetOff + 1];
+    if (type !== VIRTIO_NET_HDR_GSO_TCPV4 && type !== VIRTIO_NET_HDR_GSO_TCPV6) return TAP_NOT_TAKEN;
+    if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) return TAP_NOT_TAKEN;
+    const hdr = ids.outerLen(fam);
+    if (info.totalLen + hdr > 65535) return TAP_NOT_TAKEN;
+    const segs = vnetSegments(vnet, vnetOff / VNET_HDR_LEN);
+    const o = ids.wrapUdpGso(buf, off, info, fam, src, dst, hopLimit, segs);
+    const e = o - ETH_HLEN;
+    for (let k = 0; k < 6; k++) {
+      buf[e + k] = mac[k]!;
+      buf[e + 6 + k] = TAP_SRC_MAC[k]!;
+    }
+    buf[e + 12] = fam === 4 ? 0x08 : 0x86;
+    buf[e + 13] = fam === 4 ? 0x00 : 0xdd;
+    // offsets now count from the frame start; the kernel fills every segment's outer UDP checksum
+    const delta = off - e;
+    vnet[vnetOff] |= VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM;
+    vnet[vnetOff + 1] = type | (fam === 4 ? VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 : VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6);
+    const hl = (vnet[vnetOff + 2] | (vnet[vnetOff + 3] << 8)) + delta;
+    vnet[vnetOff + 2] = hl & 0xff;
+    vnet[vnetOff + 3] = hl >> 8;
+    const cs = (vnet[vnetOff + 6] | (vnet[vnetOff + 7] << 8)) + delta;
+    vnet[vnetOff + 6] = cs & 0xff;
+    vnet[vnetOff + 7] = cs >> 8;
+    tx.forwardTap(buf, e, info.totalLen + delta, vnet, vnetOff);
+    return VERDICT_QUEUED;
   }
 
   /**
