@@ -6,6 +6,7 @@ import { blameEnv, runConvict } from '../shared/config/convict-load.js';
 import { Checker } from '../shared/config/check-values.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { parseAddress } from '../shared/table/addr.js';
+import { MAX_SERVICE_SLOTS } from '../shared/metrics/counter-layout.js';
 import { resolve } from 'node:path';
 import convict from 'convict';
 
@@ -29,7 +30,7 @@ export const backSchema = {
     routes: { doc: 'Prefixes the back routes into its TUN (its B addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
   },
   addresses: {
-    doc: 'What this back owns: list of { address: B, service: S, mode: translate | encap | auto } (unicast addresses); reloaded on SIGHUP',
+    doc: `What this back owns: list of { address: B, service: S, mode: translate | encap | auto } (unicast addresses; at most ${MAX_SERVICE_SLOTS} distinct services); reloaded on SIGHUP`,
     format: 'object-list', default: [] as unknown[], env: 'MSLB_ADDRESSES',
   },
   allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets (a /0 is refused); reloaded on SIGHUP', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
@@ -128,6 +129,9 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
       addresses.push({ address: a, service: s, mode: mode as BackAddress['mode'] });
     });
   }
+  // each service has its own counters (the `service` label): a bounded set, preallocated per worker
+  const distinct = new Set(addresses.map((x) => x.service)).size;
+  if (distinct > MAX_SERVICE_SLOTS) c.err('addresses', `at most ${MAX_SERVICE_SLOTS} distinct services, got ${distinct}`);
   const allowed = ok('allowedFronts') ? c.senderPrefixList('allowedFronts', v.allowedFronts) : [];
   if (ok('udpPort') && v.udpPort !== 0) c.intRange('udpPort', v.udpPort, 1, 65535);
   if (v.udpGro.interface !== '') {

@@ -28,10 +28,12 @@ import {
   shiftVnetHeader,
   vnetCsumOffset,
   vnetCsumStart,
+  vnetHdrLen,
+  vnetSegments,
 } from '../shared/tun/vnet-header.js';
 import { gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
 import { CUT_OK, CUT_TOO_BIG } from '../shared/engine/segment-slab.js';
-import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
+import { dropIndex, eventIndex, MAX_SERVICE_SLOTS, SERVICE_SINK_SLOT, servicePacketsIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
 import { ReturnEncap } from './return-encap.js';
@@ -60,6 +62,9 @@ export class BackProcessor implements RoleProcessor {
   /** Per own address: its service S words and the checksum delta of B -> S. */
   private ownService!: Uint32Array;
   private ownDelta!: Int32Array;
+  /** First service counter (servicePacketsIndex) per own address and per entry of `services`. */
+  private ownCounters!: Int32Array;
+  private serviceCounters!: Int32Array;
   private fronts!: PrefixTable;
   /** udpPort: IP-in-UDP tunnels accepted on this port too (0: IP-in-IP only). */
   private udpPort = 0;
@@ -100,6 +105,14 @@ export class BackProcessor implements RoleProcessor {
     this.ownMode = Uint8Array.from(role.own.map((o) => o.mode));
     this.ownService = new Uint32Array(role.own.length * 4);
     this.ownDelta = new Int32Array(role.own.length);
+    // a slot the main thread did not give (tests, the fuzzer): the service's position; beyond the
+    // bound, the sink that is never exported
+    const counterOf = (slot: number) => servicePacketsIndex(slot >= 0 && slot < MAX_SERVICE_SLOTS ? slot : SERVICE_SINK_SLOT);
+    this.serviceCounters = Int32Array.from(role.services, (sv, i) => counterOf(sv.slot ?? i));
+    this.ownCounters = Int32Array.from(role.own, (o) => {
+      const i = this.services.find(o.family, Uint32Array.from(o.s));
+      return o.slot !== undefined ? counterOf(o.slot) : i >= 0 ? this.serviceCounters[i]! : counterOf(SERVICE_SINK_SLOT);
+    });
     role.own.forEach((o, i) => {
       const b = Uint32Array.from(o.b);
       const s = Uint32Array.from(o.s);
@@ -181,6 +194,11 @@ export class BackProcessor implements RoleProcessor {
     // the kernel forwards what we write with a second decrement: this host is one hop
     incrementHopLimit(buf, off, info);
     this.stamper.request(buf, off, info, partial);
+    // the service's wire packets and bytes (a GSO super-packet as its segments, each with its headers)
+    const at = this.ownCounters[idx]!;
+    const segs = vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1;
+    c[at] += segs;
+    c[at + 1] += segs > 1 ? info.totalLen + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : info.totalLen;
     tx.forward(buf, off, info.totalLen, vnet, vnetOff);
     return VERDICT_QUEUED;
   }
@@ -282,11 +300,18 @@ export class BackProcessor implements RoleProcessor {
     const tcpType = inner.version === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
     if (type !== tcpType || inner.proto !== Proto.TCP || inner.l4Off < 0 || vnetCsumStart(vnet, vi) !== outerLen + inner.l4Off) return this.drop(D_MALFORMED);
     // inner TCP: never a nested tunnel, so any other destination is simply not ours
-    if (this.services.find(inner.version, inner.dst) < 0) return this.drop(D_NOT_SERVICE);
+    const svc = this.services.find(inner.version, inner.dst);
+    if (svc < 0) return this.drop(D_NOT_SERVICE);
     this.stamper.request(buf, d.off, inner, true);
     vnet[vnetOff] &= ~VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM;
     vnet[vnetOff + 1] &= ~GSO_UDP_TUNNEL;
     shiftVnetHeader(vnet, vi, -outerLen);
+    // per-service wire packets and bytes, as unwrap() counts them (the inner segments' headers)
+    const at = this.serviceCounters[svc]!;
+    const segs = vnetSegments(vnet, vi);
+    const c = this.counters;
+    c[at] += segs;
+    c[at + 1] += segs > 1 ? d.len + (segs - 1) * vnetHdrLen(vnet, vi) : d.len;
     tx.forward(buf, d.off, d.len, vnet, vnetOff);
     return VERDICT_QUEUED;
   }
@@ -324,7 +349,8 @@ export class BackProcessor implements RoleProcessor {
     }
     const inner = this.inner;
     if (parsePacket(buf, d.off, d.len, inner, this.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
-    if (this.services.find(inner.version, inner.dst) < 0) {
+    const svc = this.services.find(inner.version, inner.dst);
+    if (svc < 0) {
       // SPEC 5: a tunnel packet whose inner packet is itself a tunnel packet to this node is
       // malformed; any other inner destination that is not a service is not_service.
       const tunnel = inner.proto === Proto.IPIP || inner.proto === Proto.IPV6 || (this.udpPort !== 0 && inner.proto === Proto.UDP && inner.dstPort === this.udpPort);
@@ -333,6 +359,11 @@ export class BackProcessor implements RoleProcessor {
     }
     this.stamper.request(buf, d.off, inner, vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - d.off);
+    const at = this.serviceCounters[svc]!;
+    const segs = vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // as in process()
+    const c = this.counters;
+    c[at] += segs;
+    c[at + 1] += segs > 1 ? d.len + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : d.len;
     tx.forward(buf, d.off, d.len, vnet, vnetOff);
     return VERDICT_QUEUED;
   }

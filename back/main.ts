@@ -9,6 +9,7 @@ import { configPathFromArgs } from '../shared/engine/service-args.js';
 import { createLogger } from '../shared/log.js';
 import { backRoleFromConfig, type BackRole } from './back-role.js';
 import { backReloadErrors, backReloadUnchanged } from './back-reload.js';
+import { ServiceSlots } from './service-slots.js';
 import type { BackConfig } from './back-config.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { reloadRoute, type ReloadAnswer } from '../shared/admin/reload-route.js';
@@ -27,7 +28,11 @@ async function main(): Promise<void> {
   // The config and role in force: SIGHUP replaces them (addresses, allowedFronts, lbsp).
   let config: BackConfig = loaded.config;
   const log = createLogger({ level: config.log.level, base: { service: 'mslb-back' } });
-  let role: BackRole = backRoleFromConfig(config);
+  // counter slot per service address (the `service` label), kept across reloads; a slot is only
+  // reused on a reload, when `host` exists
+  const slots = new ServiceSlots((slot) => host.metrics.resetServiceSlot(slot));
+  const servicesOf = (c: BackConfig) => c.addresses.map((a) => a.service);
+  let role: BackRole = backRoleFromConfig(config, slots.slotOf);
   let loadedAt: string | null = null;
   const countsOf = (r: BackRole) => ({ ipv4: r.own.filter((o) => o.family === 4).length, ipv6: r.own.filter((o) => o.family === 6).length });
   let counts = countsOf(role);
@@ -42,6 +47,7 @@ async function main(): Promise<void> {
     adminListen: config.admin.listen,
     roleData: role,
     tableRoutes: () => counts,
+    services: () => slots.states(),
     // POST /reload (mslb reload): the same reload as SIGHUP, answered with its outcome.
     adminRoutes: { '/reload': reloadRoute(() => enqueue('admin')) },
     table: () => ({ addresses: config.addresses, allowedFronts: config.allowedFronts, loadedAt, source: config.file }),
@@ -103,8 +109,9 @@ async function main(): Promise<void> {
     }
     let nextRole: BackRole;
     try {
-      nextRole = backRoleFromConfig(next);
+      nextRole = backRoleFromConfig(next, slots.slotOf);
     } catch (e) {
+      slots.retain(servicesOf(config));
       return reject([{ file: next.file, entry: '', reason: (e as Error).message }]);
     }
     // The path MTU toward the return gateway was measured at start (returnEncap is not reloadable).
@@ -112,8 +119,11 @@ async function main(): Promise<void> {
     try {
       await host.apply({ type: 'role', role: nextRole });
     } catch (e) {
+      slots.retain(servicesOf(config));
       return reject([{ file: next.file, entry: '', reason: `not taken by the workers: ${(e as Error).message}` }]);
     }
+    // the services this config no longer has leave /metrics; their slots may serve new ones later
+    slots.retain(servicesOf(next));
     config = next;
     role = nextRole;
     counts = countsOf(role);

@@ -32,6 +32,8 @@ async function main(): Promise<void> {
   let started = false;
   /** Hash of the table in force (mslb_table_info, /table, POST /reload). */
   let hash = '';
+  /** The `service` label's values: a service's counter slot is its index in the compiled table. */
+  const frontServices = config.services.map((name, slot) => ({ name, slot }));
   // Path MTU toward each encap back, in memory shared with the workers: this thread sets each back's
   // base from its route on every table load; a Packet Too Big one worker sees lowers it for all.
   const pmtu = PmtuCache.create(config.encap.mtu > 0 ? config.encap.mtu : config.tun.mtu);
@@ -104,6 +106,8 @@ async function main(): Promise<void> {
       }));
     },
     healthProbes: () => health?.probeStats() ?? [],
+    // a front's services are fixed for its lifetime (SIGHUP reloads the table only): slot = position
+    services: () => frontServices,
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
     table: () => {
       const t = tables.table;

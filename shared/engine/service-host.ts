@@ -20,7 +20,7 @@ import {
   VNET_TNL_HDR_LEN,
 } from '../tun/tun-device.js';
 import { HostSetup } from '../netlink/host-setup.js';
-import { ServiceMetrics, type BackendState, type PoolState, type TableRouteCounts } from '../metrics/registry.js';
+import { ServiceMetrics, type BackendState, type PoolState, type ServiceState, type TableRouteCounts } from '../metrics/registry.js';
 import type { HealthProbeState } from '../metrics/health-metrics.js';
 import { startAdminServer, type AdminServer, type AdminRoute } from '../admin/admin-server.js';
 import { ApplyFailure, WorkerPool, type ApplyMessage } from './worker-pool.js';
@@ -58,6 +58,8 @@ export interface ServiceHostOptions {
   tableRoutes?: () => TableRouteCounts;
   /** Health probes per back and kind (front): latency and failures. */
   healthProbes?: () => readonly HealthProbeState[];
+  /** Services of the config in force and their counter slots: the `service` label's values. */
+  services?: () => readonly ServiceState[];
   table: () => unknown;
   /** Ready beyond "TUN up and workers running" (e.g. a table is loaded). */
   ready?: () => { ready: boolean; reason?: string };
@@ -123,6 +125,7 @@ export class ServiceHost {
         backends: o.backends,
         pools: o.pools,
         healthProbes: o.healthProbes,
+        services: o.services,
         tableRoutes: o.tableRoutes,
         offloadEnabled: () => this.offloads !== 0,
         udpTunnelOffload: () => this.tap !== undefined || this.vnetHdrSize === VNET_TNL_HDR_LEN,

@@ -4,7 +4,7 @@
 // checksum partial, outer computed for the finished bytes) are finished where csum_start says.
 // Inputs and expected outputs are scapy vectors (test/vectors/make_tunnel_gso_read_vectors.py).
 import { describe, expect, it } from 'vitest';
-import { C_RX_PACKETS, C_TX_PACKETS, dropIndex, newCounterBlock } from '../../shared/metrics/counter-layout.js';
+import { C_RX_PACKETS, C_TX_PACKETS, dropIndex, newCounterBlock, servicePacketsIndex } from '../../shared/metrics/counter-layout.js';
 import { newTxQueue } from '../helpers/tx-queue.js';
 import { BackProcessor } from '../../back/back-processor.js';
 import type { BackRole } from '../../back/back-role.js';
@@ -77,5 +77,11 @@ describe('back: UDP-tunnel super-packets and the kernel\'s own tunnel segments',
     expect(wr.map((x) => Buffer.from(x.data).toString('hex'))).toEqual(c.out);
     expect(counters[C_RX_PACKETS]).toBe(4);
     expect(counters[C_TX_PACKETS]).toBe(4);
+    // the service label counts the inner wire segments of the one super-packet (S4: slot 1)
+    const inner = Buffer.from(c.out[0]!, 'hex');
+    const hdrLen = c.outVnet[0]![2]!;
+    expect(counters[servicePacketsIndex(1)]).toBe(4);
+    expect(counters[servicePacketsIndex(1) + 1]).toBe(inner.length + 3 * hdrLen);
+    expect(counters[servicePacketsIndex(0)]).toBe(0);
   });
 });
