@@ -124,17 +124,20 @@ export function processCheck(data: Buffer, pairs: [Subject, Subject][], lbspType
   const offload = (ctrl & 0xc0) === 0xc0;
   let segs = 1;
   let wireChecked = true;
+  // a GSO packet (any gso_type, even one segment long) is cut and judged segment by segment
+  let gsoRead = false;
   if (offload) {
     const tap = ctrl & 0x10 ? 0 : 1;
     const gro = ctrl & 0x20 ? 1 : 0;
     auxA = offA[tap]![gro]!;
     auxB = offB[tap]![gro]!;
+    gsoRead = vnetA[1] !== 0;
     segs = prepareRxVnet(A.buf, PACKET_OFF, len, vnetA, 0);
     prepareRxVnet(B.buf, PACKET_OFF, len, vnetB, 0);
     // The wire count is judged only for a packet exactly as long as its IP header says: the
     // kernel trims trailing bytes before a packet reaches a TUN, and the processors cut what
     // the header describes while the read's count (prepareRxVnet) covers the whole read.
-    if (segs > 1 && (parsePacket(A.buf, PACKET_OFF, len, out, -1) !== ParseError.OK || out.totalLen !== len)) wireChecked = false;
+    if (gsoRead && (parsePacket(A.buf, PACKET_OFF, len, out, -1) !== ParseError.OK || out.totalLen !== len)) wireChecked = false;
   }
   const before = snapshot.length === sa.counters.length ? snapshot : (snapshot = new Float64Array(sa.counters.length));
   before.set(sa.counters);
@@ -166,7 +169,7 @@ export function processCheck(data: Buffer, pairs: [Subject, Subject][], lbspType
   } else {
     // a super-packet is several packets: some of its segments may be dropped, each counted once
     // (with trailing bytes the read counts more segments than are cut: a bound, not a count)
-    if (segs > 1) {
+    if (gsoRead) {
       let wire = segWire;
       for (let i = 0; i < auxA.count; i++) if (auxA.bufs[i] === A.buf) wire += vnetSegments(auxA.vnet, i);
       const isBack = sa.processor.constructor.name === 'BackProcessor';
@@ -197,7 +200,7 @@ export function processCheck(data: Buffer, pairs: [Subject, Subject][], lbspType
       if (v !== ParseError.OK) fail(`${name}: forwarded a packet that does not parse (verdict ${v})`);
       checkParse(v, out, A.buf, o + e, n - e, lbspType);
       if (out.totalLen !== n - e) fail(`${name}: forwarded ${n - e} bytes of a ${out.totalLen}-byte packet`);
-    } else if (auxA.count === 0 && segs === 1) fail(`${name}: queued verdict with nothing queued`);
+    } else if (auxA.count === 0 && !gsoRead) fail(`${name}: queued verdict with nothing queued`);
     // (a super-packet whose every segment was dropped is queued with nothing: each segment counted)
   }
   if (vnet.length > 0 && !sameBytes(vnetA, vnetB)) fail(`${name}: vnet header depends on bytes outside the packet`);
