@@ -1,5 +1,6 @@
 // Fuzz target: the whole FrontProcessor.process over the lab's compiled tables (translate, encap,
 // mixed-family encap). Input and invariants: harness/process-check.ts.
+// Control bit 6 (with a virtio header) adds the offloads: the GSO paths (segment slab, TAP, GRO).
 import { processCheck } from '../harness/process-check.js';
 import { frontSubjects, type Subject } from '../harness/processors.js';
 
