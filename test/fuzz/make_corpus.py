@@ -318,10 +318,10 @@ def vnet(flags, typ, hdr_len, gso, cs, co):
     return struct.pack('<BBHHHHH', flags, typ, hdr_len, gso, cs, co, 0)
 
 
-def tso(src, dst, segs=3, mss=400, sport=40000, dport=443, ecn=0):
+def tso(src, dst, segs=3, mss=400, sport=40000, dport=443, ecn=0, df=True):
     """A TCP super-packet as a client's stack hands it to the TUN (TSO, checksum partial)."""
     v6 = ':' in src
-    ip = IPv6(src=src, dst=dst, tc=ecn) if v6 else IP(src=src, dst=dst, tos=ecn, flags='DF')
+    ip = IPv6(src=src, dst=dst, tc=ecn) if v6 else IP(src=src, dst=dst, tos=ecn, flags='DF' if df else 0)
     p = b(ip / TCP(sport=sport, dport=dport, seq=1000, ack=1, flags='PA') / rb(segs * mss))
     l3 = 40 if v6 else 20
     return vnet(F_NEEDS_CSUM, GSO_TCPV6 if v6 else GSO_TCPV4, l3 + 20, mss, l3, 16), p
@@ -378,6 +378,10 @@ def write_gso_seeds():
     # one segment too big for the tunnel MTU (1500) once wrapped: the MTU rules (PTB, DF set)
     v, p = tso(C4, S4, segs=1, mss=1480)
     write('front', 'gso-frag-1', bytes([0x80 | OFF | 1]) + v + p)
+    # the same without DF: the segment is fragmented (wrapSegments with `fit`), with and without the TAP
+    v, p = tso(C4, S4, segs=1, mss=1480, df=False)
+    for variant in (1, 5, 5 | NOTAP):
+        write('front', f'gso-frag-nodf-{variant}', bytes([0x80 | OFF | variant]) + v + p)
     back = [tso(C6, B6), tso(C4, B4), uso(C6, B6), uso(C4, B4)]
     for i, (v, p) in enumerate(back):
         for variant in (0, 4):
