@@ -203,8 +203,8 @@ export class FlowPinning {
     const c = this.counters;
     c[E_HITS]++;
     c[DEC_FLOW_TABLE]++;
+    // a plain hit inserts, evicts and refuses nothing: no counters to sync (the common packet)
     if (FlowPinning.firstFragment(info)) this.pinFragment(info, back, slot, now);
-    else this.sync();
     return true;
   }
 
