@@ -15,7 +15,11 @@ function mixK(k: number): number {
 
 /** murmur3 body step: mix one 32-bit word k into the running hash h (int32 in, int32 out). */
 export function mix32(h: number, k: number): number {
-  h ^= mixK(k);
+  // mixK's steps written out: one call level less where a per-packet hash (the outer flow
+  // label) calls this ten times
+  k = Math.imul(k, C1);
+  k = (k << 15) | (k >>> 17);
+  h ^= Math.imul(k, C2);
   h = (h << 13) | (h >>> 19);
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
