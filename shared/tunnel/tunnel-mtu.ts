@@ -100,6 +100,11 @@ export class TunnelMtu {
    */
   wrap(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number): number {
     if (this.udpPort === 0) return encapsulate(buf, off, info, fam, src, dst, hopLimit, this.nextIpId());
+    // IP-in-UDP in its own method: a small wrap() leaves room in the callers' inlining budget
+    return this.wrapUdp(buf, off, info, fam, src, dst, hopLimit);
+  }
+
+  private wrapUdp(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number): number {
     const big = info.totalLen >= NATIVE_SUM_MIN;
     const o = encapsulateUdp(buf, off, info, fam, src, dst, hopLimit, this.nextIpId(), this.udpPort, big);
     if (big) {
