@@ -6,6 +6,7 @@ import { blameEnv, runConvict } from '../shared/config/convict-load.js';
 import { Checker } from '../shared/config/check-values.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { parseAddress } from '../shared/table/addr.js';
+import { MAX_SERVICE_SLOTS } from '../shared/metrics/counter-layout.js';
 import { resolve } from 'node:path';
 import convict from 'convict';
 
@@ -29,7 +30,7 @@ export const backSchema = {
     routes: { doc: 'Prefixes the back routes into its TUN (its B addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
   },
   addresses: {
-    doc: 'What this back owns: list of { address: B, service: S, mode: translate | encap | auto } (unicast addresses); reloaded on SIGHUP',
+    doc: `What this back owns: list of { address: B, service: S, mode: translate | encap | auto } (unicast addresses; at most ${MAX_SERVICE_SLOTS} distinct services); reloaded on SIGHUP`,
     format: 'object-list', default: [] as unknown[], env: 'MSLB_ADDRESSES',
   },
   allowedFronts: { doc: 'Outer source prefixes accepted for encapsulated packets (a /0 is refused); reloaded on SIGHUP', format: 'string-list', default: [] as string[], env: 'MSLB_ALLOWED_FRONTS' },
@@ -38,6 +39,14 @@ export const backSchema = {
     format: 'int-range',
     default: 0,
     env: 'MSLB_UDP_PORT',
+  },
+  udpGro: {
+    interface: {
+      doc: 'Interface the UDP tunnels arrive on (with udpPort): at start-up the back turns on its GRO and rx-udp-gro-forwarding (ethtool features), and turns them off again on exit if they were off, so a burst of tunnel packets reaches the TUN as one super-packet instead of one packet per read; refused: logged, the back runs on; "" = leave the interface as it is',
+      format: String,
+      default: '',
+      env: 'MSLB_UDP_GRO_INTERFACE',
+    },
   },
   lbsp: {
     stamp: { doc: 'LBSP stamping of IPv6 return traffic (needs returnPath): false; true = the replies of flows whose client sent the option (echo); always = every IPv6 reply (closed networks: Internet paths drop many packets with extension headers)', format: 'stamp-mode', default: false as StampMode, env: 'MSLB_LBSP_STAMP' },
@@ -55,6 +64,7 @@ export const backSchema = {
   },
   offload: {
     enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
+    udpTunnel: { doc: 'With udpPort and offload.enabled: the TUN reads UDP-tunnel super-packets whole (24-byte virtio header, TUN_F_UDP_TUNNEL_GSO, Linux >= 6.16) and the back decapsulates each once; false or refused = the kernel segments them before the TUN, one read per segment', format: Boolean, default: true, env: 'MSLB_OFFLOAD_UDP_TUNNEL' },
   },
   admin: {
     listen: { doc: 'Admin HTTP listen address (/metrics, /healthz, /readyz): ADDRESS:PORT or [ADDRESS]:PORT, never all addresses (S is local in the back\'s namespace)', format: String, default: '[::1]:9102', env: 'MSLB_ADMIN_LISTEN' },
@@ -76,11 +86,12 @@ export interface BackConfig {
   addresses: BackAddress[];
   allowedFronts: string[];
   udpPort: number;
+  udpGro: { interface: string };
   lbsp: { stamp: StampMode; serverId: string; optionType: number };
   returnPath: { interface: string };
   returnEncap: { gateway: string };
   mssClamp: { enabled: boolean };
-  offload: { enabled: boolean };
+  offload: { enabled: boolean; udpTunnel: boolean };
   admin: { listen: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }
@@ -118,8 +129,15 @@ export function backConfigFromValue(value: unknown, file: string): { config?: Ba
       addresses.push({ address: a, service: s, mode: mode as BackAddress['mode'] });
     });
   }
+  // each service has its own counters (the `service` label): a bounded set, preallocated per worker
+  const distinct = new Set(addresses.map((x) => x.service)).size;
+  if (distinct > MAX_SERVICE_SLOTS) c.err('addresses', `at most ${MAX_SERVICE_SLOTS} distinct services, got ${distinct}`);
   const allowed = ok('allowedFronts') ? c.senderPrefixList('allowedFronts', v.allowedFronts) : [];
   if (ok('udpPort') && v.udpPort !== 0) c.intRange('udpPort', v.udpPort, 1, 65535);
+  if (v.udpGro.interface !== '') {
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v.udpGro.interface)) c.err('udpGro.interface', `not an interface name: ${JSON.stringify(v.udpGro.interface)}`);
+    else if (v.udpPort === 0) c.err('udpGro.interface', 'needs udpPort (receive offloads for UDP tunnels the back does not accept)');
+  }
   let serverId = '';
   if (v.lbsp.serverId !== '') {
     const a = parseAddress(v.lbsp.serverId);

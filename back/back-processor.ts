@@ -16,10 +16,24 @@ import { completePartialChecksum, fold, pseudoHeaderSum } from '../shared/packet
 import { Proto } from '../shared/packet/constants.js';
 import { AddressSet } from './address-set.js';
 import { PrefixTable, PrefixTableBuilder } from '../shared/table/prefix-table.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, clearVnetHeader, shiftVnetHeader } from '../shared/tun/vnet-header.js';
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM,
+  VIRTIO_NET_HDR_GSO_ECN,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4,
+  VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6,
+  clearVnetHeader,
+  shiftVnetHeader,
+  vnetCsumOffset,
+  vnetCsumStart,
+  vnetHdrLen,
+  vnetSegments,
+} from '../shared/tun/vnet-header.js';
 import { gsoAddon, type GsoAddon } from '../shared/tun/gso.js';
 import { CUT_OK, CUT_TOO_BIG } from '../shared/engine/segment-slab.js';
-import { dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
+import { dropIndex, eventIndex, MAX_SERVICE_SLOTS, SERVICE_SINK_SLOT, servicePacketsIndex } from '../shared/metrics/counter-layout.js';
 import { MODE_ENCAP, MODE_TRANSLATE, type BackRole } from './back-role.js';
 import { ReturnStamper } from './return-stamp.js';
 import { ReturnEncap } from './return-encap.js';
@@ -32,6 +46,7 @@ const D_NOT_SERVICE = dropIndex('not_service');
 const D_UNAUTHORIZED = dropIndex('unauthorized_source');
 const E_FABRIC_ICMP = eventIndex('fabric_icmp_handled');
 const D_TOO_BIG = dropIndex('too_big');
+const GSO_UDP_TUNNEL = VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 | VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6;
 /** From this many UDP bytes on the outer checksum is verified natively (an N-API call beats JS). */
 const NATIVE_SUM_MIN = 512;
 
@@ -47,6 +62,9 @@ export class BackProcessor implements RoleProcessor {
   /** Per own address: its service S words and the checksum delta of B -> S. */
   private ownService!: Uint32Array;
   private ownDelta!: Int32Array;
+  /** First service counter (servicePacketsIndex) per own address and per entry of `services`. */
+  private ownCounters!: Int32Array;
+  private serviceCounters!: Int32Array;
   private fronts!: PrefixTable;
   /** udpPort: IP-in-UDP tunnels accepted on this port too (0: IP-in-IP only). */
   private udpPort = 0;
@@ -87,6 +105,14 @@ export class BackProcessor implements RoleProcessor {
     this.ownMode = Uint8Array.from(role.own.map((o) => o.mode));
     this.ownService = new Uint32Array(role.own.length * 4);
     this.ownDelta = new Int32Array(role.own.length);
+    // a slot the main thread did not give (tests, the fuzzer): the service's position; beyond the
+    // bound, the sink that is never exported
+    const counterOf = (slot: number) => servicePacketsIndex(slot >= 0 && slot < MAX_SERVICE_SLOTS ? slot : SERVICE_SINK_SLOT);
+    this.serviceCounters = Int32Array.from(role.services, (sv, i) => counterOf(sv.slot ?? i));
+    this.ownCounters = Int32Array.from(role.own, (o) => {
+      const i = this.services.find(o.family, Uint32Array.from(o.s));
+      return o.slot !== undefined ? counterOf(o.slot) : i >= 0 ? this.serviceCounters[i]! : counterOf(SERVICE_SINK_SLOT);
+    });
     role.own.forEach((o, i) => {
       const b = Uint32Array.from(o.b);
       const s = Uint32Array.from(o.s);
@@ -168,6 +194,11 @@ export class BackProcessor implements RoleProcessor {
     // the kernel forwards what we write with a second decrement: this host is one hop
     incrementHopLimit(buf, off, info);
     this.stamper.request(buf, off, info, partial);
+    // the service's wire packets and bytes (a GSO super-packet as its segments, each with its headers)
+    const at = this.ownCounters[idx]!;
+    const segs = vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1;
+    c[at] += segs;
+    c[at + 1] += segs > 1 ? info.totalLen + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : info.totalLen;
     tx.forward(buf, off, info.totalLen, vnet, vnetOff);
     return VERDICT_QUEUED;
   }
@@ -192,7 +223,8 @@ export class BackProcessor implements RoleProcessor {
   /**
    * A UDP tunnel super-packet (virtio UDP_L4 GSO) from an allowed front: cut into the segment slab
    * (each segment a complete tunnel packet, outer checksum computed) and unwrap each like a packet
-   * read alone; a segment that fails is counted by unwrap and the others go on. Returns
+   * read alone; a segment that fails is counted by unwrap and the others go on. The inner packets
+   * are then merged where they are consecutive segments of one flow (TxQueue.mergeFrom). Returns
    * VERDICT_QUEUED, or a drop verdict when nothing could be cut (no segment slab or room: too_big;
    * headers the splitter refuses: malformed).
    */
@@ -202,6 +234,7 @@ export class BackProcessor implements RoleProcessor {
     const cut = seg.cut(buf, off, len, vnet, vnetOff);
     if (cut !== CUT_OK) return this.drop(cut === CUT_TOO_BIG ? D_TOO_BIG : D_MALFORMED);
     const info = this.info;
+    const first = tx.count;
     for (let k = seg.cutFirst, end = seg.cutFirst + seg.cutCount; k < end; k++) {
       const so = seg.offs[k]!;
       if (parsePacket(seg.buf, so, seg.lens[k]!, info, this.lbspType) !== ParseError.OK) {
@@ -210,6 +243,9 @@ export class BackProcessor implements RoleProcessor {
       }
       this.unwrap(seg.buf, so, this.noVnet, 0, tx);
     }
+    // The inner packets of one flow go back together as one TSO (or USO) super-packet: one write
+    // and one trip through the kernel instead of one per segment, as the client's stack sent them.
+    tx.mergeFrom(first);
     return VERDICT_QUEUED;
   }
 
@@ -223,15 +259,61 @@ export class BackProcessor implements RoleProcessor {
     const ulen = (buf[u + 4] << 8) | buf[u + 5];
     const ck = (buf[u + 6] << 8) | buf[u + 7];
     if (ck === 0 || ulen < 8 || ulen > info.l4Len) return true;
-    if (this.g === undefined) this.g = gsoAddon();
+    const g = this.gso();
     const ps = fold(pseudoHeaderSum(info.src, info.dst, info.version === 4 ? 1 : 4, Proto.UDP, ulen));
     buf[u + 6] = ps >> 8;
     buf[u + 7] = ps & 0xff;
-    this.g.completeChecksum(buf, u, ulen, 0, 6);
+    g.completeChecksum(buf, u, ulen, 0, 6);
     const c = (buf[u + 6] << 8) | buf[u + 7];
     buf[u + 6] = ck >> 8;
     buf[u + 7] = ck & 0xff;
     return c === ck;
+  }
+
+  private gso(): GsoAddon {
+    if (this.g === undefined) this.g = gsoAddon();
+    return this.g;
+  }
+
+  /**
+   * A UDP-tunnel super-packet to udpPort from an allowed front (checked by the caller), as a TUN
+   * with TUN_F_UDP_TUNNEL_GSO hands it over: one outer IP + UDP header before an inner TCP
+   * super-packet; virtio gso_type UDP_TUNNEL_IPV4/IPV6 | TCPV4/TCPV6, NEEDS_CSUM at the inner TCP
+   * header. The outer checksum is one the kernel fills per segment (it vouched for the bytes when
+   * it merged them), so it is not summed here; every other check of unwrap runs once for all
+   * segments (UDP length, inner packet fits, inner IPv4 header checksum, ECN, inner destination a
+   * service), the outer header is stripped and the virtio header becomes the inner
+   * packet's TSO header (tunnel bits and UDP_TUNNEL_CSUM cleared, hdr_len and csum_start less the
+   * outer length). A header that does not describe this packet is malformed.
+   */
+  private unwrapTunnelGso(buf: Uint8Array, off: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
+    const info = this.info;
+    const d = this.decap;
+    const vi = vnetOff / 12;
+    const type = vnet[vnetOff + 1] & ~(GSO_UDP_TUNNEL | VIRTIO_NET_HDR_GSO_ECN);
+    const outerV6 = (vnet[vnetOff + 1] & VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6) !== 0;
+    if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0 || outerV6 !== (info.version === 6)) return this.drop(D_MALFORMED);
+    if (decapsulateUdp(buf, off, info, d, true) !== DecapVerdict.OK) return this.drop(D_MALFORMED);
+    const inner = this.inner;
+    if (parsePacket(buf, d.off, d.len, inner, this.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
+    const outerLen = d.off - off;
+    const tcpType = inner.version === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+    if (type !== tcpType || inner.proto !== Proto.TCP || inner.l4Off < 0 || vnetCsumStart(vnet, vi) !== outerLen + inner.l4Off) return this.drop(D_MALFORMED);
+    // inner TCP: never a nested tunnel, so any other destination is simply not ours
+    const svc = this.services.find(inner.version, inner.dst);
+    if (svc < 0) return this.drop(D_NOT_SERVICE);
+    this.stamper.request(buf, d.off, inner, true);
+    vnet[vnetOff] &= ~VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM;
+    vnet[vnetOff + 1] &= ~GSO_UDP_TUNNEL;
+    shiftVnetHeader(vnet, vi, -outerLen);
+    // per-service wire packets and bytes, as unwrap() counts them (the inner segments' headers)
+    const at = this.serviceCounters[svc]!;
+    const segs = vnetSegments(vnet, vi);
+    const c = this.counters;
+    c[at] += segs;
+    c[at + 1] += segs > 1 ? d.len + (segs - 1) * vnetHdrLen(vnet, vi) : d.len;
+    tx.forward(buf, d.off, d.len, vnet, vnetOff);
+    return VERDICT_QUEUED;
   }
 
   /** A tunnel packet from an allowed front (checked by the caller): unwrap, check the inner packet. */
@@ -243,10 +325,20 @@ export class BackProcessor implements RoleProcessor {
       if (vnet.length > 0) {
         // Same-flow tunnel packets that GRO on the way (the front's write-side GRO, or the host's)
         // merged into a UDP super-packet (USO): cut natively, every segment unwrapped on its own.
+        // A UDP-tunnel super-packet (device header of 24 bytes, TUN_F_UDP_TUNNEL_GSO): decapsulated
+        // whole, the inner TCP super-packet goes on with its virtio header turned into a TSO one.
+        if ((vnet[vnetOff + 1] & GSO_UDP_TUNNEL) !== 0) return this.unwrapTunnelGso(buf, off, vnet, vnetOff, tx);
         if (vnet[vnetOff + 1] !== 0) return this.unwrapSegments(buf, off, info.totalLen, vnet, vnetOff, tx);
-        // A sender on this host leaves the checksum partial (NEEDS_CSUM): finish it so the check
-        // below judges the bytes.
-        if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) completePartialChecksum(buf, off, info);
+        // A sender on this host leaves a checksum partial (NEEDS_CSUM): finish it so the check
+        // below judges the bytes. The kernel's own segmentation of a UDP-tunnel super-packet
+        // leaves the inner TCP checksum partial (csum_start there) and the outer one computed
+        // for the finished bytes (local checksum offload): finish the one csum_start names.
+        if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+          const vi = vnetOff / 12;
+          const cs = vnetCsumStart(vnet, vi);
+          if (cs < info.l4Off + 8) completePartialChecksum(buf, off, info);
+          else if (this.gso().completeChecksum(buf, off, info.totalLen, cs, vnetCsumOffset(vnet, vi)) < 0) return this.drop(D_MALFORMED);
+        }
         clearVnetHeader(vnet, vnetOff / 12);
       }
       const big = info.l4Len >= NATIVE_SUM_MIN;
@@ -257,7 +349,8 @@ export class BackProcessor implements RoleProcessor {
     }
     const inner = this.inner;
     if (parsePacket(buf, d.off, d.len, inner, this.lbspType) !== ParseError.OK) return this.drop(D_MALFORMED);
-    if (this.services.find(inner.version, inner.dst) < 0) {
+    const svc = this.services.find(inner.version, inner.dst);
+    if (svc < 0) {
       // SPEC 5: a tunnel packet whose inner packet is itself a tunnel packet to this node is
       // malformed; any other inner destination that is not a service is not_service.
       const tunnel = inner.proto === Proto.IPIP || inner.proto === Proto.IPV6 || (this.udpPort !== 0 && inner.proto === Proto.UDP && inner.dstPort === this.udpPort);
@@ -266,6 +359,11 @@ export class BackProcessor implements RoleProcessor {
     }
     this.stamper.request(buf, d.off, inner, vnet.length > 0 && (vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0);
     if (vnet.length > 0) shiftVnetHeader(vnet, vnetOff / 12, off - d.off);
+    const at = this.serviceCounters[svc]!;
+    const segs = vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // as in process()
+    const c = this.counters;
+    c[at] += segs;
+    c[at + 1] += segs > 1 ? d.len + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : d.len;
     tx.forward(buf, d.off, d.len, vnet, vnetOff);
     return VERDICT_QUEUED;
   }

@@ -1,13 +1,13 @@
 // What a SIGHUP may change in a running back: `addresses`, `allowedFronts` and `lbsp` (the workers
 // take new role settings between batches). Everything else is set up once at start (TUN, policy
-// rules, admin listener), so an edit that changes it is refused with the key and "restart", and
+// rules, receive offloads, admin listener), so an edit that changes it is refused with the key and "restart", and
 // the settings in force stay: the running back never silently differs from a file it accepted.
 import type { BackConfig } from './back-config.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 
 export const RELOADABLE_KEYS = ['addresses', 'allowedFronts', 'lbsp'] as const;
 
-const FIXED_KEYS = ['tun', 'returnPath', 'returnEncap', 'mssClamp', 'offload', 'admin', 'log'] as const;
+const FIXED_KEYS = ['tun', 'udpGro', 'returnPath', 'returnEncap', 'mssClamp', 'offload', 'admin', 'log'] as const;
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 

@@ -17,13 +17,15 @@ export interface BackOwnAddress {
   /** S: the service address B maps to. */
   s: number[];
   mode: number;
+  /** Counter slot of S (the `service` label); absent: S's position among `services`. */
+  slot?: number;
 }
 
 export interface BackRole {
   lbspType: number;
   own: BackOwnAddress[];
-  /** Distinct service addresses (an unwrapped packet may go to any of them). */
-  services: { family: 4 | 6; words: number[] }[];
+  /** Distinct service addresses (an unwrapped packet may go to any of them); slot as in own. */
+  services: { family: 4 | 6; words: number[]; slot?: number }[];
   allowedFronts: { family: 4 | 6; words: number[]; len: number }[];
   /** IP-in-UDP tunnels are accepted on this destination port too; 0 (or absent) = IP-in-IP only. */
   udpPort?: number;
@@ -78,14 +80,21 @@ function words(text: string): { family: 4 | 6; words: number[] } {
   return { family: a.family, words: Array.from(a.words) };
 }
 
-export function backRoleFromConfig(c: BackConfig): BackRole {
-  const services = new Map<string, { family: 4 | 6; words: number[] }>();
+/**
+ * slotOf: the counter slot of a service address (back/service-slots.ts on the service's main thread,
+ * kept across reloads); by default a service's position among the distinct services.
+ */
+export function backRoleFromConfig(c: BackConfig, slotOf?: (service: string) => number): BackRole {
+  const services = new Map<string, { family: 4 | 6; words: number[]; slot: number }>();
   const own = c.addresses.map((e) => {
     const b = words(e.address);
-    const s = words(e.service);
-    services.set(e.service, s);
+    let s = services.get(e.service);
+    if (s === undefined) {
+      s = { ...words(e.service), slot: slotOf ? slotOf(e.service) : services.size };
+      services.set(e.service, s);
+    }
     const mode = e.mode === 'translate' ? MODE_TRANSLATE : e.mode === 'encap' ? MODE_ENCAP : MODE_AUTO;
-    return { family: b.family, b: b.words, s: s.words, mode };
+    return { family: b.family, b: b.words, s: s.words, mode, slot: s.slot };
   });
   const allowedFronts = c.allowedFronts.map((p) => {
     const x = parsePrefix(p);

@@ -9,6 +9,7 @@ import { configPathFromArgs } from '../shared/engine/service-args.js';
 import { createLogger } from '../shared/log.js';
 import { backRoleFromConfig, type BackRole } from './back-role.js';
 import { backReloadErrors, backReloadUnchanged } from './back-reload.js';
+import { ServiceSlots } from './service-slots.js';
 import type { BackConfig } from './back-config.js';
 import type { ConfigError } from '../shared/config/config-errors.js';
 import { reloadRoute, type ReloadAnswer } from '../shared/admin/reload-route.js';
@@ -27,7 +28,11 @@ async function main(): Promise<void> {
   // The config and role in force: SIGHUP replaces them (addresses, allowedFronts, lbsp).
   let config: BackConfig = loaded.config;
   const log = createLogger({ level: config.log.level, base: { service: 'mslb-back' } });
-  let role: BackRole = backRoleFromConfig(config);
+  // counter slot per service address (the `service` label), kept across reloads; a slot is only
+  // reused on a reload, when `host` exists
+  const slots = new ServiceSlots((slot) => host.metrics.resetServiceSlot(slot));
+  const servicesOf = (c: BackConfig) => c.addresses.map((a) => a.service);
+  let role: BackRole = backRoleFromConfig(config, slots.slotOf);
   let loadedAt: string | null = null;
   const countsOf = (r: BackRole) => ({ ipv4: r.own.filter((o) => o.family === 4).length, ipv6: r.own.filter((o) => o.family === 6).length });
   let counts = countsOf(role);
@@ -37,18 +42,33 @@ async function main(): Promise<void> {
     workerEntry: new URL('./worker.js', import.meta.url),
     tun: config.tun,
     offload: config.offload.enabled,
+    udpTunnelRead: config.offload.enabled && config.offload.udpTunnel && config.udpPort !== 0,
     acceptLocal: false,
     adminListen: config.admin.listen,
     roleData: role,
     tableRoutes: () => counts,
+    services: () => slots.states(),
     // POST /reload (mslb reload): the same reload as SIGHUP, answered with its outcome.
     adminRoutes: { '/reload': reloadRoute(() => enqueue('admin')) },
     table: () => ({ addresses: config.addresses, allowedFronts: config.allowedFronts, loadedAt, source: config.file }),
     // SPEC 6a returnPath: packets from the services arriving on that interface enter the TUN
     // (policy rule per service address, default route into the TUN in a table of their own).
-    setupHost: config.returnPath.interface === ''
+    setupHost: config.returnPath.interface === '' && config.udpGro.interface === ''
       ? undefined
       : async (h, tun) => {
+          if (config.udpGro.interface !== '') {
+            // Without GRO (and its forwarding variant for UDP) on the interface the tunnels arrive
+            // on, every tunnel packet is one read of the TUN; with them, a burst is one super-packet.
+            for (const feature of ['rx-gro', 'rx-udp-gro-forwarding']) {
+              try {
+                await h.enableFeature(config.udpGro.interface, feature);
+                log.info('udp_gro', { interface: config.udpGro.interface, feature, on: true });
+              } catch (e) {
+                log.warn('udp_gro_refused', { interface: config.udpGro.interface, feature, error: (e as Error).message });
+              }
+            }
+          }
+          if (config.returnPath.interface === '') return;
           await h.addReturnPath({
             iif: config.returnPath.interface,
             dev: tun,
@@ -89,8 +109,9 @@ async function main(): Promise<void> {
     }
     let nextRole: BackRole;
     try {
-      nextRole = backRoleFromConfig(next);
+      nextRole = backRoleFromConfig(next, slots.slotOf);
     } catch (e) {
+      slots.retain(servicesOf(config));
       return reject([{ file: next.file, entry: '', reason: (e as Error).message }]);
     }
     // The path MTU toward the return gateway was measured at start (returnEncap is not reloadable).
@@ -98,8 +119,11 @@ async function main(): Promise<void> {
     try {
       await host.apply({ type: 'role', role: nextRole });
     } catch (e) {
+      slots.retain(servicesOf(config));
       return reject([{ file: next.file, entry: '', reason: `not taken by the workers: ${(e as Error).message}` }]);
     }
+    // the services this config no longer has leave /metrics; their slots may serve new ones later
+    slots.retain(servicesOf(next));
     config = next;
     role = nextRole;
     counts = countsOf(role);

@@ -8,7 +8,8 @@
 // Tunnel MTU (shared/tunnel/tunnel-mtu.ts) with the path MTU toward the gateway (the route's, read
 // at start-up): a server's packet that does not fit gets Packet Too Big / Fragmentation Needed from
 // B (the server's stack lowers its path MTU toward the client), IPv4 without DF is fragmented before
-// wrapping, IPv6 of at most 1280 bytes is carried in outer fragments (the gateway reassembles).
+// wrapping, IPv6 of at most 1280 bytes is carried in outer fragments (the gateway reassembles); a
+// GSO super-packet is cut into its segments first and each is handled so (tunnel-offload.ts).
 import type { TxQueue } from '../shared/engine/tx-queue.js';
 import { VERDICT_QUEUED, dropVerdict } from '../shared/engine/packet-processor.js';
 import { IcmpEmitter } from '../shared/tunnel/icmp-emitter.js';
@@ -102,7 +103,7 @@ export class ReturnEncap {
     if (fit === MTU_DROPPED) return dropVerdict(D_TOO_BIG);
     c[E_RETURN_ENCAP] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      return this.offload.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, this.src, this.gw, this.outerHop, tm, this.lbspType);
+      return this.offload.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, this.src, this.gw, this.outerHop, tm, this.lbspType, fit);
     }
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
     if (!this.offload.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED);

@@ -41,6 +41,7 @@ export type SetupName =
   | 'mslb-front-nft'
   | 'mslb-encap'
   | 'mslb-encap-udp'
+  | 'mslb-encap-udp-nogso'
   | 'c-plain'
   | 'c-vnet'
   | 'node-fs';
@@ -193,13 +194,16 @@ export class BenchNet {
         undo.push(this.nft(front, ADDR.S6, ADDR.B6, ADDR.S4, ADDR.B4));
         undo.push(this.nft(back, ADDR.B6, ADDR.S6, ADDR.B4, ADDR.S4));
       } else if (name.startsWith('mslb-')) {
-        const encap = name === 'mslb-encap' || name === 'mslb-encap-udp';
-        const udpPort = name === 'mslb-encap-udp' ? BENCH_UDP_PORT : 0;
+        const encap = name === 'mslb-encap' || name === 'mslb-encap-udp' || name === 'mslb-encap-udp-nogso';
+        const udpPort = name === 'mslb-encap-udp' || name === 'mslb-encap-udp-nogso' ? BENCH_UDP_PORT : 0;
+        // mslb-encap-udp writes TCP bursts as UDP-tunnel super-packets (the tunnel TAP, where the
+        // kernel has it); -nogso keeps the front's own segmentation (offload.udpTunnel: false)
+        const udpTunnel = name !== 'mslb-encap-udp-nogso';
         const queues = name === 'mslb-translate-q2' ? 2 : 1;
         // mslb-front-nft: only the front is mslb, the back is nftables as in the reference rows
         const withBack = name !== 'mslb-front-nft';
         if (!withBack) undo.push(this.nft(back, ADDR.B6, ADDR.S6, ADDR.B4, ADDR.S4));
-        const p = await this.startMslb(encap, queues, withBack, opts.txqueuelen, udpPort);
+        const p = await this.startMslb(encap, queues, withBack, opts.txqueuelen, udpPort, udpTunnel);
         undo.push(p.stop);
         Object.assign(pids, p.pids);
         Object.assign(admin, p.admin);
@@ -226,7 +230,7 @@ export class BenchNet {
     return { pids, admin, stop };
   }
 
-  private async startMslb(encap: boolean, queues: number, withBack: boolean, txqueuelen?: number, udpPort = 0): Promise<{ pids: Record<string, number>; admin: Record<string, [string, string]>; stop: () => Promise<void> }> {
+  private async startMslb(encap: boolean, queues: number, withBack: boolean, txqueuelen?: number, udpPort = 0, udpTunnel = true): Promise<{ pids: Record<string, number>; admin: Record<string, [string, string]>; stop: () => Promise<void> }> {
     const { front, back } = this.ns;
     const d = this.dir;
     writeFileSync(
@@ -238,6 +242,7 @@ export class BenchNet {
       `tun: { name: mslbf0, mtu: 1500, queues: ${queues}, routes: [${ADDR.S6}/128, ${ADDR.S4}/32] }\n` +
         `services: [${ADDR.S6}, ${ADDR.S4}]\ntable: ./table.yaml\nmode: ${encap ? 'encap' : 'translate'}\n` +
         (udpPort ? `encap: { udpPort: ${udpPort} }\n` : '') +
+        (udpTunnel ? '' : 'offload: { udpTunnel: false }\n') +
         `admin: { listen: "[::1]:9101" }\nlog: { level: warn }\n`,
     );
     writeFileSync(

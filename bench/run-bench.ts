@@ -42,6 +42,7 @@ const SETUPS: Setup[] = [
   { name: 'mslb-front-nft', label: 'mslb front translate, nft back', tests: ['tcp6', 'tcp4', 'udp6'] },
   { name: 'mslb-encap', label: 'mslb encap 6in6 / 4in4', tests: ['tcp6', 'tcp4', 'udp6'] },
   { name: 'mslb-encap-udp', label: 'mslb encap over UDP', tests: ['tcp6', 'tcp4', 'udp6'] },
+  { name: 'mslb-encap-udp-nogso', label: 'mslb encap over UDP, own segmentation', tests: ['tcp6', 'tcp4', 'udp6'] },
   { name: 'c-plain', label: 'C TUN fwd, 1 pkt/syscall', tests: ['tcp6', 'tcp4', 'udp6'] },
   { name: 'c-vnet', label: 'C TUN fwd + vnet/TSO', tests: ['tcp6', 'tcp4', 'udp6'] },
   { name: 'node-fs', label: 'Node fs.read/fs.write', tests: ['tcp6', 'tcp4', 'udp6'] },

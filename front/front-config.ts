@@ -10,6 +10,7 @@ import type { ConfigError } from '../shared/config/config-errors.js';
 import { parseAddress } from '../shared/table/addr.js';
 import { HEALTH_INTERVAL_MAX, HEALTH_INTERVAL_MIN, HEALTH_TIMEOUT_MAX, HEALTH_TIMEOUT_MIN } from './health-check-bounds.js';
 import { BUILTIN_HASH_KEY } from './table/maglev.js';
+import { MAX_SERVICE_SLOTS } from '../shared/metrics/counter-layout.js';
 
 export const frontSchema = {
   tun: {
@@ -18,7 +19,7 @@ export const frontSchema = {
     queues: { doc: 'TUN queues (IFF_MULTI_QUEUE), one worker thread each', format: 'int-range', default: 1, env: 'MSLB_TUN_QUEUES' },
     routes: { doc: 'Prefixes the front routes into its TUN (service addresses, tunnel addresses)', format: 'string-list', default: [] as string[], env: 'MSLB_TUN_ROUTES' },
   },
-  services: { doc: 'Service addresses S this front balances (unicast: not unspecified, loopback or multicast)', format: 'string-list', default: [] as string[], env: 'MSLB_SERVICES' },
+  services: { doc: `Service addresses S this front balances (unicast: not unspecified, loopback or multicast; at most ${MAX_SERVICE_SLOTS})`, format: 'string-list', default: [] as string[], env: 'MSLB_SERVICES' },
   table: { doc: 'Path of the translation table file (relative to this file)', format: String, default: './table.yaml', env: 'MSLB_TABLE' },
   mode: { doc: 'Default mode for backs that do not say: translate | encap', format: ['translate', 'encap'], default: 'translate', env: 'MSLB_MODE' },
   encap: {
@@ -48,6 +49,7 @@ export const frontSchema = {
   acceptTunnelFrom: { doc: 'Outer source prefixes whose tunnel packets the front unwraps (multi-stage, return encapsulation); a /0 is refused', format: 'string-list', default: [] as string[], env: 'MSLB_ACCEPT_TUNNEL_FROM' },
   offload: {
     enabled: { doc: 'TUN offloads (IFF_VNET_HDR, checksum and TCP/UDP segmentation offload); probed at start-up', format: Boolean, default: true, env: 'MSLB_OFFLOAD_ENABLED' },
+    udpTunnel: { doc: 'With encap.udpPort and offload.enabled: write each TCP burst toward an encap back as one UDP-tunnel super-packet the kernel segments (a TAP named after tun.name + "tap", Linux >= 6.16), probed at start-up; false or refused = the front cuts and wraps every segment itself', format: Boolean, default: true, env: 'MSLB_OFFLOAD_UDP_TUNNEL' },
   },
   flowTable: {
     size: { doc: 'Flow table entries per worker (LRU eviction beyond)', format: 'int-range', default: 65536, env: 'MSLB_FLOW_TABLE_SIZE' },
@@ -92,7 +94,7 @@ export interface FrontConfig {
   hashKeySource: string;
   admin: { listen: string };
   acceptTunnelFrom: string[];
-  offload: { enabled: boolean };
+  offload: { enabled: boolean; udpTunnel: boolean };
   flowTable: { size: number; tcpTimeout: number; udpTimeout: number; otherTimeout: number };
   icmp: { ratePerSecond: number; burst: number; perSourceRate: number; perSourceBurst: number };
   healthCheck: { interval: number; timeout: number; rise: number; fall: number; probePrefix6: string; probePrefix4: string };
@@ -116,6 +118,8 @@ export function frontConfigFromValue(value: unknown, file: string): { config?: F
     else v.services.forEach((x, i) => { const a = c.unicastAddress(`services[${i}]`, x); if (a) services.push(a); });
   }
   if (ok('services') && Array.isArray(v.services) && v.services.length === 0) c.err('services', 'at least one service address is needed');
+  // each service has its own counters (the `service` label): a bounded set, preallocated per worker
+  if (services.length > MAX_SERVICE_SLOTS) c.err('services', `at most ${MAX_SERVICE_SLOTS} service addresses, got ${services.length}`);
   const seen = new Set<string>();
   services.forEach((s, i) => { if (seen.has(s)) c.err(`services[${i}]`, `duplicate service ${s}`); seen.add(s); });
   if (v.encap.source !== 'service') c.address('encap.source', v.encap.source);

@@ -18,10 +18,19 @@ import { decapsulateUdp } from '../shared/packet/udp-encap.js';
 import { readLbspClient, readLbspServer } from '../shared/packet/lbsp.js';
 import { isSteerableError, readQuote, QuotedFlow, QUOTE_OK, QUOTE_TRUNCATED } from '../shared/packet/icmp-quote.js';
 import { CompiledTable, KEY_LABEL, KEY_SOURCE_LABEL, MODE_ENCAP, type CompiledTableTransfer } from './table/compiled-table.js';
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetSegments } from '../shared/tun/vnet-header.js';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, shiftVnetHeader, vnetHdrLen, vnetSegments } from '../shared/tun/vnet-header.js';
 import { CUT_OK, CUT_TOO_BIG } from '../shared/engine/segment-slab.js';
-import { TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
-import { backendPacketsIndex, decisionIndex, dropIndex, eventIndex } from '../shared/metrics/counter-layout.js';
+import { TAP_NOT_TAKEN, TunnelOffload } from '../shared/tunnel/tunnel-offload.js';
+import {
+  backendPacketsIndex,
+  decisionIndex,
+  DECISION_REASONS,
+  dropIndex,
+  eventIndex,
+  MAX_SERVICE_SLOTS,
+  SERVICE_SINK_SLOT,
+  servicePacketsIndex,
+} from '../shared/metrics/counter-layout.js';
 import {
   decide,
   DecisionInput,
@@ -30,12 +39,13 @@ import {
   REASON_FLOW_LABEL,
   REASON_LBSP_SERVER,
   REASON_NOT_SERVICE,
+  REASON_NAMES,
 } from './decision.js';
 import type { FrontRole } from './front-role.js';
 import { FlowPinning } from './flow-pinning.js';
 import { PmtuCache } from '../shared/tunnel/path-mtu-cache.js';
 import { IcmpEmitter, ICMP_TIME_EXCEEDED } from '../shared/tunnel/icmp-emitter.js';
-import { TunnelMtu, MTU_DROPPED, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
+import { TunnelMtu, MTU_DROPPED, MTU_FIT, MTU_FRAG_INNER, MTU_FRAG_OUTER } from '../shared/tunnel/tunnel-mtu.js';
 import { FabricIcmp, FABRIC_HANDLED } from './fabric-icmp.js';
 import { TunnelAccept } from './tunnel-accept.js';
 import { SentFlows } from '../shared/tunnel/sent-flows.js';
@@ -52,6 +62,12 @@ const D_TOO_BIG = dropIndex('too_big');
 const DEC_LBSP = decisionIndex('lbsp_server');
 const DEC_PREFIX = decisionIndex('source_prefix');
 const DEC_LABEL = decisionIndex('flow_label');
+/**
+ * Offset of a decision inside a service's counters (servicePacketsIndex), by decide()'s REASON_*
+ * (only the three that choose a back are read), and for a flow-table hit.
+ */
+const SVC_DEC_BY_REASON = Int32Array.from(REASON_NAMES, (n) => 2 + (DECISION_REASONS as readonly string[]).indexOf(n));
+const SVC_DEC_FLOW_TABLE = 2 + DECISION_REASONS.indexOf('flow_table');
 const E_LBSP_BAD_LEN = eventIndex('lbsp_ignored_bad_length');
 /** By DecisionResult.lbspIgnored (LBSP_* of decision.ts; 0 = not ignored). */
 const E_LBSP_IGNORED = [0, eventIndex('lbsp_ignored_unknown_server'), eventIndex('lbsp_ignored_backend_down'), eventIndex('lbsp_ignored_other_service'), eventIndex('lbsp_ignored_draining')];
@@ -84,6 +100,8 @@ export class FrontProcessor implements RoleProcessor {
   private readonly src4: Uint32Array | null;
   private readonly src6: Uint32Array | null;
   private table: CompiledTable | null = null;
+  /** First service counter (servicePacketsIndex) per service index of the table in force. */
+  private svcAt = new Int32Array(0);
   /** Tunnel MTU: fits / ICMP / fragments / learning; owns the outer IPv4 ID sequence. */
   private readonly tmtu: TunnelMtu;
   private readonly icmp: IcmpEmitter;
@@ -147,6 +165,8 @@ export class FrontProcessor implements RoleProcessor {
   /** For tests and the in-process path: install a compiled table directly. */
   setTable(t: CompiledTable): void {
     this.table = t;
+    // config validation bounds the services by the slots; the sink takes any beyond (tests)
+    this.svcAt = Int32Array.from({ length: t.serviceCount }, (_, s) => servicePacketsIndex(s < MAX_SERVICE_SLOTS ? s : SERVICE_SINK_SLOT));
     this.flows.setTable(t); // pinned flows re-resolve their back by slot (name) into this table
   }
 
@@ -289,6 +309,7 @@ export class FrontProcessor implements RoleProcessor {
     if (flows.lookup(info)) {
       // SPEC 2 step 5: a pinned flow keeps its back (reason flow_table, counted by lookup)
       r.back = flows.back; r.slot = flows.slot; r.service = flows.service;
+      c[this.svcAt[r.service]! + SVC_DEC_FLOW_TABLE]++;
     } else {
       const inp = this.input;
       inp.family = v === 4 ? 4 : 6;
@@ -304,6 +325,7 @@ export class FrontProcessor implements RoleProcessor {
       if (r.lbspClientFellBack) c[E_LBSP_CLIENT_FALLBACK]++;
       if (r.back < 0) return this.drop(reason === REASON_NOT_SERVICE ? D_NOT_SERVICE : reason === REASON_BACKEND_DOWN ? D_BACKEND_DOWN : D_NO_ROUTE);
       c[reason === REASON_LBSP_SERVER ? DEC_LBSP : reason === REASON_FLOW_LABEL ? DEC_LABEL : DEC_PREFIX]++;
+      c[this.svcAt[r.service]! + SVC_DEC_BY_REASON[reason]!]++;
       flows.remember(info, r.back, r.slot);
     }
     return this.toBack(buf, off, info, t, r.back, r.slot, r.service, hopDone, vnet, vnetOff, tx, flows.entry);
@@ -319,8 +341,14 @@ export class FrontProcessor implements RoleProcessor {
     const v = info.version;
     const b = this.backAddr;
     const fam = t.backAddress(back, service, b);
-    c[backendPacketsIndex(slot)] += vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets (SPEC 8)
-    c[backendPacketsIndex(slot) + 1] += info.totalLen;
+    const segs = vnet.length > 0 ? vnetSegments(vnet, vnetOff / 12) : 1; // wire packets (SPEC 8)
+    const len = info.totalLen;
+    c[backendPacketsIndex(slot)] += segs;
+    c[backendPacketsIndex(slot) + 1] += len;
+    const si = this.svcAt[service]!;
+    c[si] += segs;
+    // wire bytes: each segment of a super-packet carries its own copy of the headers
+    c[si + 1] += segs > 1 ? len + (segs - 1) * vnetHdrLen(vnet, vnetOff / 12) : len;
     // Hop limit (RFC 2473 section 3, RFC 2003 3.1): this host is one hop. A client's packet was
     // decremented by the kernel on its way into the TUN; an unwrapped inner packet was not, so its
     // hop is taken here. A packet that would leave with 0 is dropped with Time Exceeded.
@@ -464,8 +492,14 @@ export class FrontProcessor implements RoleProcessor {
     }
     if (!hopDone) decrementHopLimit(buf, off, info); // > 1 checked by balance()
     if (TunnelOffload.isGso(vnet, vnetOff)) {
-      // GSO super-packet: cut into wire segments natively, each wrapped (tunnel-offload.ts)
-      return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType);
+      // a TCP burst into a UDP tunnel whose segments fit: one super-packet for the kernel to segment
+      // (the tunnel TAP); segments to be fragmented keep the own cut
+      if (fit === MTU_FIT) {
+        const v = this.tunnel.wrapUdpGso(tx, buf, off, info, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm);
+        if (v !== TAP_NOT_TAKEN) return v;
+      }
+      // else cut into wire segments natively, each wrapped or fragmented (tunnel-offload.ts)
+      return this.tunnel.wrapSegments(tx, buf, off, info.totalLen, vnet, vnetOff, fam, s, this.backAddr, this.outerHopLimit, tm, this.role.lbspType, fit);
     }
     if (info.totalLen + hdr > 65535) return this.drop(D_TOO_BIG);
     if (!this.tunnel.finish(buf, off, info.totalLen, vnet, vnetOff, info.hdrLen)) return this.drop(D_MALFORMED); // csum_start/offset outside the packet

@@ -32,6 +32,8 @@ async function main(): Promise<void> {
   let started = false;
   /** Hash of the table in force (mslb_table_info, /table, POST /reload). */
   let hash = '';
+  /** The `service` label's values: a service's counter slot is its index in the compiled table. */
+  const frontServices = config.services.map((name, slot) => ({ name, slot }));
   // Path MTU toward each encap back, in memory shared with the workers: this thread sets each back's
   // base from its route on every table load; a Packet Too Big one worker sees lowers it for all.
   const pmtu = PmtuCache.create(config.encap.mtu > 0 ? config.encap.mtu : config.tun.mtu);
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
     // a configured encap source is routed into the TUN too: fabric ICMP errors about our tunnels come back
     tun: { ...config.tun, routes: [...config.tun.routes, ...encapSourceRoutes(config)] },
     offload: config.offload.enabled,
+    udpTunnelTap: config.offload.enabled && config.offload.udpTunnel && config.encap.udpPort !== 0,
     acceptLocal: true,
     adminListen: config.admin.listen,
     roleData: { ...frontRoleFromConfig(config), pmtu: pmtu.toShared() },
@@ -103,6 +106,8 @@ async function main(): Promise<void> {
       }));
     },
     healthProbes: () => health?.probeStats() ?? [],
+    // a front's services are fixed for its lifetime (SIGHUP reloads the table only): slot = position
+    services: () => frontServices,
     tableRoutes: () => ({ ipv4: tables.table?.meta.routes4 ?? 0, ipv6: tables.table?.meta.routes6 ?? 0 }),
     table: () => {
       const t = tables.table;

@@ -5,13 +5,14 @@
 // With vnet headers (offloads), a GSO super-packet counts as the packets it is on the wire (its
 // segment count, kept in the virtio header by prepareRxVnet), on receive and on transmit.
 // The aux and segment slabs are reused only after the queue is written: the loop writes early when
-// the next packet might not find room (a super-packet's segments, or too few aux slots).
+// the next packet might not find room (a super-packet's segments, or too few aux slots), and a
+// processor may ask it to (TxQueue.writeEarly: a super-packet whose segments must be fragmented).
 import { TunGoneError, type TunDevice } from '../tun/tun-device.js';
 import type { PacketProcessor } from './packet-processor.js';
-import { TxQueue } from './tx-queue.js';
+import { DEV_TAP, TxQueue } from './tx-queue.js';
 import { PacketSlab } from './packet-slab.js';
 import { SegmentSlab } from './segment-slab.js';
-import { prepareRxVnet, vnetHdrLen, vnetSegments } from '../tun/vnet-header.js';
+import { copyVnetHeader, prepareRxVnet, vnetHdrLen, vnetSegments } from '../tun/vnet-header.js';
 import { gsoAddon, type GsoAddon } from '../tun/gso.js';
 import { TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } from '../tun/tun-device.js';
 import { C_RX_BYTES, C_RX_PACKETS, C_TX_BYTES, C_TX_PACKETS, dropIndex, eventIndex } from '../metrics/counter-layout.js';
@@ -36,7 +37,16 @@ export interface BatchLoopOptions {
    * takes many wire packets per write() syscall.
    */
   gro?: boolean;
+  /**
+   * The front's tunnel TAP queue (UDP-tunnel super-packets, written only) and its MAC: entries
+   * queued with TxQueue.forwardTap go there.
+   */
+  tap?: { dev: TunDevice; mac: Uint8Array };
 }
+
+/** Ethernet header before each TAP frame: not on the wire of the tunnel, not counted as bytes. */
+const ETH_HLEN = 14;
+const E_TUNNEL_GSO_WRITES = eventIndex('tunnel_gso_writes');
 
 const I_WRITE_ERROR = dropIndex('write_error');
 const I_READ_ERROR = dropIndex('read_error');
@@ -51,6 +61,9 @@ export class BatchLoop {
   private stopped = false;
   private lastWriteDrops = 0;
   private lastReadDrops = 0;
+  private readonly tap: TunDevice | undefined;
+  /** One TAP entry at index 0 (the TAP is written frame by frame). */
+  private readonly one = { offs: new Int32Array(1), lens: new Int32Array(1), vnet: new Uint8Array(12) };
   /** Write-side GRO: merge TCP (TSO4+TSO6 on the device) / UDP (USO4+USO6) before writing. */
   private readonly groTcp: number;
   private readonly groUdp: number;
@@ -67,11 +80,18 @@ export class BatchLoop {
     this.aux = new PacketSlab(n, AUX_SLOT, AUX_HEADROOM);
     if (dev.vnetHdr) this.seg = new SegmentSlab(dev.headroom);
     this.tx = new TxQueue(n + this.aux.capacity + (this.seg?.capacity ?? 0), dev.vnetHdr, this.aux, this.seg);
+    this.tx.attachWriter(() => this.flush());
+    if (o.tap !== undefined && dev.vnetHdr) {
+      this.tap = o.tap.dev;
+      this.tx.tapMac = o.tap.mac;
+    }
     const gro = dev.vnetHdr && (o.gro ?? true);
     const has = (mask: number): number => (gro && (dev.offloads & mask) === mask ? 1 : 0);
     this.groTcp = has(TUN_F_TSO4 | TUN_F_TSO6);
     this.groUdp = has(TUN_F_USO4 | TUN_F_USO6);
     this.g = this.groTcp + this.groUdp > 0 ? gsoAddon() : undefined;
+    this.tx.groTcp = this.groTcp;
+    this.tx.groUdp = this.groUdp;
   }
 
   start(): void {
@@ -152,19 +172,59 @@ export class BatchLoop {
     this.flush();
   }
 
-  /** Write the queue in order, one write call per run of entries in the same slab; then empty it. */
+  /**
+   * Write the queue in order, one write call per run of entries in the same slab for the same
+   * device; then empty it.
+   */
   private flush(): void {
     const tx = this.tx;
     const rxBuf = this.dev.rx.buf;
+    const devs = tx.devs;
     while (tx.count > 0) {
       const buf = tx.bufs[0]!;
+      const d = devs[0]!;
       let m = 1;
-      while (m < tx.count && tx.bufs[m] === buf) m++;
-      this.writeRun(buf, m, buf === rxBuf);
+      while (m < tx.count && tx.bufs[m] === buf && devs[m] === d) m++;
+      if (d === DEV_TAP) this.writeTapRun(buf, m);
+      else this.writeRun(buf, m, buf === rxBuf);
       if (m === tx.count) break;
       tx.shiftDown(m);
     }
     tx.reset();
+  }
+
+  /**
+   * Write entries [0, m) of the queue (all in `buf`, all for the TAP): UDP-tunnel super-packets.
+   * Counted like writeRun, without the Ethernet header (14 bytes per frame, and in every segment's
+   * hdr_len); each frame taken also counts tunnel_gso_writes.
+   */
+  private writeTapRun(buf: Uint8Array, m: number): void {
+    const tx = this.tx;
+    const tap = this.tap!;
+    const lens = tx.lens;
+    const v = tx.vnet;
+    const one = this.one;
+    const c = this.counters;
+    let wire = 0;
+    let bytes = 0;
+    let written = 0;
+    // One frame per call (each is tens of KB): a refused one is known, and all its segments are lost.
+    for (let k = 0; k < m; k++) {
+      const segs = vnetSegments(v, k);
+      one.offs[0] = tx.offs[k]!;
+      one.lens[0] = lens[k]!;
+      copyVnetHeader(v, k, one.vnet, 0);
+      if (tap.write(buf, one.offs, one.lens, 1, one.vnet) === 1) {
+        written++;
+        wire += segs;
+        bytes += lens[k]! - ETH_HLEN + (segs > 1 ? (segs - 1) * (vnetHdrLen(v, k) - ETH_HLEN) : 0);
+      } else {
+        c[I_WRITE_ERROR] += segs;
+      }
+    }
+    c[C_TX_PACKETS] += wire;
+    c[C_TX_BYTES] += bytes;
+    c[E_TUNNEL_GSO_WRITES] += written;
   }
 
   /**

@@ -50,6 +50,23 @@ export class SegmentSlab {
     return n > 0 ? n : 0;
   }
 
+  /**
+   * Slots of `slot2` bytes still free once `n` more slots of `slot` bytes are taken: room for the
+   * fragments of segments that need them (tunnel-mtu.ts), checked before the cut.
+   */
+  freeSlotsAfter(slot: number, n: number, slot2: number): number {
+    const end = (this.firstSlot(slot) + n) * slot;
+    const f = Math.floor(ARENA_BYTES / slot2) - Math.ceil(end / slot2);
+    return f > 0 ? f : 0;
+  }
+
+  /** Take `n` consecutive slots of `slot` bytes (the caller checked freeSlots): the first's byte offset. */
+  take(slot: number, n: number): number {
+    const first = this.firstSlot(slot);
+    this.used = (first + n) * slot;
+    return first * slot;
+  }
+
   /** Slots the last successful cut() wrote: [cutFirst, cutFirst + cutCount). */
   cutFirst = 0;
   cutCount = 0;

@@ -4,11 +4,23 @@
 // this runs, so a bad file never touches an interface. A worker that exits unasked, an uncaught
 // exception or an unhandled rejection also stops the service with the same teardown, then exits
 // non-zero so the supervisor restarts it (a service with a dead queue would black-hole its flows).
-import { openTunQueues, closeTunFds, setOffload } from '../tun/native-tun.js';
+import { openTunQueues, closeTunFds, setOffload, setVnetHdrSize, tapHwAddr, tunnelWriteProbe, type TunQueueSet } from '../tun/native-tun.js';
 import { gsoWriteProbe } from '../tun/gso.js';
-import { HEADROOM, DEFAULT_BATCH, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } from '../tun/tun-device.js';
+import {
+  HEADROOM,
+  DEFAULT_BATCH,
+  TUN_F_CSUM,
+  TUN_F_TSO4,
+  TUN_F_TSO6,
+  TUN_F_USO4,
+  TUN_F_USO6,
+  TUN_F_UDP_TUNNEL_GSO,
+  TUN_F_UDP_TUNNEL_GSO_CSUM,
+  VNET_HDR_LEN,
+  VNET_TNL_HDR_LEN,
+} from '../tun/tun-device.js';
 import { HostSetup } from '../netlink/host-setup.js';
-import { ServiceMetrics, type BackendState, type PoolState, type TableRouteCounts } from '../metrics/registry.js';
+import { ServiceMetrics, type BackendState, type PoolState, type ServiceState, type TableRouteCounts } from '../metrics/registry.js';
 import type { HealthProbeState } from '../metrics/health-metrics.js';
 import { startAdminServer, type AdminServer, type AdminRoute } from '../admin/admin-server.js';
 import { ApplyFailure, WorkerPool, type ApplyMessage } from './worker-pool.js';
@@ -25,6 +37,16 @@ export interface ServiceHostOptions {
    * segmentation offloads, probed at start-up (TUNSETOFFLOAD, then a GSO write); off when refused.
    */
   offload?: boolean;
+  /**
+   * The front with encap.udpPort and offload.udpTunnel: open a TAP next to the TUN (tunnelTapName)
+   * for UDP-tunnel super-packets the kernel segments, if the start-up probe passes.
+   */
+  udpTunnelTap?: boolean;
+  /**
+   * The back with udpPort and offload.udpTunnel: read UDP-tunnel super-packets whole (24-byte
+   * virtio header, TUN_F_UDP_TUNNEL_GSO(_CSUM), Linux >= 6.16) when the kernel accepts it.
+   */
+  udpTunnelRead?: boolean;
   /** accept_local on the TUN (the front's IPv4 encap source may be a local address). */
   acceptLocal: boolean;
   adminListen: string;
@@ -36,6 +58,8 @@ export interface ServiceHostOptions {
   tableRoutes?: () => TableRouteCounts;
   /** Health probes per back and kind (front): latency and failures. */
   healthProbes?: () => readonly HealthProbeState[];
+  /** Services of the config in force and their counter slots: the `service` label's values. */
+  services?: () => readonly ServiceState[];
   table: () => unknown;
   /** Ready beyond "TUN up and workers running" (e.g. a table is loaded). */
   ready?: () => { ready: boolean; reason?: string };
@@ -86,6 +110,10 @@ export class ServiceHost {
   private failure: string | undefined;
   private tunName = '';
   private offloads = 0;
+  /** The TUN's virtio header size: 12, or 24 when it reads UDP-tunnel super-packets. */
+  private vnetHdrSize = VNET_HDR_LEN;
+  /** The tunnel TAP in use (probe passed), else undefined. */
+  private tap: { set: TunQueueSet; mac: number[] } | undefined;
   /** Counter blocks of every worker ever started: totals never go down. */
   private readonly blocks: Float64Array[] = [];
 
@@ -97,8 +125,10 @@ export class ServiceHost {
         backends: o.backends,
         pools: o.pools,
         healthProbes: o.healthProbes,
+        services: o.services,
         tableRoutes: o.tableRoutes,
         offloadEnabled: () => this.offloads !== 0,
+        udpTunnelOffload: () => this.tap !== undefined || this.vnetHdrSize === VNET_TNL_HDR_LEN,
         liveWorkers: () => this.pool?.liveCount ?? 0,
       },
     });
@@ -126,11 +156,15 @@ export class ServiceHost {
       await this.host.configureTun({ name: set.name, mtu: tun.mtu, routes: tun.routes, acceptLocal: this.o.acceptLocal });
       if (offload) this.probeOffloads(set.fds[0]);
       else log.info('tun_offload', { enabled: false, reason: 'config offload.enabled: false' });
+      if (this.o.udpTunnelTap) await this.openTunnelTap(set.name, set.fds.length);
+      if (this.o.udpTunnelRead && offload) this.enableTunnelRead(set.fds[0]);
       if (this.o.setupHost) await this.o.setupHost(this.host, set.name);
+      const tap = this.tap;
       this.pool = new WorkerPool({
         entry: this.o.workerEntry,
         fds: set.fds,
-        tun: { batchSize: DEFAULT_BATCH, headroom: HEADROOM, vnetHdr: set.vnetHdr, offloads: this.offloads },
+        tun: { batchSize: DEFAULT_BATCH, headroom: HEADROOM, vnetHdr: set.vnetHdr, offloads: this.offloads, vnetHdrSize: this.vnetHdrSize },
+        tap: tap !== undefined ? { fds: tap.set.fds, mac: tap.mac, offloads: tap.set.offloads } : undefined,
         role: this.o.roleData,
         onEvent: (m) => {
           if (m.type === 'error') log.error('worker_error', { queue: m.queue, message: m.message });
@@ -162,7 +196,10 @@ export class ServiceHost {
       });
       log.info('service_started', { role: this.o.role, tun: set.name, admin: this.o.adminListen });
     } catch (e) {
-      if (!handedOver) closeTunFds(set.fds);
+      if (!handedOver) {
+        closeTunFds(set.fds);
+        if (this.tap !== undefined) closeTunFds(this.tap.set.fds);
+      }
       await this.stop(-1);
       throw privilegeError(this.o.role, 'configuring the host (rtnetlink, /proc/sys)', e);
     }
@@ -200,6 +237,69 @@ export class ServiceHost {
     if (udpErr !== 0) fields.udpProbeErrno = udpErr;
     if (mask === 0) log.warn('tun_offload', fields);
     else log.info('tun_offload', fields);
+  }
+
+  /**
+   * After the GSO probes (12-byte header): ask the kernel to hand over UDP-tunnel super-packets
+   * whole (TUNSETVNETHDRSZ 24 and TUN_F_UDP_TUNNEL_GSO | _CSUM on top of TSO; both per device).
+   * Without it the kernel segments them in software before the TUN and the back reads one packet
+   * per segment. A kernel before 6.16 refuses the offload bits: the 12-byte header is put back.
+   */
+  private enableTunnelRead(fd: number): void {
+    const { log } = this.o;
+    const off = (reason: string): void => log.warn('tun_offload_udp_tunnel_read', { enabled: false, reason });
+    if ((this.offloads & (TUN_F_TSO4 | TUN_F_TSO6)) !== (TUN_F_TSO4 | TUN_F_TSO6)) return off('no TSO on the TUN');
+    if (!setVnetHdrSize(fd, VNET_TNL_HDR_LEN)) return off('TUNSETVNETHDRSZ 24 refused');
+    const mask = this.offloads | TUN_F_UDP_TUNNEL_GSO | TUN_F_UDP_TUNNEL_GSO_CSUM;
+    if (!setOffload(fd, mask)) {
+      setVnetHdrSize(fd, VNET_HDR_LEN);
+      setOffload(fd, this.offloads);
+      return off('TUNSETOFFLOAD UDP_TUNNEL_GSO refused (Linux >= 6.16 needed)');
+    }
+    this.offloads = mask;
+    this.vnetHdrSize = VNET_TNL_HDR_LEN;
+    log.info('tun_offload_udp_tunnel_read', { enabled: true, mask });
+  }
+
+  /**
+   * UDP-tunnel super-packets (Linux >= 6.16) can only be written to a TAP (the kernel expects an
+   * Ethernet header before the outer IP header): open one next to the TUN, a queue per worker, with
+   * the 24-byte vnet header, configure it as the TUN is (forwarding, rp_filter off, accept_local for
+   * a local IPv4 outer source, no IPv6 link-local so the kernel sends nothing out of it, up), and
+   * write a 2-segment probe. Needs TSO on the TUN (else no super-packets arrive to pass on). Any
+   * refusal leaves this.tap unset: the workers then cut and wrap every segment themselves.
+   */
+  private async openTunnelTap(tunName: string, queues: number): Promise<void> {
+    const { log } = this.o;
+    const off = (reason: string, extra: Record<string, unknown> = {}): void => log.warn('tun_offload_udp_tunnel', { enabled: false, reason, ...extra });
+    if ((this.offloads & (TUN_F_TSO4 | TUN_F_TSO6)) === 0) return off('no TSO on the TUN');
+    const name = tunnelTapName(tunName);
+    let set: TunQueueSet;
+    try {
+      set = openTunQueues(name, queues, {
+        vnetHdr: true,
+        tap: true,
+        vnetHdrSize: VNET_TNL_HDR_LEN,
+        offloads: TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UDP_TUNNEL_GSO | TUN_F_UDP_TUNNEL_GSO_CSUM,
+      });
+    } catch (e) {
+      return off(`opening the TAP ${name}: ${(e as Error).message}`);
+    }
+    try {
+      await this.host!.configureTun({ name: set.name, routes: [], acceptLocal: this.o.acceptLocal });
+      const mac = tapHwAddr(set.fds[0]!);
+      const err = testUdpTunnelProbeErrno() ?? tunnelWriteProbe(set.fds[0]!, mac);
+      if (err !== 0) {
+        closeTunFds(set.fds);
+        return off(`UDP-tunnel GSO write probe refused (errno ${err})`, { tap: set.name });
+      }
+      this.tap = { set, mac: Array.from(mac) };
+      log.info('tun_offload_udp_tunnel', { enabled: true, tap: set.name, queues: set.fds.length });
+    } catch (e) {
+      // an optimisation that cannot be set up must not stop the front: it segments itself instead
+      closeTunFds(set.fds);
+      return off(`setting up the TAP ${set.name}: ${(e as Error).message}`);
+    }
   }
 
   broadcast(msg: ToWorker): void {
@@ -316,6 +416,14 @@ export class ServiceHost {
   }
 }
 
+/**
+ * The front's tunnel TAP is named after its TUN: the first 12 characters of the TUN's name + "tap"
+ * (at most 15, the kernel's limit), e.g. mslbf0 -> mslbf0tap.
+ */
+export function tunnelTapName(tunName: string): string {
+  return `${tunName.slice(0, 12)}tap`;
+}
+
 /** After a failure and its teardown, how long the admin server still answers before the exit. */
 const FAILURE_REPORT_MS = 1000;
 
@@ -336,6 +444,16 @@ export function testFault(env: NodeJS.ProcessEnv = process.env): { kind: 'uncaug
   const ms = Number(env.MSLB_TEST_FAULT_AFTER_MS);
   if ((kind !== 'uncaught' && kind !== 'rejection') || !Number.isFinite(ms) || ms < 0) return undefined;
   return { kind, afterMs: ms };
+}
+
+/**
+ * Tests make the tunnel TAP's start-up probe fail with MSLB_TEST_UDP_TUNNEL_PROBE_ERRNO (an errno, as
+ * an older kernel would refuse the write: the fallback path); honoured only when NODE_ENV=test.
+ */
+export function testUdpTunnelProbeErrno(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  if (env.NODE_ENV !== 'test') return undefined;
+  const e = Number(env.MSLB_TEST_UDP_TUNNEL_PROBE_ERRNO);
+  return env.MSLB_TEST_UDP_TUNNEL_PROBE_ERRNO && Number.isInteger(e) && e > 0 ? e : undefined;
 }
 
 /**

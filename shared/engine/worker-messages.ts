@@ -7,6 +7,11 @@ export interface WorkerInit {
   queue: number;
   fd: number;
   tun: TunQueueOptions;
+  /**
+   * The front's tunnel TAP queue for this worker (offload.udpTunnel): fd, the TAP's MAC and its
+   * TUN_F_* offloads; written only, 24-byte vnet header on the device.
+   */
+  tap?: { fd: number; mac: number[]; offloads: number };
   /** This worker's counter block (see shared/metrics/counter-layout.ts). */
   counters: SharedArrayBuffer;
   /** Role-specific settings, plain data (addresses already parsed into words). */

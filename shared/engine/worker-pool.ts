@@ -12,6 +12,8 @@ export interface WorkerPoolOptions {
   entry: URL;
   fds: number[];
   tun: TunQueueOptions;
+  /** The tunnel TAP's queues (one per worker, same order as fds), its MAC and offloads. */
+  tap?: { fds: number[]; mac: number[]; offloads: number };
   role: unknown;
   onEvent: (m: FromWorker) => void;
   /** A worker ended without being asked to (code: its exit code). */
@@ -85,6 +87,8 @@ export class WorkerPool {
       this.blocks.push(block);
       const init: WorkerInit = { queue, fd, tun: this.opts.tun, counters: block.buffer as SharedArrayBuffer, role: this.opts.role };
       if (this.opts.testExit && this.opts.testExit.queue === queue) init.testExitAfterMs = this.opts.testExit.afterMs;
+      const tap = this.opts.tap;
+      if (tap !== undefined) init.tap = { fd: tap.fds[queue]!, mac: tap.mac, offloads: tap.offloads };
       const w = new Worker(this.opts.entry, { workerData: init });
       this.workers.push(w);
       this.alive.push(true);

@@ -2,6 +2,7 @@
 // processor, run the batch loop, and apply control messages (new table, stop) between batches.
 import { parentPort, workerData } from 'node:worker_threads';
 import { NativeTun } from '../tun/native-tun.js';
+import { VNET_TNL_HDR_LEN } from '../tun/tun-device.js';
 import { BatchLoop } from './batch-loop.js';
 import type { PacketProcessor } from './packet-processor.js';
 import type { WorkerInit, ToWorker, FromWorker, FlowQuery, FlowSnapshot } from './worker-messages.js';
@@ -21,9 +22,14 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
   const post = (m: FromWorker): void => port.postMessage(m);
   let loop: BatchLoop | undefined;
   let dev: NativeTun | undefined;
+  let tap: NativeTun | undefined;
   try {
     const processor = make(init, counters);
     dev = NativeTun.attach(init.fd, init.tun);
+    // written only (nothing is routed into it): the smallest receive slab the queue accepts
+    if (init.tap !== undefined) {
+      tap = NativeTun.attach(init.tap.fd, { vnetHdr: true, vnetHdrSize: VNET_TNL_HDR_LEN, offloads: init.tap.offloads, batchSize: 1, headroom: 0, slotSize: 128 });
+    }
     loop = new BatchLoop(
       dev,
       processor,
@@ -31,11 +37,13 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
       (err) => {
         post({ type: 'device-error', queue: init.queue, message: err.message });
       },
+      tap !== undefined ? { tap: { dev: tap, mac: Uint8Array.from(init.tap!.mac) } } : {},
     );
     port.on('message', (msg: ToWorker) => {
       if (msg.type === 'stop') {
         loop?.stop();
         dev?.close();
+        tap?.close();
         post({ type: 'stopped', queue: init.queue });
         port.close();
         return;
@@ -61,6 +69,7 @@ export function runWorker(make: (init: WorkerInit, counters: Float64Array) => Ro
   } catch (err) {
     post({ type: 'error', queue: init.queue, message: (err as Error).stack ?? String(err) });
     dev?.close();
+    tap?.close();
     port.close();
   }
 }

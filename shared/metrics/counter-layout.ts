@@ -66,6 +66,8 @@ export const EVENT_COUNTERS = [
   // hostile input: fabric errors about flows never sent, flow-table inserts refused by admission
   'pmtu_unverified',
   'flow_table_refused',
+  // UDP-tunnel super-packets the front wrote to its TAP (the kernel segments each on the way out)
+  'tunnel_gso_writes',
 ] as const;
 export type EventCounter = (typeof EVENT_COUNTERS)[number];
 
@@ -85,7 +87,19 @@ export const EVENT_BASE = ICMP_BASE + ICMP_TYPES.length;
 export const BACKEND_BASE = EVENT_BASE + EVENT_COUNTERS.length;
 /** One gauge per backend slot: flows pinned to that back in this worker's flow table. */
 export const BACKEND_FLOWS_BASE = BACKEND_BASE + 2 * MAX_BACKEND_SLOTS;
-export const COUNTER_BLOCK_LENGTH = BACKEND_FLOWS_BASE + MAX_BACKEND_SLOTS;
+
+/**
+ * Services get a slot too (the `service` label): the front's is its position in `services`, the
+ * back's is assigned by address on the main thread and kept across reloads. The configs refuse more
+ * services than slots, so the label's values are bounded by the config, never taken from a packet.
+ */
+export const MAX_SERVICE_SLOTS = 256;
+/** Never exported: where a processor built without slots for every service counts the rest. */
+export const SERVICE_SINK_SLOT = MAX_SERVICE_SLOTS;
+/** Per service slot: wire packets, wire bytes, then one decision counter per DECISION_REASONS entry. */
+export const SERVICE_STRIDE = 2 + DECISION_REASONS.length;
+export const SERVICE_BASE = BACKEND_FLOWS_BASE + MAX_BACKEND_SLOTS;
+export const COUNTER_BLOCK_LENGTH = SERVICE_BASE + SERVICE_STRIDE * (MAX_SERVICE_SLOTS + 1);
 
 export function dropIndex(r: DropReason): number {
   return DROP_BASE + DROP_REASONS.indexOf(r);
@@ -105,6 +119,15 @@ export function backendPacketsIndex(slot: number): number {
 
 export function backendFlowsIndex(slot: number): number {
   return BACKEND_FLOWS_BASE + slot;
+}
+
+/** Packets of service slot `slot`; its bytes are at +1, its decisions from +2 (serviceDecisionIndex). */
+export function servicePacketsIndex(slot: number): number {
+  return SERVICE_BASE + SERVICE_STRIDE * slot;
+}
+
+export function serviceDecisionIndex(slot: number, r: DecisionReason): number {
+  return servicePacketsIndex(slot) + 2 + DECISION_REASONS.indexOf(r);
 }
 
 /** One block per worker, allocated by the main thread and handed to the worker. */

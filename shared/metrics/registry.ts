@@ -21,6 +21,10 @@ import {
   ICMP_TYPES,
   icmpIndex,
   MAX_BACKEND_SLOTS,
+  MAX_SERVICE_SLOTS,
+  SERVICE_STRIDE,
+  serviceDecisionIndex,
+  servicePacketsIndex,
   type DecisionReason,
   type DropReason,
   type EventCounter,
@@ -33,6 +37,12 @@ export interface BackendState {
   name: string;
   slot: number;
   up: boolean;
+}
+
+/** A service address in force and its counter slot (front: position in `services`; back: kept by address). */
+export interface ServiceState {
+  name: string;
+  slot: number;
 }
 
 /** A pool of the table in force (front): configured members and how many are up now. */
@@ -59,10 +69,14 @@ export interface MetricsSources {
   tableRoutes?: () => TableRouteCounts;
   /** Whether TUN offloads (IFF_VNET_HDR) are on. Default false. */
   offloadEnabled?: () => boolean;
+  /** Front: UDP-tunnel super-packets go to the kernel through the TAP; back: its TUN reads them whole (offload.udpTunnel, probed). */
+  udpTunnelOffload?: () => boolean;
   /** Worker threads alive now. Default: one per counter block. */
   liveWorkers?: () => number;
   /** Health probes per back and kind (front): mslb_health_probe_* families. Default: none. */
   healthProbes?: () => readonly HealthProbeState[];
+  /** Services of the config in force: the values of the `service` label. Default: none. */
+  services?: () => readonly ServiceState[];
 }
 
 export interface ServiceMetricsOptions {
@@ -107,6 +121,7 @@ const FRONT_EVENTS: readonly [EventCounter, string, string][] = [
   ['pmtu_unverified', 'mslb_pmtu_unverified_total', 'ICMP errors about the front\'s tunnels whose quoted inner flow was not sent to that back recently: not learned, not relayed.'],
   ['flow_table_refused', 'mslb_flow_table_refused_total', 'New flows not pinned: their bucket held only confirmed flows seen recently (admission under a flood; the packet is still forwarded).'],
   ['lbsp_client_fallback', 'mslb_lbsp_client_fallback_total', 'LBSP client segments no route covers (anonymous values): the IP source was the key.'],
+  ['tunnel_gso_writes', 'mslb_tunnel_gso_writes_total', 'UDP-tunnel super-packets written to the tunnel TAP, each segmented by the kernel on the way out (offload.udpTunnel); the wire packets are in mslb_tx_packets_total.'],
   ['icmp_steer_copies', 'mslb_icmp_steer_copies_total', 'Extra copies of ICMP errors sent to the other members of a pool keyed by flow label or LBSP (beyond the first copy).'],
 ];
 /** `by` of mslb_icmp_steered_total -> event counter. */
@@ -137,6 +152,8 @@ export class ServiceMetrics {
   private reloadsOk = 0;
   /** Per backend counter index: the total left by the slot's previous back (see resetBackendSlot). */
   private readonly backendBase = new Map<number, number>();
+  /** The same for service slots (see resetServiceSlot). */
+  private readonly serviceBase = new Map<number, number>();
   private readonly blocksOf: () => readonly Float64Array[];
   private reloadsFailed = 0;
   private lastSuccess = 0;
@@ -257,6 +274,50 @@ export class ServiceMetrics {
       });
     backendCounter('mslb_backend_packets_total', 'Packets sent to each back.', 0);
     backendCounter('mslb_backend_bytes_total', 'Bytes sent to each back.', 1);
+
+    // Per service: the label values are the configured services, read at scrape time like the backs.
+    const services = src.services ?? (() => []);
+    const inService = (slot: number) => Number.isInteger(slot) && slot >= 0 && slot < MAX_SERVICE_SLOTS;
+    const serviceValue = (b: readonly Float64Array[], i: number) => Math.max(0, sumCounter(b, i) - (self.serviceBase.get(i) ?? 0));
+    const serviceCounter = (name: string, help: string, offset: number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['service'],
+        registers: reg,
+        collect() {
+          this.reset();
+          const b = blocks();
+          for (const sv of services()) if (inService(sv.slot)) this.inc({ service: sv.name }, serviceValue(b, servicePacketsIndex(sv.slot) + offset));
+        },
+      });
+    serviceCounter(
+      'mslb_service_packets_total',
+      this.role === 'front' ? 'Packets balanced to a back, by the service they are for (as on the wire: a GSO super-packet counts as its segments).' : 'Packets forwarded to a service after translation or unwrapping, by service (as on the wire).',
+      0,
+    );
+    serviceCounter(
+      'mslb_service_bytes_total',
+      this.role === 'front' ? 'Bytes of the packets balanced to a back (as the client sent them, before any tunnel header), by service.' : 'Bytes of the packets forwarded to a service (translated or unwrapped), by service.',
+      1,
+    );
+    if (this.role === 'front') {
+      const reasons = decisionReasonsFor(this.role);
+      new Counter({
+        name: 'mslb_service_decisions_total',
+        help: 'Balancing decisions, by the service the packet is for and what decided.',
+        labelNames: ['service', 'reason'],
+        registers: reg,
+        collect() {
+          this.reset();
+          const b = blocks();
+          for (const sv of services()) {
+            if (!inService(sv.slot)) continue;
+            for (const r of reasons) this.inc({ service: sv.name, reason: r }, serviceValue(b, serviceDecisionIndex(sv.slot, r)));
+          }
+        },
+      });
+    }
     if (this.role === 'front') {
       new Gauge({
         name: 'mslb_backend_flows',
@@ -376,6 +437,15 @@ export class ServiceMetrics {
         this.set(offload() ? 1 : 0);
       },
     });
+    const udpTunnel = src.udpTunnelOffload ?? (() => false);
+    new Gauge({
+      name: 'mslb_offload_udp_tunnel_enabled',
+      help: 'Whether UDP-tunnel super-packets are in use (offload.udpTunnel, probed at start-up): the front writes TCP bursts into UDP tunnels as super-packets the kernel segments; the back reads them whole.',
+      registers: reg,
+      collect() {
+        this.set(udpTunnel() ? 1 : 0);
+      },
+    });
     if (this.role === 'front') {
       new Gauge({
         name: 'mslb_flow_table_entries',
@@ -407,6 +477,16 @@ export class ServiceMetrics {
   resetBackendSlot(slot: number): void {
     const b = this.blocksOf();
     for (const i of [backendPacketsIndex(slot), backendPacketsIndex(slot) + 1]) this.backendBase.set(i, sumCounter(b, i));
+  }
+
+  /**
+   * A service slot now belongs to another service address (the back's reload removed the old one
+   * and the slots ran out of fresh ones): the new service's counters start from 0, as for a backend.
+   */
+  resetServiceSlot(slot: number): void {
+    const b = this.blocksOf();
+    const first = servicePacketsIndex(slot);
+    for (let i = first; i < first + SERVICE_STRIDE; i++) this.serviceBase.set(i, sumCounter(b, i));
   }
 
   /** The start-up load succeeded: sets the timestamp without counting a reload. */

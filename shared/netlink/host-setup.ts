@@ -3,12 +3,14 @@
 // reverse. Something that already existed (EEXIST, or a sysctl already at the wanted value) is not
 // ours and is left alone on teardown. Main thread only; nothing here is on the packet path.
 import { readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { createRtNetlink, FlagsNew, type RtNetlinkSocket, type rt } from 'netlink';
 import type { Logger } from '../log.js';
 import { afOf, formatIp, networkOf, parseIp, prefixBytes, type IpFamily, type IpPrefix } from './ip-prefix.js';
 import { parsePrefix } from '../table/addr.js';
 import { errnoCode, HostSetupError } from './netlink-error.js';
 import { PROC_SYS, sysctlName, sysctlPath, type SysctlKey } from './sysctl.js';
+import { featureErrno, netdevFeature } from './netdev-feature.js';
 
 /** A route into a device (no gateway: the TUN is point-to-point). */
 export interface RouteSpec {
@@ -270,6 +272,27 @@ export class HostSetup {
         // The device-specific key vanishes with its device; nothing to restore then.
         if (!GONE.has(errnoCode(e))) throw new HostSetupError('restoreSysctl', `${name}=${prev}`, e);
       }
+    });
+  }
+
+  /**
+   * Turn an ethtool feature of an interface on (`ethtool -K DEV NAME on`, e.g. "rx-gro",
+   * "rx-udp-gro-forwarding"); teardown turns it off again if it was off before. Throws
+   * HostSetupError when the interface or the feature does not exist or the kernel keeps it off.
+   */
+  async enableFeature(dev: string, name: string): Promise<void> {
+    const was = netdevFeature(dev, name, -1);
+    if (was < 0) throw new HostSetupError('enableFeature', `${dev} ${name}`, Object.assign(new Error(featureErrno(was)), { code: featureErrno(was) }));
+    if (was === 1) return;
+    const now = netdevFeature(dev, name, 1);
+    if (now !== 1) {
+      const code = now < 0 ? featureErrno(now) : 'EOPNOTSUPP';
+      throw new HostSetupError('enableFeature', `${dev} ${name}`, Object.assign(new Error(now < 0 ? code : 'the kernel kept it off'), { code }));
+    }
+    this.record(`enableFeature ${dev} ${name} (was off)`, async () => {
+      const r = netdevFeature(dev, name, 0);
+      // The interface may be gone by now: nothing to restore then.
+      if (r < 0 && r !== -constants.errno.ENODEV) throw new HostSetupError('restoreFeature', `${dev} ${name} off`, Object.assign(new Error(featureErrno(r)), { code: featureErrno(r) }));
     });
   }
 

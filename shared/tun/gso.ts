@@ -44,6 +44,12 @@ export interface GsoAddon {
    * end of its `slot`-sized slot in buf); compacts offs/lens/vnet, returns the new count.
    */
   groCoalesce(buf: Uint8Array, offs: Int32Array, lens: Int32Array, vnet: Uint8Array, count: number, slot: number, tcp: number, udp: number): number;
+  /**
+   * groCoalesce over entries [first, first + count) that lie in one buffer in increasing,
+   * non-overlapping order, merging consecutive entries only (each run grows its first packet over
+   * the packets it took). Compacts that range; returns its new count.
+   */
+  groSequence(buf: Uint8Array, offs: Int32Array, lens: Int32Array, vnet: Uint8Array, first: number, count: number, tcp: number, udp: number): number;
   /** Write a 2-segment TCPv6 (udp 0) or UDP_L4 (udp 1) GSO probe from ::1 to ::1; 0 or the errno. */
   writeProbe(fd: number, udp: number): number;
 }

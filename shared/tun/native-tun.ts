@@ -9,6 +9,13 @@
 // worker reports that attach() returned, the main thread still owns the fd (a worker that dies
 // while loading never took it). After attach, close() frees everything; if JS forgets, the
 // wrapper's finalizer (GC) or the worker's env teardown does.
+//
+// TAP for UDP-tunnel writes: openTunQueues(name, n, { tap: true, vnetHdr: true, vnetHdrSize: 24 })
+// opens an IFF_TAP device whose vnet header is struct virtio_net_hdr_v1_hash_tunnel (24 bytes);
+// attach with the same vnetHdrSize. JS keeps its 12-byte stride: on write the addon appends zero
+// hash fields and the outer transport / inner network offsets computed from the frame, on read it
+// drops those 12 bytes. tapHwAddr() gives the MAC frames must be addressed to; tunnelWriteProbe()
+// asks the kernel whether it segments such writes.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -20,6 +27,8 @@ import {
   TUN_F_USO4,
   TUN_F_USO6,
   TunGoneError,
+  VNET_HDR_LEN,
+  VNET_TNL_HDR_LEN,
   allocRx,
   slabGeometry,
   type TunDevice,
@@ -40,6 +49,8 @@ interface NativeQueue {
 interface Addon {
   openQueues(name: string, n: number, flags: number): { name: string; fds: number[] };
   ifName(fd: number): string;
+  hwAddr(fd: number): Uint8Array;
+  writeTunnelProbe(fd: number, mac: Uint8Array): number;
   setVnetHdrSize(fd: number, size: number): boolean;
   setOffload(fd: number, mask: number): boolean;
   closeFd(fd: number): void;
@@ -59,6 +70,8 @@ interface Addon {
 const OPEN_MULTI_QUEUE = 1;
 const OPEN_VNET_HDR = 2;
 const OPEN_BLOCKING = 4;
+const OPEN_TAP = 8;
+const OPEN_VNET_TNL = 16;
 
 let addon: Addon | undefined;
 
@@ -110,6 +123,10 @@ export interface OpenQueuesOptions {
   offloads?: number;
   /** Leave the fds blocking (for references that read them with fs.read; never with NativeTun). */
   blocking?: boolean;
+  /** IFF_TAP: the device exchanges Ethernet frames (the UDP-tunnel write path needs one). */
+  tap?: boolean;
+  /** Device vnet header size with vnetHdr: 12 (default) or VNET_TNL_HDR_LEN (24, UDP-tunnel GSO). */
+  vnetHdrSize?: number;
 }
 
 /**
@@ -127,6 +144,11 @@ export function probeOffloads(fd: number): number {
   return a.setOffload(fd, withUso) ? withUso : base;
 }
 
+/** TUNSETVNETHDRSZ on a queue fd (the size is the device's, for every queue); false when refused. */
+export function setVnetHdrSize(fd: number, size: number): boolean {
+  return loadAddon().setVnetHdrSize(fd, size);
+}
+
 /** TUNSETOFFLOAD with an exact mask; false when the kernel refuses it. */
 export function setOffload(fd: number, mask: number): boolean {
   return loadAddon().setOffload(fd, mask);
@@ -136,7 +158,10 @@ export function setOffload(fd: number, mask: number): boolean {
 export function openTunQueues(name: string, n: number, o: OpenQueuesOptions = {}): TunQueueSet {
   const a = loadAddon();
   const vnetHdr = o.vnetHdr ?? false;
-  const flags = (n > 1 ? OPEN_MULTI_QUEUE : 0) | (vnetHdr ? OPEN_VNET_HDR : 0) | (o.blocking ? OPEN_BLOCKING : 0);
+  const tnl = vnetHdr && o.vnetHdrSize === VNET_TNL_HDR_LEN;
+  if (o.vnetHdrSize !== undefined && o.vnetHdrSize !== VNET_HDR_LEN && o.vnetHdrSize !== VNET_TNL_HDR_LEN) throw new RangeError(`vnetHdrSize ${o.vnetHdrSize}: 12 or 24`);
+  const flags =
+    (n > 1 ? OPEN_MULTI_QUEUE : 0) | (vnetHdr ? OPEN_VNET_HDR : 0) | (o.blocking ? OPEN_BLOCKING : 0) | (o.tap ? OPEN_TAP : 0) | (tnl ? OPEN_VNET_TNL : 0);
   const r = a.openQueues(name, n, flags);
   let offloads = 0;
   if (vnetHdr) {
@@ -151,6 +176,20 @@ export function openTunQueues(name: string, n: number, o: OpenQueuesOptions = {}
     }
   }
   return { name: r.name, fds: r.fds, vnetHdr, offloads };
+}
+
+/** A TAP's own MAC address (SIOCGIFHWADDR on one of its queue fds): frames to it are "received". */
+export function tapHwAddr(fd: number): Uint8Array {
+  return loadAddon().hwAddr(fd);
+}
+
+/**
+ * Start-up probe on a TAP queue fd opened with a 24-byte vnet header and TUN_F_UDP_TUNNEL_GSO set,
+ * device up: writes a 2-segment TCPv6-in-UDPv6 super-packet (::1 -> ::1, dropped by the kernel
+ * after the write) addressed to `mac`. 0 when the kernel accepted it, else the errno.
+ */
+export function tunnelWriteProbe(fd: number, mac: Uint8Array): number {
+  return loadAddon().writeTunnelProbe(fd, mac);
 }
 
 /** Close fds from openTunQueues that no NativeTun took over. */
@@ -175,6 +214,8 @@ export class NativeTun implements TunDevice {
   readonly slotSize: number;
   readonly vnetHdr: boolean;
   readonly offloads: number;
+  /** The device's vnet header size (0 without vnetHdr); JS always sees 12 bytes per packet. */
+  readonly vnetHdrSize: number;
   readonly rx: TunRx;
   private q: NativeQueue | null;
 
@@ -187,16 +228,17 @@ export class NativeTun implements TunDevice {
     this.slotSize = g.slotSize;
     this.vnetHdr = vnetHdr;
     this.offloads = o.offloads ?? 0;
+    this.vnetHdrSize = vnetHdr ? (o.vnetHdrSize === VNET_TNL_HDR_LEN ? VNET_TNL_HDR_LEN : VNET_HDR_LEN) : 0;
     this.rx = allocRx(g, vnetHdr);
     const r = this.rx;
-    this.q = loadAddon().attach(fd, vnetHdr ? 1 : 0, g.batchSize, g.slotSize, g.headroom, r.buf, r.offs, r.lens, vnetHdr ? r.vnet : null);
+    this.q = loadAddon().attach(fd, this.vnetHdrSize, g.batchSize, g.slotSize, g.headroom, r.buf, r.offs, r.lens, vnetHdr ? r.vnet : null);
   }
 
   /** Open a single-queue device (creates it unless a persistent one of that name exists). */
   static open(o: OpenTunOptions): NativeTun {
     const set = openTunQueues(o.name, 1, o);
     try {
-      return new NativeTun(set.fds[0], { ...o, vnetHdr: set.vnetHdr, offloads: set.offloads }, set.name);
+      return new NativeTun(set.fds[0], { ...o, vnetHdr: set.vnetHdr, offloads: set.offloads, vnetHdrSize: o.vnetHdrSize }, set.name);
     } catch (e) {
       closeTunFds(set.fds);
       throw e;

@@ -35,6 +35,16 @@ export const TUN_F_TSO_ECN = 0x08;
 export const TUN_F_UFO = 0x10;
 export const TUN_F_USO4 = 0x20;
 export const TUN_F_USO6 = 0x40;
+/** UDP-tunnel segmentation (Linux >= 6.16): GSO super-packets of TCP inside UDP; needs a 24-byte vnet header. */
+export const TUN_F_UDP_TUNNEL_GSO = 0x80;
+/** ... with the outer UDP checksum filled per segment by the kernel. */
+export const TUN_F_UDP_TUNNEL_GSO_CSUM = 0x100;
+/**
+ * Device-side vnet header size for UDP-tunnel GSO (struct virtio_net_hdr_v1_hash_tunnel). JS keeps
+ * 12 bytes per packet either way: the addon fills the 8 hash bytes with zeros and the tunnel offsets
+ * from the packet on write, and drops them on read.
+ */
+export const VNET_TNL_HDR_LEN = 24;
 
 export interface TunRx {
   /** The slab: batchSize slots of slotSize bytes. */
@@ -80,6 +90,8 @@ export interface TunQueueOptions {
   vnetHdr?: boolean;
   /** TUN_F_* offloads in force after the start-up probes (write-side GRO uses TSO/USO). */
   offloads?: number;
+  /** The vnet header size the device was opened with (TUNSETVNETHDRSZ): 12 (default) or 24. */
+  vnetHdrSize?: number;
 }
 
 /** The device vanished under the queue (EBADFD/ENODEV/EBADF): the worker should stop. */

@@ -9,6 +9,8 @@ import { VNET_HDR_LEN } from './tun-device.js';
 export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 /** The checksum has been validated. */
 export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
+/** UDP-tunnel GSO (24-byte header): the kernel fills each segment's outer UDP checksum. */
+export const VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM = 8;
 
 export const VIRTIO_NET_HDR_GSO_NONE = 0;
 export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
@@ -16,6 +18,9 @@ export const VIRTIO_NET_HDR_GSO_UDP = 3;
 export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
 export const VIRTIO_NET_HDR_GSO_UDP_L4 = 5;
 export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
+/** OR'ed with TCPV4/TCPV6: the packet is a UDP tunnel (outer IPv4 / IPv6) around a TCP super-packet. */
+export const VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 = 0x20;
+export const VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6 = 0x40;
 
 function u16(a: Uint8Array, p: number): number {
   return a[p] | (a[p + 1] << 8);
@@ -109,9 +114,13 @@ export function prepareRxVnet(buf: Uint8Array, off: number, len: number, a: Uint
     if ((a[p] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) cs = u16(a, p + 6);
     else cs = buf[off] >> 4 === 4 ? (buf[off] & 15) * 4 : 40;
     let hdrs = -1;
-    if (type === VIRTIO_NET_HDR_GSO_TCPV4 || type === VIRTIO_NET_HDR_GSO_TCPV6) {
+    // a UDP-tunnel super-packet (24-byte device header) is segmented by its inner TCP: csum_start
+    // is the inner TCP header, and every wire segment repeats the outer and inner headers
+    const inner = type & ~(VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 | VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6);
+    const tunnelOk = inner === type || (a[p] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
+    if (tunnelOk && (inner === VIRTIO_NET_HDR_GSO_TCPV4 || inner === VIRTIO_NET_HDR_GSO_TCPV6)) {
       if (cs + 13 < len) hdrs = cs + (buf[off + cs + 12] >> 4) * 4;
-    } else if (type === VIRTIO_NET_HDR_GSO_UDP_L4) {
+    } else if (inner === type && type === VIRTIO_NET_HDR_GSO_UDP_L4) {
       hdrs = cs + 8;
     }
     const gso = u16(a, p + 4);

@@ -9,11 +9,15 @@
 //   IPv6, > 1280 bytes          -> dropped, ICMPv6 Packet Too Big with the tunnel MTU (>= 1280);
 //   IPv6, <= 1280 bytes         -> carried: the OUTER packet is fragmented (the tunnel MTU is below
 //                                  1280 only when the path is; an IPv6 source never goes below 1280);
-//   IPv4 with DF (or GSO)       -> dropped, ICMP Fragmentation Needed with the tunnel MTU;
+//   IPv4 with DF                -> dropped, ICMP Fragmentation Needed with the tunnel MTU;
 //   IPv4 without DF             -> fragmented before encapsulation, each fragment wrapped.
+// A GSO super-packet is cut into its wire segments first (tunnel-offload.ts) and each segment that
+// does not fit is handled as above like a packet of its size (fragmentSegment).
 // Every drop counts too_big; fragments are queued in order (the first in place, the rest from aux
-// slots). Owns the worker's outer IPv4 ID sequence. Allocation free.
+// slots, or for segments from the segment slab). Owns the worker's outer IPv4 ID sequence.
+// Allocation free.
 import type { TxQueue } from '../engine/tx-queue.js';
+import type { SegmentSlab } from '../engine/segment-slab.js';
 import { PacketInfo } from '../packet/packet-info.js';
 import { parsePacket, ParseError } from '../packet/parse.js';
 import { encapsulate, OUTER_HDR_LEN4, OUTER_HDR_LEN6 } from '../packet/encap.js';
@@ -70,6 +74,8 @@ export class TunnelMtu {
   private ipId = 0;
   private fragId: number;
   private readonly frag = new PacketInfo();
+  /** Payload bytes per fragment, from outerPlan() to outerFragments(). */
+  private step = 0;
 
   constructor(
     readonly cache: PmtuCache,
@@ -115,6 +121,18 @@ export class TunnelMtu {
     return o;
   }
 
+  /**
+   * Wrap the GSO super-packet at buf[off] (info.totalLen bytes, `segs` wire segments) in outer IP +
+   * UDP headers for the kernel to segment (UDP_TUNNEL_CSUM): the UDP checksum field holds the folded
+   * pseudo-header sum of the whole datagram, the IPv4 ID the first segment's; the kernel numbers the
+   * others on, so the worker's sequence moves past all of them. Returns the new offset.
+   */
+  wrapUdpGso(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number, segs: number): number {
+    const id = this.nextIpId();
+    this.ipId = (this.ipId + segs - 1) & 0xffff;
+    return encapsulateUdp(buf, off, info, fam, src, dst, hopLimit, id, this.udpPort, true);
+  }
+
   /** Tunnel MTU toward a back (slot) with an outer header of family fam: path MTU - outer header. */
   tunnelMtu(slot: number, fam: number): number {
     return this.cache.get(slot, fam, this.nowMs) - this.outerLen(fam);
@@ -149,7 +167,8 @@ export class TunnelMtu {
   /**
    * Does the parsed packet at buf[off] fit the tunnel toward `slot` with an outer header of family
    * fam? Returns MTU_*; on MTU_DROPPED it counted too_big and queued the ICMP error (the packet is
-   * quoted unmodified: call this before touching it).
+   * quoted unmodified: call this before touching it). A GSO super-packet is judged by one segment:
+   * MTU_FRAG_* then means its segments are cut first and each one is fragmented (fragmentSegment).
    */
   check(buf: Uint8Array, off: number, info: PacketInfo, fam: number, slot: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
     const pmtu = this.cache.get(slot, fam, this.nowMs);
@@ -158,21 +177,25 @@ export class TunnelMtu {
     const size = wireSize(info, vnet, vnetOff);
     if (size <= tmtu) return MTU_FIT;
     // the rest in its own method: a small check() is inlined into the processors' per-packet code
-    return this.notFit(buf, off, info, size, tmtu, vnet, vnetOff, tx);
+    return this.notFit(buf, off, info, size, tmtu, tx);
   }
 
   /** check() for a packet of `size` on the wire over tunnel MTU tmtu < size. */
-  private notFit(buf: Uint8Array, off: number, info: PacketInfo, size: number, tmtu: number, vnet: Uint8Array, vnetOff: number, tx: TxQueue): number {
-    const gso = vnet.length > 0 && vnet[vnetOff + 1] !== 0;
+  private notFit(buf: Uint8Array, off: number, info: PacketInfo, size: number, tmtu: number, tx: TxQueue): number {
     if (info.version === 6) {
-      if (size <= IPV6_MIN_MTU && !gso) return MTU_FRAG_OUTER;
+      if (size <= IPV6_MIN_MTU) return MTU_FRAG_OUTER;
       this.icmp.send(tx, buf, off, info, ICMP_TOO_BIG, tmtu < IPV6_MIN_MTU ? IPV6_MIN_MTU : tmtu, this.nowMs);
     } else {
-      if (!info.df && !gso) return MTU_FRAG_INNER;
-      if (info.df) this.icmp.send(tx, buf, off, info, ICMP_TOO_BIG, tmtu, this.nowMs);
+      if (!info.df) return MTU_FRAG_INNER;
+      this.icmp.send(tx, buf, off, info, ICMP_TOO_BIG, tmtu, this.nowMs);
     }
     this.counters[D_TOO_BIG]++;
     return MTU_DROPPED;
+  }
+
+  /** Path MTU the last check() found. */
+  get checkedMtu(): number {
+    return this.pmtu;
   }
 
   /**
@@ -182,8 +205,7 @@ export class TunnelMtu {
    */
   wrapFragments(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number, tx: TxQueue): boolean {
     const aux = tx.aux;
-    const hdr = this.outerLen(fam);
-    let limit = this.pmtu - hdr;
+    let limit = this.pmtu - this.outerLen(fam);
     const room = aux.slotSize - aux.headroom;
     if (limit > room) limit = room;
     const count = ipv4FragmentCount(info, limit);
@@ -191,23 +213,8 @@ export class TunnelMtu {
       this.counters[D_TOO_BIG]++;
       return false;
     }
-    const step = ipv4FragmentStep(limit, info.hdrLen);
-    const f = this.frag;
-    // The later fragments first: fragment 0 is written over the original
-    const first = aux.used;
-    for (let k = 1; k < count; k++) {
-      const base = aux.claim() + aux.headroom;
-      const n = writeIpv4Fragment(buf, off, info, step, k, aux.buf, base);
-      parsePacket(aux.buf, base, n, f, -1); // we wrote it: it parses
-      aux.offs[first + k - 1] = this.wrap(aux.buf, base, f, fam, src, dst, hopLimit);
-      aux.lens[first + k - 1] = n + hdr;
-    }
-    const n0 = writeIpv4Fragment(buf, off, info, step, 0, buf, off);
-    parsePacket(buf, off, n0, f, -1);
-    const o = this.wrap(buf, off, f, fam, src, dst, hopLimit);
-    tx.push(buf, o, n0 + hdr);
-    for (let k = 0; k < count - 1; k++) tx.push(aux.buf, aux.offs[first + k]!, aux.lens[first + k]!);
-    this.counters[E_FRAGMENTED]++;
+    this.innerFragments(buf, off, info, fam, src, dst, hopLimit, tx, ipv4FragmentStep(limit, info.hdrLen), count, aux.buf, aux.used * aux.slotSize + aux.headroom, aux.slotSize);
+    aux.used += count - 1;
     return true;
   }
 
@@ -220,49 +227,145 @@ export class TunnelMtu {
     const aux = tx.aux;
     let limit = this.pmtu;
     if (limit > aux.slotSize) limit = aux.slotSize;
-    const first = aux.used;
+    const count = this.outerPlan(buf, o, outerLen, fam, limit);
+    if (count < 1 || count - 1 > aux.free) {
+      this.counters[D_TOO_BIG]++;
+      return false;
+    }
+    this.outerFragments(buf, o, outerLen, fam, tx, count, aux.buf, aux.used * aux.slotSize, aux.slotSize);
+    aux.used += count - 1;
+    return true;
+  }
+
+  /** Slot size (bytes, headroom included) of the fragments segmentFragments() planned. */
+  fragSlot = 0;
+
+  /**
+   * A GSO super-packet check() sent to MTU_FRAG_INNER / MTU_FRAG_OUTER: how many fragments one full
+   * segment of `segSize` bytes (IP header `ihl` bytes) becomes (0: it cannot be fragmented at this
+   * MTU), and in fragSlot the segment-slab slot each fragment needs with `headroom` before it. The
+   * caller reserves (count - 1) such slots per segment before cutting.
+   */
+  segmentFragments(fit: number, fam: number, segSize: number, ihl: number, headroom: number): number {
+    const hdr = this.outerLen(fam);
+    let limit: number;
     let count: number;
+    if (fit === MTU_FRAG_INNER) {
+      limit = this.pmtu - hdr;
+      const step = ipv4FragmentStep(limit, ihl);
+      count = step === 0 ? 0 : ((segSize - ihl + step - 1) / step) | 0;
+    } else {
+      limit = this.pmtu;
+      if (fam === 6) {
+        count = ipv6FragmentCount(segSize + hdr, ipv6FragmentStep(limit));
+      } else {
+        const step = ipv4FragmentStep(limit, OUTER_HDR_LEN4);
+        count = step === 0 ? 0 : ((segSize + hdr - OUTER_HDR_LEN4 + step - 1) / step) | 0;
+      }
+    }
+    this.fragSlot = (headroom + limit + 63) & ~63;
+    return count;
+  }
+
+  /**
+   * One segment (at buf[off] in the segment slab, parsed into info, complete checksums) of a super-
+   * packet check() sent to MTU_FRAG_*, too big for the tunnel: handled as a packet of its size read
+   * alone — IPv4 fragmented then each fragment wrapped, IPv6 wrapped then the outer packet
+   * fragmented — with the later fragments in fragSlot-sized slots of seg (segmentFragments() sized
+   * them, the caller reserved them). Queued in order. False (too_big counted) when there is no room.
+   */
+  fragmentSegment(fit: number, buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number, tx: TxQueue, seg: SegmentSlab): boolean {
+    const slot = this.fragSlot;
+    const room = slot - seg.headroom;
+    let count: number;
+    if (fit === MTU_FRAG_INNER) {
+      const limit = this.pmtu - this.outerLen(fam);
+      count = limit > room ? 0 : ipv4FragmentCount(info, limit);
+      if (count >= 2 && count - 1 <= seg.freeSlots(slot)) {
+        const step = ipv4FragmentStep(limit, info.hdrLen);
+        const at = seg.take(slot, count - 1) + seg.headroom;
+        this.innerFragments(buf, off, info, fam, src, dst, hopLimit, tx, step, count, seg.buf, at, slot);
+        return true;
+      }
+    } else {
+      const o = this.wrap(buf, off, info, fam, src, dst, hopLimit);
+      const outerLen = info.totalLen + this.outerLen(fam);
+      count = this.pmtu > room ? 0 : this.outerPlan(buf, o, outerLen, fam, this.pmtu);
+      if (count >= 1 && count - 1 <= seg.freeSlots(slot)) {
+        const at = seg.take(slot, count - 1) + seg.headroom;
+        this.outerFragments(buf, o, outerLen, fam, tx, count, seg.buf, at, slot);
+        return true;
+      }
+    }
+    this.counters[D_TOO_BIG]++;
+    return false;
+  }
+
+  /**
+   * Write fragments 1.. of the IPv4 packet at buf[off] (`step` payload bytes each) into out at
+   * `at`, one per `stride` bytes (room for the outer header before each), fragment 0 in place;
+   * wrap each and queue them in order. Counts `fragmented`.
+   */
+  private innerFragments(buf: Uint8Array, off: number, info: PacketInfo, fam: number, src: Uint32Array, dst: Uint32Array, hopLimit: number, tx: TxQueue, step: number, count: number, out: Uint8Array, at: number, stride: number): void {
+    const hdr = this.outerLen(fam);
+    const f = this.frag;
+    // The later fragments first: fragment 0 is written over the original (its payload stays put)
+    for (let k = 1; k < count; k++) writeIpv4Fragment(buf, off, info, step, k, out, at + (k - 1) * stride);
+    const n0 = writeIpv4Fragment(buf, off, info, step, 0, buf, off);
+    // then wrapped in the order they are sent, so outer IPv4 IDs follow the wire order
+    parsePacket(buf, off, n0, f, -1); // we wrote it: it parses
+    tx.push(buf, this.wrap(buf, off, f, fam, src, dst, hopLimit), n0 + hdr);
+    for (let k = 1; k < count; k++) {
+      const base = at + (k - 1) * stride;
+      const n = (out[base + 2]! << 8) | out[base + 3]!;
+      parsePacket(out, base, n, f, -1);
+      tx.push(out, this.wrap(out, base, f, fam, src, dst, hopLimit), n + hdr);
+    }
+    this.counters[E_FRAGMENTED]++;
+  }
+
+  /**
+   * Fragments the tunnel packet at buf[o] (outerLen bytes, family fam) needs to fit `limit`; 0 when
+   * it cannot be fragmented. Leaves the step (and for IPv4 the parsed header) for outerFragments().
+   */
+  private outerPlan(buf: Uint8Array, o: number, outerLen: number, fam: number, limit: number): number {
+    if (fam === 6) {
+      this.step = ipv6FragmentStep(limit);
+      return ipv6FragmentCount(outerLen, this.step);
+    }
+    const f = this.frag;
+    if (parsePacket(buf, o, outerLen, f, -1) !== ParseError.OK) return 0;
+    f.df = false;
+    this.step = ipv4FragmentStep(limit, f.hdrLen);
+    return ipv4FragmentCount(f, limit);
+  }
+
+  /**
+   * Write fragments 1.. of the tunnel packet at buf[o] (as outerPlan() planned) into out at `at`,
+   * one per `stride` bytes, fragment 0 in place; queue them in order. Counts `fragmented`.
+   */
+  private outerFragments(buf: Uint8Array, o: number, outerLen: number, fam: number, tx: TxQueue, count: number, out: Uint8Array, at: number, stride: number): void {
+    const step = this.step;
     let n0: number;
     let o0 = o;
     if (fam === 6) {
-      const step = ipv6FragmentStep(limit);
-      count = ipv6FragmentCount(outerLen, step);
-      if (count < 1 || count - 1 > aux.free) {
-        this.counters[D_TOO_BIG]++;
-        return false;
-      }
       this.fragId = (this.fragId + 1) >>> 0;
-      for (let k = 1; k < count; k++) {
-        const base = aux.claim();
-        aux.offs[first + k - 1] = base;
-        aux.lens[first + k - 1] = writeIpv6Fragment(buf, o, outerLen, step, k, this.fragId, aux.buf, base);
-      }
+      for (let k = 1; k < count; k++) writeIpv6Fragment(buf, o, outerLen, step, k, this.fragId, out, at + (k - 1) * stride);
       // fragment 0 in place, 8 bytes earlier (the headroom holds them): its payload does not move
       o0 = o - FRAG_HDR_LEN;
       n0 = writeIpv6Fragment(buf, o, outerLen, step, 0, this.fragId, buf, o0);
     } else {
       const f = this.frag;
-      if (parsePacket(buf, o, outerLen, f, -1) !== ParseError.OK) {
-        this.counters[D_TOO_BIG]++;
-        return false;
-      }
-      f.df = false;
-      count = ipv4FragmentCount(f, limit);
-      if (count < 1 || count - 1 > aux.free) {
-        this.counters[D_TOO_BIG]++;
-        return false;
-      }
-      const step = ipv4FragmentStep(limit, f.hdrLen);
-      for (let k = 1; k < count; k++) {
-        const base = aux.claim();
-        aux.offs[first + k - 1] = base;
-        aux.lens[first + k - 1] = writeIpv4Fragment(buf, o, f, step, k, aux.buf, base);
-      }
+      for (let k = 1; k < count; k++) writeIpv4Fragment(buf, o, f, step, k, out, at + (k - 1) * stride);
       n0 = writeIpv4Fragment(buf, o, f, step, 0, buf, o);
     }
     tx.push(buf, o0, n0);
-    for (let k = 0; k < count - 1; k++) tx.push(aux.buf, aux.offs[first + k]!, aux.lens[first + k]!);
+    for (let k = 1; k < count; k++) {
+      const base = at + (k - 1) * stride;
+      // the length each fragment header carries: IPv6 payload length + 40, IPv4 total length
+      const n = fam === 6 ? 40 + ((out[base + 4]! << 8) | out[base + 5]!) : (out[base + 2]! << 8) | out[base + 3]!;
+      tx.push(out, base, n);
+    }
     this.counters[E_FRAGMENTED]++;
-    return true;
   }
 }

@@ -6,6 +6,7 @@
 // limit 64, the inner DSCP/ECN byte copied, a non-zero outer flow label (IPv6 outer) that is one per
 // inner flow, and inner source = client, inner destination = S with valid inner checksums (tshark);
 // protocols 253 and 50 (ESP) arrive at the server byte-identical apart from the hop limit.
+// The service label counts what each service was sent (test/helpers/datapath.ts expectServiceCounts).
 // Needs root and `npm run build` (the services run from dist/).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/netns.js';
@@ -25,6 +26,7 @@ import {
   captureFields,
   clientPacket,
   dropDelta,
+  expectServiceCounts,
   expectedOuter,
   sendScapy,
   serviceOf,
@@ -191,6 +193,10 @@ describe.skipIf(!isRoot())('data path, encap modes', () => {
           }
         }
       }, 60_000);
+
+      it('the service label counts the traffic sent to each of the two services, at the front and at the back that unwrapped it', async () => {
+        await expectServiceCounts(lab);
+      }, 30_000);
 
       it('legitimate traffic cost no drop at the front or the backs', async () => {
         const now = await settledDrops(lab, [...SERVICES]);

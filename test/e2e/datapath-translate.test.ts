@@ -5,6 +5,7 @@
 // scapy-built UDP/TCP arrive byte-identical apart from the hop limit. Checksums are judged by tshark
 // on links with tx checksum offload off, once with offload on up to the server link (the front and the
 // backs get NEEDS_CSUM partial sums from the kernel) and once with it off everywhere (full sums).
+// The service label counts what each service was sent (test/helpers/datapath.ts expectServiceCounts).
 // Needs root and `npm run build` (the services run from dist/).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/netns.js';
@@ -20,7 +21,7 @@ import {
   type ClientName,
   type ServerName,
 } from '../helpers/lab.js';
-import { CLIENT_TRAFFIC, addrOf, backOf, captureFields, clientPacket, dropDelta, sendScapy, serviceOf, settledDrops } from '../helpers/datapath.js';
+import { CLIENT_TRAFFIC, addrOf, backOf, captureFields, clientPacket, dropDelta, expectServiceCounts, sendScapy, serviceOf, settledDrops } from '../helpers/datapath.js';
 
 const SERVICES = ['front', 'back1', 'back2'] as const;
 
@@ -173,6 +174,10 @@ describe.skipIf(!isRoot())('data path, translate mode', () => {
       }
     }
   }, 90_000);
+
+  it('the service label counts the traffic sent to each of the two services, at the front and at the back that carried it', async () => {
+    await expectServiceCounts(lab);
+  }, 30_000);
 
   it('legitimate traffic cost no drop at the front or the backs', async () => {
     const now = await settledDrops(lab, [...SERVICES]);

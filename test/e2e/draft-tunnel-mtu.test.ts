@@ -1,7 +1,8 @@
 // Tunnel MTU discovery on real kernel stacks (routed lab: client -- net -- front (one arm),
 // net -- back1/back2 -- servers; front in encap mode, deploy/lab/draft/front-encap.yaml):
 // - IPv4 without DF (a 3000-byte UDP datagram sent with IP_PMTUDISC_DONT) is fragmented by the
-//   front before wrapping and reassembled by the server (its echo answers);
+//   front before wrapping and reassembled by the server (its echo answers); the same for 1500-byte
+//   datagrams sent as one UDP GSO super-packet (UDP_SEGMENT): cut into datagrams, each fragmented;
 // - a 1 MB TCP upload with 1500-byte packets over the 1500-byte fabric completes because the client
 //   received Packet Too Big / Fragmentation Needed from the front (seen in the capture) and lowered
 //   its path MTU (`ip route get` in the client namespace shows mtu 1460 / 1480);
@@ -51,6 +52,26 @@ for attempt in range(3):
 sys.exit(3)
 `;
 
+// n datagrams of `seg` bytes in ONE sendmsg with UDP_SEGMENT (the kernel hands the front a UDP GSO
+// super-packet), without DF; prints the size the echo server saw of each datagram it answered.
+const USO_NO_DF = `
+import socket, sys
+src, dst, n, seg = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT: no DF
+s.setsockopt(socket.SOL_UDP, 103, seg)  # UDP_SEGMENT
+s.bind((src, 0))
+s.settimeout(3.0)
+s.sendto(b'g' * (n * seg), (dst, 7))
+got = []
+try:
+    while len(got) < n:
+        got.append(s.recv(2000).decode().split('\\n')[2])
+except socket.timeout:
+    pass
+print(' '.join(got))
+`;
+
 describe.skipIf(!isRoot())('tunnel MTU discovery (encap, routed lab)', () => {
   let lab: Lab;
   let file: string;
@@ -85,6 +106,46 @@ describe.skipIf(!isRoot())('tunnel MTU discovery (encap, routed lab)', () => {
     expect(rows.length).toBeGreaterThanOrEqual(4); // 1500-byte client fragments, each cut again
     for (const [, len] of rows) expect(Number(len!.split(',')[0])).toBeLessThanOrEqual(1500); // outer IPv4 total length
     expect(await metric('front', 'mslb_fragmented_total')).toBeGreaterThan(before);
+  }, 60_000);
+
+  it('IPv4 without DF sent as one UDP GSO super-packet: the front cuts it into its 1500-byte datagrams and fragments each (4in4 pieces <= 1500); the server gets every datagram whole', async () => {
+    const N = 20;
+    const tunStats = (): { reads: number } => {
+      const j = JSON.parse(lab.set.exec(lab.ns.front, 'ip', ['-s', '-j', 'link', 'show', 'mslbf0'])) as { stats64: { tx: { packets: number } } }[];
+      return { reads: j[0]!.stats64.tx.packets };
+    };
+    expect(await metric('front', 'mslb_offload_enabled')).toBe(1);
+    const frag0 = await metric('front', 'mslb_fragmented_total');
+    const tooBig0 = await metric('front', 'mslb_drops_total', { reason: 'too_big' });
+    const wire0 = await metric('front', 'mslb_rx_packets_total');
+    const reads0 = tunStats().reads;
+    const cap = await lab.capture('back1-link', { filter: 'ip proto 4' });
+    const r = await lab.set.run(lab.ns.client, PYTHON, ['-c', USO_NO_DF, C4, S4, String(N), '1472'], { timeoutMs: 15_000 });
+    const sum = await cap.stop();
+    expect(r.code, r.stderr).toBe(0);
+    // every datagram reached the server whole (the echo reports its size) and was answered
+    expect(r.stdout.trim().split(' ')).toEqual(new Array(N).fill('1472'));
+    // the kernel handed the datagrams over as super-packets: fewer TUN reads than wire packets
+    const reads = tunStats().reads - reads0;
+    const wire = (await metric('front', 'mslb_rx_packets_total')) - wire0;
+    expect(wire).toBeGreaterThanOrEqual(N);
+    expect(reads * 2, `${reads} TUN reads for ${wire} wire packets`).toBeLessThan(wire);
+    expect(await metric('front', 'mslb_drops_total', { reason: 'too_big' })).toBe(tooBig0);
+    expect((await metric('front', 'mslb_fragmented_total')) - frag0).toBe(N);
+    // on the tunnel: outer 4in4 packets of at most 1500 bytes, each carrying one inner fragment,
+    // two per datagram, every checksum right (tshark reassembles the inner datagrams to check UDP)
+    expect(sum.badChecksums).toEqual([]);
+    const out = lab.set.exec(cap.end.ns, 'tshark', ['-n', '-r', cap.file, '-o', 'ip.defragment:FALSE', '-Y', 'ip.proto == 4 && ip.src == 192.0.2.80',
+      '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=a', '-E', 'aggregator=,', '-e', 'ip.len', '-e', 'ip.flags.mf', '-e', 'ip.frag_offset'], { timeoutMs: 60_000 });
+    const rows = out.split('\n').filter((l) => l.trim() !== '').map((l) => l.split('\t').map((c) => c.split(',')));
+    let first = 0;
+    let later = 0;
+    for (const [len, mf, fo] of rows) {
+      expect(Number(len![0])).toBeLessThanOrEqual(1500); // outer total length
+      if (mf![1] === '1' || mf![1] === 'True') first++; // inner: more fragments follow
+      if (Number(fo![1]) > 0) later++;
+    }
+    expect([first, later]).toEqual([N, N]);
   }, 60_000);
 
   it('a 1 MB TCP upload over a 1500-byte fabric completes: the client got PTB 1460 / Frag Needed 1480 from the front and caches that MTU', async () => {

@@ -3,6 +3,7 @@
 //   - SIGHUP three times to the front and to each back while two UDP streams run: every service
 //     alive, no datagram lost; an edit of back1's config (allowedFronts) is applied on SIGHUP and
 //     shown by its /table; an edit the back cannot apply live (tun.mtu) is refused and counted.
+//   - a reload of back1 that changes the service of an address: the `service` label set follows.
 //   - a generated table with 120 YAML aliases dropped in and SIGHUP'd: the front stays up, the old
 //     table serves, the failure is counted and logged with file and reason.
 //   - a worker made to die (test-only hook, NODE_ENV=test): /readyz answers 503 and mslb_workers
@@ -85,6 +86,37 @@ describe.skipIf(!isRoot())('services survive SIGHUP and bad edits, and stop loud
     }
     for (const svc of ['front', 'back1', 'back2'] as const) expect(alive(svc), svc).toBe(true);
   }, 90_000);
+
+  it('a back reload that changes addresses: the service label follows the config in force', async () => {
+    const S6 = '2001:db8:5::80', S4 = '192.0.2.80', S4b = '192.0.2.81';
+    const labelSet = async () => {
+      const text = await lab.metrics('back1');
+      return [...text.matchAll(/^mslb_service_packets_total\{service="([^"]+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])] as const);
+    };
+    expect((await lab.udp('c1v6')).ok).toBe(true); // c1v6 -> S6 goes through back1
+    const before = new Map(await labelSet());
+    expect([...before.keys()].sort()).toEqual([S4, S6].sort());
+    expect(before.get(S6)).toBeGreaterThan(0);
+    const ok0 = await reloads('back1', 'success');
+    // 198.51.100.1 now restores another service: S4 leaves the label set, S4b joins it at 0
+    writeFileSync(file('back1.yaml'), back1Text().replace(`service: ${S4}`, `service: ${S4b}`));
+    lab.serviceProcess('back1')!.kill('SIGHUP');
+    await untilMetric(lab, 'back1', 'mslb_config_reloads_total', { result: 'success' }, (v) => v === ok0 + 1, 5000);
+    expect((await lab.udp('c1v6')).ok).toBe(true);
+    const after = new Map(await labelSet());
+    expect([...after.keys()].sort()).toEqual([S4b, S6].sort());
+    expect(after.get(S4b)).toBe(0);
+    expect(after.get(S6)).toBeGreaterThan(before.get(S6)!); // a kept service keeps its total and counts on
+    expect(await lab.metric('back1', 'mslb_service_bytes_total', { service: S4 })).toBeNaN();
+    // and back: S4 is exported again (from 0: a fresh series), S4b is gone
+    writeFileSync(file('back1.yaml'), back1Text());
+    lab.serviceProcess('back1')!.kill('SIGHUP');
+    await untilMetric(lab, 'back1', 'mslb_config_reloads_total', { result: 'success' }, (v) => v === ok0 + 2, 5000);
+    const again = new Map(await labelSet());
+    expect([...again.keys()].sort()).toEqual([S4, S6].sort());
+    expect(again.get(S4)).toBe(0);
+    expect(alive('back1')).toBe(true);
+  }, 30_000);
 
   it('a table with 120 YAML aliases SIGHUP\'d: front alive, old table serving, failure counted', async () => {
     const f0 = await reloads('front', 'failure');

@@ -3,7 +3,8 @@
 // for the services' start-up noise to settle, and the address each client should be wrapped toward.
 import type { Capture } from '../../lab/capture.js';
 import { BACKS, CLIENTS, S4, S6, expectedServer, type ClientName } from '../../lab/address-plan.js';
-import type { Lab, ServiceName } from '../../lab/lab.js';
+import { sumMetric, type Lab, type ServiceName } from '../../lab/lab.js';
+import { expect } from 'vitest';
 import { PYTHON } from '../../lab/paths.js';
 import { DROP_REASONS } from '../../shared/metrics/counter-layout.js';
 
@@ -204,4 +205,51 @@ export function addrOf(p: Uint8Array, off: number, len: 4 | 16): string {
   let best = '';
   for (const m of text.matchAll(/(?:^|:)(0(?::0)+)(?=:|$)/g)) if (m[1]!.length > best.length) best = m[1]!;
   return best ? text.replace(new RegExp(`(^|:)${best}(:|$)`), '::').replace(/^:::/, '::').replace(/:::$/, '::') : text;
+}
+
+/**
+ * The `service` label counts what is sent to each service: 5 scapy packets c1v6 -> S6 and 3 c1v4 ->
+ * S4, both routed to b1. At the front and at back1 (translated or unwrapped there) each service's
+ * packets and bytes (the client's packets, no tunnel header) grow by exactly that, the front's
+ * decisions by one per packet; nothing moves at back2. Every series exists before the traffic.
+ */
+export async function expectServiceCounts(lab: Lab): Promise<void> {
+  const want: Record<string, number> = { [S6]: 5, [S4]: 3 };
+  const read = async () => {
+    const out: Record<string, number> = {};
+    for (const s of ['front', 'back1', 'back2'] as const) {
+      const text = await lab.metrics(s);
+      for (const sv of Object.keys(want)) {
+        out[`${s} packets ${sv}`] = sumMetric(text, 'mslb_service_packets_total', { service: sv });
+        out[`${s} bytes ${sv}`] = sumMetric(text, 'mslb_service_bytes_total', { service: sv });
+        if (s === 'front') out[`front decisions ${sv}`] = sumMetric(text, 'mslb_service_decisions_total', { service: sv });
+      }
+    }
+    return out;
+  };
+  const before = await read();
+  for (const [k, v] of Object.entries(before)) expect(v, k).not.toBeNaN();
+  const exprs: string[] = [];
+  for (let i = 0; i < want[S6]!; i++) exprs.push(clientPacket('c1v6', { proto: 253, size: 100 + i }));
+  for (let i = 0; i < want[S4]!; i++) exprs.push(clientPacket('c1v4', { proto: 253, size: 300 + i }));
+  const bytes: Record<string, number> = {};
+  for (const p of await sendScapy(lab, lab.ns.client, exprs)) {
+    const sv = p[0]! >> 4 === 6 ? addrOf(p, 24, 16) : addrOf(p, 16, 4);
+    bytes[sv] = (bytes[sv] ?? 0) + p.length;
+  }
+  expect(Object.keys(bytes).sort()).toEqual(Object.keys(want).sort());
+  const expected: Record<string, number> = { ...before };
+  for (const [sv, n] of Object.entries(want)) {
+    for (const s of ['front', 'back1'] as const) {
+      expected[`${s} packets ${sv}`]! += n;
+      expected[`${s} bytes ${sv}`]! += bytes[sv]!;
+    }
+    expected[`front decisions ${sv}`]! += n; // the first by source prefix, the others from the flow table
+  }
+  let now = await read();
+  for (let i = 0; i < 50 && JSON.stringify(now) !== JSON.stringify(expected); i++) {
+    await sleep(100);
+    now = await read();
+  }
+  expect(now).toEqual(expected);
 }

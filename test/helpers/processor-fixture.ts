@@ -57,6 +57,12 @@ export interface ProcessorCase {
   readBatches?: number;
   /** Packets the service must write, in order, hex. */
   outputs: string[];
+  /**
+   * Front with offloads and encap.udpPort: the loop gets a tunnel TAP (MAC TAP_MAC); the frames it
+   * must write there, in order, hex, and their 12-byte virtio headers.
+   */
+  tapOutputs?: string[];
+  tapOutputsVnet?: string[];
   /** Non-zero counter deltas: drop.<reason>, decision.<reason>, icmp.<type>, event.<name>. */
   counters: Record<string, number>;
 }
@@ -66,12 +72,18 @@ export interface CaseRun {
   written: string[];
   /** With offloads: the virtio_net_hdr written with each packet, hex. */
   writtenVnet: string[];
+  /** With a tunnel TAP: the frames and virtio headers written there. */
+  tapWritten: string[];
+  tapWrittenVnet: string[];
   /** Non-zero deltas of the named counters (event.read_batches left out: see readBatches). */
   counters: Record<string, number>;
   rxPackets: number;
   txPackets: number;
   readBatches: number;
 }
+
+/** The tunnel TAP's MAC in cases with tapOutputs (make_processor_fixtures.py TAP_MAC). */
+const TAP_MAC = Uint8Array.of(0x02, 0x00, 0x5e, 0x00, 0x53, 0x01);
 
 /** Hash seed of the flow table / client-segment cache: fixed, so a case runs the same every time. */
 const SEED = 0x5eed;
@@ -124,9 +136,16 @@ export function runProcessorCase(c: ProcessorCase): CaseRun {
     const processor = c.role === 'front' ? buildFront(c, counters) : buildBack(c, counters);
     const offloads = c.vnet !== undefined;
     const dev = new FakeTun({ batchSize: offloads ? 8 : 64, queueLimit: 1000, vnetHdr: offloads });
-    const loop = new BatchLoop(dev, processor, counters, (err) => {
-      throw err;
-    });
+    const tap = c.tapOutputs !== undefined ? new FakeTun({ batchSize: 1, vnetHdr: true }) : undefined;
+    const loop = new BatchLoop(
+      dev,
+      processor,
+      counters,
+      (err) => {
+        throw err;
+      },
+      tap !== undefined ? { tap: { dev: tap, mac: TAP_MAC } } : {},
+    );
     dev.failWrites = c.failWrites ?? 0;
     const bytes = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
     for (const [i, h] of c.inputs.entries()) {
@@ -136,7 +155,10 @@ export function runProcessorCase(c: ProcessorCase): CaseRun {
     const named: Record<string, number> = {};
     for (const [name, i] of NAMED_COUNTERS) if (counters[i] !== 0) named[name] = counters[i]!;
     const written = dev.takeWritten();
+    const tapWritten = tap?.takeWritten() ?? [];
     return {
+      tapWritten: tapWritten.map((w) => Buffer.from(w.data).toString('hex')),
+      tapWrittenVnet: tapWritten.flatMap((w) => (w.vnet === null ? [] : [Buffer.from(w.vnet).toString('hex')])),
       written: written.map((w) => Buffer.from(w.data).toString('hex')),
       writtenVnet: written.flatMap((w) => (w.vnet === null ? [] : [Buffer.from(w.vnet).toString('hex')])),
       counters: named,

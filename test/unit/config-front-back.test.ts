@@ -104,4 +104,10 @@ describe('refusals: addresses that are never services or backs, /0 senders, MTUs
     expect(back({ allowedFronts: ['::/0'] }).errors[0]).toMatchObject({ entry: 'allowedFronts[0]' });
     expect(back({ allowedFronts: ['2001:db8:e1::/64', '192.0.2.80/32'] }).errors).toEqual([]);
   });
+  it('udpGro.interface: an interface name, and only with udpPort', () => {
+    expect(back({ udpPort: 6080, udpGro: { interface: 'eth0' } }).config?.udpGro).toEqual({ interface: 'eth0' });
+    expect(back({}).config?.udpGro).toEqual({ interface: '' });
+    expect(back({ udpGro: { interface: 'eth0' } }).errors[0]).toMatchObject({ entry: 'udpGro.interface', reason: expect.stringMatching(/needs udpPort/) });
+    expect(back({ udpPort: 6080, udpGro: { interface: 'eth 0; rm' } }).errors[0]).toMatchObject({ entry: 'udpGro.interface', reason: expect.stringMatching(/not an interface name/) });
+  });
 });

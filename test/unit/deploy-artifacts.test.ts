@@ -32,6 +32,7 @@ async function exportedNames(): Promise<Set<string>> {
         backends: () => [{ name: 'b1', slot: 0, up: true }],
         pools: () => [{ name: 'web', members: 2, up: 1 }],
         tableRoutes: () => ({ ipv4: 1, ipv6: 1 }),
+        services: () => [{ name: '2001:db8:5::80', slot: 0 }],
       },
     });
     for (const line of (await m.metrics()).split('\n')) {

@@ -30,6 +30,7 @@ async function exported(): Promise<{ roles: Map<string, Set<ServiceRole>>; label
       sources: {
         blocks: () => [newCounterBlock()],
         tableRoutes: () => ({ ipv4: 1, ipv6: 1 }),
+        services: () => [{ name: '2001:db8:5::80', slot: 0 }],
         ...(role === 'front'
           ? {
               backends: () => [{ name: 'b1', slot: 0, up: true }],
@@ -107,7 +108,7 @@ describe('docs/METRICS.md', () => {
     for (const [family, pairs] of labels) {
       for (const p of pairs) {
         const [k, v] = p.split('=') as [string, string];
-        if (k === 'backend' || k === 'pool' || k === 'version' || k === 'hash') continue; // names from the table / build, the table's hash
+        if (k === 'backend' || k === 'pool' || k === 'version' || k === 'hash' || k === 'service') continue; // names from the table / build / config, the table's hash
         expect(metricsDoc, `${family}{${k}="${v}"}`).toContain(`\`${v}\``);
         expect(rows().get(family)?.[2], `${family}'s labels column names ${k}`).toContain(`\`${k}\``);
       }

@@ -15,8 +15,11 @@ import {
   ICMP_TYPES,
   icmpIndex,
   newCounterBlock,
+  SERVICE_SINK_SLOT,
+  serviceDecisionIndex,
+  servicePacketsIndex,
 } from '../../shared/metrics/counter-layout.js';
-import { ServiceMetrics, type BackendState } from '../../shared/metrics/registry.js';
+import { ServiceMetrics, type BackendState, type ServiceState } from '../../shared/metrics/registry.js';
 
 /** Value of one sample line `name{labels} value` (labels in prom-client's order), or undefined. */
 function sample(text: string, name: string, labels = ''): number | undefined {
@@ -37,13 +40,18 @@ function setup(role: 'front' | 'back') {
     { name: 'b2', slot: 7, up: false },
   ];
   let routes = { ipv4: 2, ipv6: 3 };
+  let services: ServiceState[] = [
+    { name: '2001:db8:5::80', slot: 0 },
+    { name: '192.0.2.80', slot: 1 },
+  ];
   const m = new ServiceMetrics({
     role,
-    sources: { blocks: () => blocks, backends: () => backends, tableRoutes: () => routes, offloadEnabled: () => true },
+    sources: { blocks: () => blocks, backends: () => backends, tableRoutes: () => routes, offloadEnabled: () => true, services: () => services },
   });
   return {
     m,
     blocks,
+    setServices: (v: ServiceState[]) => (services = v),
     setBackends: (b: BackendState[]) => (backends = b),
     setRoutes: (r: typeof routes) => (routes = r),
   };
@@ -159,6 +167,52 @@ describe('metrics registry', () => {
     const t = await m.metrics();
     expect(sample(t, 'mslb_backend_packets_total', 'backend="new"')).toBe(2);
     expect(sample(t, 'mslb_backend_bytes_total', 'backend="new"')).toBe(0);
+  });
+
+  it('per service: packets, bytes and decisions summed over workers, every configured service and reason at 0 from start-up', async () => {
+    const { m, blocks } = setup('front');
+    let t = await m.metrics();
+    for (const sv of ['2001:db8:5::80', '192.0.2.80']) {
+      expect(sample(t, 'mslb_service_packets_total', `service="${sv}"`), sv).toBe(0);
+      expect(sample(t, 'mslb_service_bytes_total', `service="${sv}"`), sv).toBe(0);
+      for (const r of DECISION_REASONS) expect(sample(t, 'mslb_service_decisions_total', `service="${sv}",reason="${r}"`), `${sv} ${r}`).toBe(0);
+    }
+    blocks[0][servicePacketsIndex(0)] = 3;
+    blocks[1][servicePacketsIndex(0)] = 4;
+    blocks[1][servicePacketsIndex(0) + 1] = 900;
+    blocks[0][servicePacketsIndex(1)] = 5;
+    blocks[0][serviceDecisionIndex(1, 'flow_table')] = 4;
+    blocks[1][serviceDecisionIndex(1, 'source_prefix')] = 1;
+    blocks[0][servicePacketsIndex(SERVICE_SINK_SLOT)] = 99; // never exported
+    t = await m.metrics();
+    expect(sample(t, 'mslb_service_packets_total', 'service="2001:db8:5::80"')).toBe(7);
+    expect(sample(t, 'mslb_service_bytes_total', 'service="2001:db8:5::80"')).toBe(900);
+    expect(sample(t, 'mslb_service_packets_total', 'service="192.0.2.80"')).toBe(5);
+    expect(sample(t, 'mslb_service_decisions_total', 'service="192.0.2.80",reason="flow_table"')).toBe(4);
+    expect(sample(t, 'mslb_service_decisions_total', 'service="192.0.2.80",reason="source_prefix"')).toBe(1);
+    expect(sample(t, 'mslb_service_decisions_total', 'service="2001:db8:5::80",reason="flow_table"')).toBe(0);
+    expect(t.match(/^mslb_service_packets_total\{/gm)).toHaveLength(2);
+  });
+
+  it('per service on the back: packets and bytes, no decisions; the label set follows the services in force', async () => {
+    const { m, blocks, setServices } = setup('back');
+    blocks[0][servicePacketsIndex(1)] = 6;
+    let t = await m.metrics();
+    expect(sample(t, 'mslb_service_packets_total', 'service="192.0.2.80"')).toBe(6);
+    expect(sample(t, 'mslb_service_packets_total', 'service="2001:db8:5::80"')).toBe(0);
+    expect(t).not.toContain('mslb_service_decisions_total');
+    // a reload removed 192.0.2.80 and added 2001:db8:5::81 in a fresh slot
+    setServices([{ name: '2001:db8:5::80', slot: 0 }, { name: '2001:db8:5::81', slot: 2 }]);
+    t = await m.metrics();
+    expect(sample(t, 'mslb_service_packets_total', 'service="192.0.2.80"')).toBeUndefined();
+    expect(sample(t, 'mslb_service_packets_total', 'service="2001:db8:5::81"')).toBe(0);
+    // later a new service gets the freed slot 1: it starts from 0
+    m.resetServiceSlot(1);
+    setServices([{ name: '2001:db8:5::80', slot: 0 }, { name: '2001:db8:5::81', slot: 2 }, { name: '198.51.100.80', slot: 1 }]);
+    blocks[1][servicePacketsIndex(1)] += 2;
+    t = await m.metrics();
+    expect(sample(t, 'mslb_service_packets_total', 'service="198.51.100.80"')).toBe(2);
+    expect(sample(t, 'mslb_service_bytes_total', 'service="198.51.100.80"')).toBe(0);
   });
 
   it('counts reloads and keeps the last success time', async () => {

@@ -25,6 +25,8 @@ describe.each([
     // virtio_net_hdr without num_buffers (its last 2 bytes: ignored by the kernel on write)
     const hdr = (v: string[]): string[] => v.map((x) => x.slice(0, 20));
     expect(hdr(r.writtenVnet)).toEqual(hdr(c.outputsVnet ?? []));
+    expect(r.tapWritten).toEqual(c.tapOutputs ?? []);
+    expect(hdr(r.tapWrittenVnet)).toEqual(hdr(c.tapOutputsVnet ?? []));
     expect(r.counters).toEqual(c.counters);
     expect(r.rxPackets).toBe(c.rxPackets ?? c.inputs.length);
     expect(r.readBatches).toBe(c.readBatches ?? c.inputs.length); // one read batch per input (event.read_batches)

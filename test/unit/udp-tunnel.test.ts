@@ -19,7 +19,7 @@ import { acceptPrefixes } from '../../front/tunnel-accept.js';
 import { frontConfigFromValue } from '../../front/front-config.js';
 import { backConfigFromValue } from '../../back/back-config.js';
 import { loadVectors, words } from '../vectors/load.js';
-import { ipv4HeaderChecksumValid } from '../../shared/packet/checksum.js';
+import { computeL4Checksum, ipv4HeaderChecksumValid, partialPseudoSum } from '../../shared/packet/checksum.js';
 import { encapsulateUdp } from '../../shared/packet/udp-encap.js';
 import { prepareRxVnet } from '../../shared/tun/vnet-header.js';
 import { PacketInfo } from '../../shared/packet/packet-info.js';
@@ -170,6 +170,40 @@ describe('IP-in-UDP tunnels: front wraps, back unwraps', () => {
       expect(got).toEqual(want);
       expect(c[dropIndex('malformed')]).toBe(bad ? 1 : 0);
     }
+  });
+
+  it('a segment of a UDP-tunnel super-packet the kernel cut on this host (a front\'s tunnel TAP): inner TCP checksum partial, outer already right: the back finishes the inner one', () => {
+    // what the back's TUN reads when veth kept the checksum offloaded: NEEDS_CSUM at the inner TCP
+    // header, the outer UDP checksum computed as if the inner one were finished (local checksum offload)
+    const n = 60 + 500;
+    const ib = new Uint8Array(256 + n);
+    const p = 128;
+    ib[p] = 0x60; ib[p + 4] = (n - 40) >> 8; ib[p + 5] = (n - 40) & 0xff; ib[p + 6] = 6; ib[p + 7] = 63;
+    ib.set(Buffer.from('20010db8000c0001000000000000001020010db8000500000000000000000080', 'hex'), p + 8);
+    ib[p + 40] = 0x9c; ib[p + 41] = 0x40; ib[p + 43] = 80; ib[p + 52] = 5 << 4; ib[p + 53] = 0x18;
+    for (let k = 0; k < 500; k++) ib[p + 60 + k] = (k * 13) & 0xff;
+    const info = new PacketInfo();
+    parsePacket(ib, p, n, info, -1);
+    const c0 = computeL4Checksum(ib, p, info);
+    ib[p + 56] = c0 >> 8; ib[p + 57] = c0 & 0xff;
+    const inner = Buffer.from(ib.subarray(p, p + n)).toString('hex');
+    const o = encapsulateUdp(ib, p, info, 6, Uint32Array.from(w(SRC6)), Uint32Array.from(w(B6)), 64, 0, PORT, false);
+    const ps = partialPseudoSum(info);
+    ib[p + 56] = ps >> 8; ib[p + 57] = ps & 0xff;
+    const total = n + 48;
+    const vnet = new Uint8Array(12);
+    vnet[0] = 1; // NEEDS_CSUM, no GSO
+    vnet[6] = 48 + 40; vnet[8] = 16; // csum_start: the inner TCP header
+    const c = newCounterBlock();
+    const back = new BackProcessor(backRole(), c);
+    const q = newTxQueue(64, true);
+    expect(back.process(ib, o, total, vnet, 0, q)).toBeGreaterThanOrEqual(0);
+    expect(split(q, ib).fwd).toBe(inner);
+    expect(c[dropIndex('malformed')]).toBe(0);
+    // csum_start / offset beyond the packet: malformed, not an exception
+    vnet[0] = 1; vnet[1] = 0; vnet[6] = (total - 10) & 0xff; vnet[7] = (total - 10) >> 8; vnet[8] = 16;
+    q.reset();
+    expect(back.process(ib, o, total, vnet, 0, q)).toBe(dropVerdict(dropIndex('malformed')));
   });
 
   it('second stage: a front with acceptTunnelFrom cuts a UDP tunnel super-packet to its tunnel address and balances every inner packet', () => {

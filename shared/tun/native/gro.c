@@ -290,3 +290,75 @@ int mslb_gro(uint8_t *buf, size_t buf_len, int32_t *offs, int32_t *lens, uint8_t
   }
   return out;
 }
+
+/*
+ * The same merge over entries [first, first + count) that lie in one buffer in increasing,
+ * non-overlapping order (the inner packets a tunnel super-packet was cut and unwrapped into): only
+ * consecutive entries join a run, so a run's head grows over the bytes of the packets it has
+ * already taken and never reaches a packet still to come (memmove: the source may overlap).
+ */
+int mslb_gro_seq(uint8_t *buf, size_t buf_len, int32_t *offs, int32_t *lens, uint8_t *vnet, uint32_t first,
+                 uint32_t count, int tcp, int udp) {
+  run_t r;
+  int open = 0;
+  uint32_t out = first;
+  size_t prev_end = 0;
+  for (uint32_t i = first; i < first + count; i++) {
+    int32_t off = offs[i], len = lens[i];
+    uint8_t *vh = vnet + (size_t)i * 12;
+    int in_range = off >= 0 && len > 0 && (size_t)off + (size_t)len <= buf_len;
+    cand c;
+    c.ok = 0;
+    if (in_range) classify(buf + off, (uint32_t)len, vh, tcp, udp, &c);
+    if (open && in_range && (size_t)off >= prev_end) {
+      uint8_t *head = buf + offs[r.idx];
+      uint8_t *p = buf + off;
+      if (!r.closed && c.ok && r.segs < MAX_SEGS && follows(head, &r.c, r.end_seq, p, &c, r.gso, r.last_id) &&
+          (size_t)offs[r.idx] + r.total + c.plen <= (size_t)off + (size_t)len && r.total + c.plen <= MAX_TOTAL) {
+        /* p's own headers may lie where its payload goes: read them before the move */
+        uint32_t id = c.v6 ? 0 : be16(p + 4);
+        int psh = c.tcp && (p[c.l4 + 13] & TCP_PSH);
+        memmove(head + r.total, p + c.hdrs, c.plen);
+        r.total += c.plen;
+        r.segs++;
+        r.end_seq += c.plen;
+        r.last_id = id;
+        if (c.plen < r.gso) r.closed = 1;
+        if (psh) {
+          head[r.c.l4 + 13] |= TCP_PSH;
+          r.closed = 1;
+        }
+        prev_end = (size_t)off + (size_t)len;
+        continue;
+      }
+    }
+    if (open) {
+      finish(buf + offs[r.idx], &r, vnet + (size_t)r.idx * 12);
+      lens[r.idx] = (int32_t)r.total;
+      open = 0;
+    }
+    offs[out] = off;
+    lens[out] = len;
+    if (out != i) memcpy(vnet + (size_t)out * 12, vh, 12);
+    if (in_range) prev_end = (size_t)off + (size_t)len;
+    if (c.ok) {
+      const uint8_t *p = buf + off;
+      open = 1;
+      r.idx = (int32_t)out;
+      r.segs = 1;
+      r.gso = c.plen;
+      r.end_seq = c.tcp ? be32(p + c.l4 + 4) + c.plen : 0;
+      r.last_id = c.v6 ? 0 : be16(p + 4);
+      r.total = c.ip_len;
+      r.closed = c.tcp && (p[c.l4 + 13] & TCP_PSH);
+      r.c = c;
+      lens[out] = (int32_t)c.ip_len;
+    }
+    out++;
+  }
+  if (open) {
+    finish(buf + offs[r.idx], &r, vnet + (size_t)r.idx * 12);
+    lens[r.idx] = (int32_t)r.total;
+  }
+  return (int)(out - first);
+}

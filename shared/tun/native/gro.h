@@ -16,4 +16,13 @@
 int mslb_gro(uint8_t *buf, size_t buf_len, int32_t *offs, int32_t *lens, uint8_t *vnet, uint32_t count, uint32_t slot,
              int tcp, int udp);
 
+/*
+ * mslb_gro's merge over entries [first, first + count) that lie in one buffer in increasing,
+ * non-overlapping order, consecutive entries only: a run's head grows over the packets it took
+ * (e.g. the inner packets of one cut tunnel super-packet, written as one TSO super-packet).
+ * Survivors are compacted to [first, first + result). Returns the new count of that range.
+ */
+int mslb_gro_seq(uint8_t *buf, size_t buf_len, int32_t *offs, int32_t *lens, uint8_t *vnet, uint32_t first,
+                 uint32_t count, int tcp, int udp);
+
 #endif

@@ -5,6 +5,8 @@
  *   completeChecksum(buf, off, len, csumStart, csumOffset) -> 0 or a negative GSO_E_* code
  *   groCoalesce(buf, offs, lens, vnet, count, slot, tcp, udp) -> new count (gro.c: same-flow
  *       TCP segments / UDP datagrams merged into GSO super-packets in place before a write)
+ *   groSequence(buf, offs, lens, vnet, first, count, tcp, udp) -> new count of [first, first+count)
+ *       (gro.c mslb_gro_seq: consecutive same-flow entries of one buffer merged, in increasing order)
  *   writeProbe(fd, udp) -> 0 when the kernel accepted a GSO write (TCPv6, or UDP_L4 with udp = 1),
  *       else the errno (EINVAL: the kernel rejects GSO writes, e.g. Linux 6.6.44 / tailscale#13041)
  * Arguments are checked (a bad call throws TypeError/RangeError); packet content never throws.
@@ -107,6 +109,30 @@ static napi_value gro_js(napi_env env, napi_callback_info info) {
                                  tcp != 0, udp != 0));
 }
 
+static napi_value gro_seq_js(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value a[8];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  void *buf, *offs, *lens, *vnet;
+  size_t buf_n, offs_n, lens_n, vnet_n;
+  uint32_t first, count, tcp, udp;
+  if (argc < 8 || !get_typed(env, a[0], napi_uint8_array, &buf, &buf_n) ||
+      !get_typed(env, a[1], napi_int32_array, &offs, &offs_n) ||
+      !get_typed(env, a[2], napi_int32_array, &lens, &lens_n) ||
+      !get_typed(env, a[3], napi_uint8_array, &vnet, &vnet_n) || !get_u32(env, a[4], &first) ||
+      !get_u32(env, a[5], &count) || !get_u32(env, a[6], &tcp) || !get_u32(env, a[7], &udp)) {
+    napi_throw_type_error(env, NULL, "groSequence(buf, offs, lens, vnet, first, count, tcp, udp)");
+    return NULL;
+  }
+  uint64_t end = (uint64_t)first + count;
+  if (end > offs_n || end > lens_n || end * 12 > vnet_n) {
+    napi_throw_range_error(env, NULL, "groSequence: first + count exceeds the arrays");
+    return NULL;
+  }
+  return int_value(env, mslb_gro_seq((uint8_t *)buf, buf_n, (int32_t *)offs, (int32_t *)lens, (uint8_t *)vnet, first,
+                                     count, tcp != 0, udp != 0));
+}
+
 static napi_value write_probe_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value a[2];
@@ -132,6 +158,7 @@ void mslb_gso_register(napi_env env, napi_value exports) {
       {"gsoSplit", NULL, gso_split_js, NULL, NULL, NULL, napi_default, NULL},
       {"completeChecksum", NULL, complete_checksum_js, NULL, NULL, NULL, napi_default, NULL},
       {"groCoalesce", NULL, gro_js, NULL, NULL, NULL, napi_default, NULL},
+      {"groSequence", NULL, gro_seq_js, NULL, NULL, NULL, napi_default, NULL},
       {"writeProbe", NULL, write_probe_js, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);

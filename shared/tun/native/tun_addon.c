@@ -7,13 +7,22 @@
  *
  * Exports (see shared/tun/native-tun.ts for the typed view):
  *   openQueues(name, n, flags) -> { name, fds }   flags: 1 = multi-queue, 2 = vnet hdr,
- *                                                 4 = leave the fds blocking (bench references only)
+ *                                                 4 = leave the fds blocking (bench references only),
+ *                                                 8 = IFF_TAP (Ethernet frames) instead of IFF_TUN,
+ *                                                 16 = device vnet header of 24 bytes (UDP tunnels)
  *   gsoSplit / completeChecksum / writeProbe      GSO segmentation and probes (gso_napi.c)
+ *   netdevFeature(ifname, name, want)             ethtool features of an interface (ethtool_features.c)
  *   ifName(fd) -> string                          TUNGETIFF on an fd (attach-by-fd path)
  *   setVnetHdrSize(fd, size) -> boolean           TUNSETVNETHDRSZ
  *   setOffload(fd, mask) -> boolean               TUNSETOFFLOAD; false = kernel refused the mask
  *   closeFd(fd)                                   for fds that were never attached
+ *   hwAddr(fd) -> Uint8Array(6)                   SIOCGIFHWADDR on a queue fd (a TAP's own MAC)
+ *   writeTunnelProbe(fd, mac) -> 0 or errno       a 2-segment TCPv6-in-UDPv6 super-packet (::1 -> ::1,
+ *                                                 a martian the kernel drops after the write) to a
+ *                                                 TAP whose vnet header size is 24, addressed to mac
  *   attach(fd, vnet, batch, slot, headroom, buf, offs, lens, vnetArea|null) -> TunQueue
+ *                                                 vnet: 0 = none, 12 or 24 = the device's vnet
+ *                                                 header size (1 = 12); JS always sees 12 bytes
  *   TunQueue.read() -> n >= 0 packets, or -errno when the device is gone
  *   TunQueue.write(buf, offs, lens, count, vnetArea|null) -> written, or -errno when gone
  *   TunQueue.poll(onReadable, onError)            uv_poll(UV_READABLE) on the calling loop
@@ -35,15 +44,24 @@
 #include <uv.h>
 
 #define VNET_HDR_LEN 12
+/* struct virtio_net_hdr_v1_hash_tunnel: the 12-byte header, 8 bytes of hash fields, then le16
+ * outer_th_offset at 20 and le16 inner_nh_offset at 22 (Linux >= 6.16). */
+#define VNET_TNL_HDR_LEN 24
+#define GSO_UDP_TUNNEL_MASK 0x60 /* VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 0x20 | _IPV6 0x40 */
+#define ETH_HLEN_ 14
 #define OPEN_MULTI_QUEUE 1
 #define OPEN_VNET_HDR 2
 #define OPEN_BLOCKING 4
+#define OPEN_TAP 8
+#define OPEN_VNET_TNL 16
 
 void mslb_gso_register(napi_env env, napi_value exports); /* gso_napi.c */
+void mslb_ethtool_register(napi_env env, napi_value exports); /* ethtool_features.c */
 
 typedef struct tunq {
   int fd; /* -1 once closed */
-  int vnet;
+  int vnet;     /* bytes of vnet header the device exchanges: 0, 12 or 24 */
+  int l2;       /* 14 on a TAP (Ethernet header before the IP packet), 0 on a TUN */
   uint32_t batch, slot, headroom;
   uint8_t *buf;
   size_t buf_len;
@@ -130,7 +148,7 @@ static napi_value open_queues(napi_env env, napi_callback_info info) {
     }
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = ((flags & OPEN_TAP) ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
     if ((flags & OPEN_MULTI_QUEUE) || n > 1) ifr.ifr_flags |= IFF_MULTI_QUEUE;
     if (flags & OPEN_VNET_HDR) ifr.ifr_flags |= IFF_VNET_HDR;
     /* First queue may take a kernel-chosen name ("" or a %d pattern); the rest join that name. */
@@ -162,7 +180,7 @@ static napi_value open_queues(napi_env env, napi_callback_info info) {
       return throw_errno(env, "fcntl O_NONBLOCK", e);
     }
     if ((flags & OPEN_VNET_HDR)) {
-      int sz = VNET_HDR_LEN;
+      int sz = (flags & OPEN_VNET_TNL) ? VNET_TNL_HDR_LEN : VNET_HDR_LEN;
       if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
         int e = errno;
         close(fd);
@@ -200,6 +218,103 @@ static napi_value if_name(napi_env env, napi_callback_info info) {
   napi_value s;
   napi_create_string_utf8(env, kname, NAPI_AUTO_LENGTH, &s);
   return s;
+}
+
+/* SIOCGIFHWADDR works on a tun/tap queue fd itself: the TAP's MAC, to address frames to it. */
+static napi_value hw_addr(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !arg_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "hwAddr(fd)");
+    return NULL;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) return throw_errno(env, "SIOCGIFHWADDR", errno);
+  napi_value ab, arr;
+  void *data;
+  napi_create_arraybuffer(env, 6, &data, &ab);
+  memcpy(data, ifr.ifr_hwaddr.sa_data, 6);
+  napi_create_typedarray(env, napi_uint8_array, 6, ab, 0, &arr);
+  return arr;
+}
+
+static void put16(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+
+/* Folded 16-bit one's complement sum of the IPv6 pseudo-header (::1 -> ::1, next header nh, length). */
+static uint16_t probe_pseudo(uint8_t nh, uint32_t len) {
+  uint32_t s = 1 + 1 + nh + len; /* the two ::1 addresses contribute 1 each */
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return (uint16_t)s;
+}
+
+static void tnl_header(uint8_t *th, const uint8_t *vh12, const uint8_t *pkt, size_t len, int l2);
+
+/* The start-up question "does this kernel segment UDP-tunnel super-packets written to this TAP?":
+ * what a refusal looks like (EINVAL) is only visible on a real write. */
+static napi_value write_tunnel_probe(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  void *mac;
+  size_t mac_n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || !arg_int(env, argv[0], &fd) || !typed(env, argv[1], napi_uint8_array, &mac, &mac_n) || mac_n < 6) {
+    napi_throw_type_error(env, NULL, "writeTunnelProbe(fd, mac: Uint8Array(6))");
+    return NULL;
+  }
+  enum { GSO = 100, ETH = 14, OUTER = 40, UDP = 8, INNER = 40, TCP = 20 };
+  const uint32_t payload = 2 * GSO, len = ETH + OUTER + UDP + INNER + TCP + payload;
+  uint8_t pkt[ETH + OUTER + UDP + INNER + TCP + 2 * GSO], vh[VNET_HDR_LEN], th[VNET_TNL_HDR_LEN];
+  memset(pkt, 0, sizeof pkt);
+  memcpy(pkt, mac, 6);
+  memcpy(pkt + 6, mac, 6);
+  pkt[11] ^= 0xff; /* a source MAC that is not the TAP's own */
+  put16(pkt + 12, 0x86dd);
+  uint8_t *o = pkt + ETH, *u = o + OUTER, *in = u + UDP, *t = in + INNER;
+  o[0] = 0x60;
+  put16(o + 4, UDP + INNER + TCP + payload);
+  o[6] = 17;
+  o[7] = 1;
+  o[23] = 1;
+  o[39] = 1;
+  put16(u, 9);
+  put16(u + 2, 9);
+  put16(u + 4, UDP + INNER + TCP + payload);
+  put16(u + 6, probe_pseudo(17, UDP + INNER + TCP + payload));
+  in[0] = 0x60;
+  put16(in + 4, TCP + payload);
+  in[6] = 6;
+  in[7] = 1;
+  in[23] = 1;
+  in[39] = 1;
+  put16(t, 9);
+  put16(t + 2, 9);
+  t[7] = 1;
+  t[12] = 5 << 4;
+  t[13] = 0x10; /* ACK */
+  put16(t + 14, 65535);
+  put16(t + 16, probe_pseudo(6, TCP + payload));
+  memset(vh, 0, sizeof vh);
+  vh[0] = 1 | 8; /* NEEDS_CSUM | UDP_TUNNEL_CSUM */
+  vh[1] = 0x40 | 4; /* UDP_TUNNEL_IPV6 | TCPV6 */
+  const uint32_t hl = ETH + OUTER + UDP + INNER + TCP, cs = ETH + OUTER + UDP + INNER;
+  vh[2] = (uint8_t)hl;
+  vh[4] = GSO;
+  vh[6] = (uint8_t)cs;
+  vh[8] = 16;
+  tnl_header(th, vh, pkt, len, ETH);
+  struct iovec iov[2] = {{th, sizeof th}, {pkt, len}};
+  ssize_t r;
+  do {
+    r = writev(fd, iov, 2);
+  } while (r < 0 && errno == EINTR);
+  return num(env, r < 0 ? errno : 0);
 }
 
 static napi_value fd_ioctl_int(napi_env env, napi_callback_info info, unsigned long req, int by_value) {
@@ -370,7 +485,13 @@ static napi_value attach(napi_env env, napi_callback_info info) {
     return NULL;
   }
   q->fd = fd;
-  q->vnet = vnet ? 1 : 0;
+  q->vnet = vnet == VNET_TNL_HDR_LEN ? VNET_TNL_HDR_LEN : vnet ? VNET_HDR_LEN : 0;
+  {
+    /* A TAP's packets start with an Ethernet header: the tunnel offsets written count it. */
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    q->l2 = (ioctl(fd, TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_TAP) == IFF_TAP) ? ETH_HLEN_ : 0;
+  }
   q->batch = (uint32_t)batch;
   q->slot = (uint32_t)slot;
   q->headroom = (uint32_t)headroom;
@@ -410,7 +531,13 @@ static napi_value queue_read(napi_env env, napi_callback_info info) {
   while (n < q->batch) {
     uint8_t *pkt = q->buf + (size_t)n * q->slot + q->headroom;
     ssize_t r;
-    if (q->vnet) {
+    if (q->vnet == VNET_TNL_HDR_LEN) {
+      /* JS keeps the 12-byte part; the tunnel offsets can be recomputed from the packet. */
+      uint8_t tail[VNET_TNL_HDR_LEN - VNET_HDR_LEN];
+      struct iovec iov[3] = {{q->vhdr + (size_t)n * VNET_HDR_LEN, VNET_HDR_LEN}, {tail, sizeof tail}, {pkt, room}};
+      r = readv(q->fd, iov, 3);
+      if (r >= 0) r = r < VNET_TNL_HDR_LEN ? 0 : r - VNET_TNL_HDR_LEN;
+    } else if (q->vnet) {
       struct iovec iov[2] = {{q->vhdr + (size_t)n * VNET_HDR_LEN, VNET_HDR_LEN}, {pkt, room}};
       r = readv(q->fd, iov, 2);
       if (r >= 0) r -= VNET_HDR_LEN;
@@ -436,6 +563,24 @@ static napi_value queue_read(napi_env env, napi_callback_info info) {
     n++;
   }
   return num(env, n);
+}
+
+/* The 24-byte header of one packet: its 12 bytes, zero hash fields, and for a UDP-tunnel GSO type
+ * outer_th_offset / inner_nh_offset from the packet itself (after l2 bytes of Ethernet header: the
+ * outer IP header, then the 8-byte UDP header, then the inner packet). A packet too short to hold
+ * them gets zero offsets and the kernel refuses it (a counted write drop). */
+static void tnl_header(uint8_t *th, const uint8_t *vh12, const uint8_t *pkt, size_t len, int l2) {
+  memcpy(th, vh12, VNET_HDR_LEN);
+  memset(th + VNET_HDR_LEN, 0, VNET_TNL_HDR_LEN - VNET_HDR_LEN);
+  if (!(vh12[1] & GSO_UDP_TUNNEL_MASK) || len <= (size_t)l2) return;
+  const uint8_t v = pkt[l2] >> 4;
+  size_t ihl = v == 4 ? (size_t)(pkt[l2] & 15) * 4 : v == 6 ? 40 : 0;
+  size_t outer_th = (size_t)l2 + ihl, inner_nh = outer_th + 8;
+  if (ihl == 0 || inner_nh >= len) return;
+  th[20] = (uint8_t)outer_th;
+  th[21] = (uint8_t)(outer_th >> 8);
+  th[22] = (uint8_t)inner_nh;
+  th[23] = (uint8_t)(inner_nh >> 8);
 }
 
 /* write(buf, offs, lens, count, vnetArea|null): per-packet errors are drops, not exceptions. */
@@ -472,8 +617,13 @@ static napi_value queue_write(napi_env env, napi_callback_info info) {
       continue;
     }
     ssize_t r;
+    uint8_t th[VNET_TNL_HDR_LEN];
+    if (q->vnet == VNET_TNL_HDR_LEN) tnl_header(th, (const uint8_t *)vh + (size_t)i * VNET_HDR_LEN, b + off, (size_t)len, q->l2);
     for (;;) {
-      if (q->vnet) {
+      if (q->vnet == VNET_TNL_HDR_LEN) {
+        struct iovec iov[2] = {{th, VNET_TNL_HDR_LEN}, {(void *)(b + off), (size_t)len}};
+        r = writev(q->fd, iov, 2);
+      } else if (q->vnet) {
         struct iovec iov[2] = {{(uint8_t *)vh + (size_t)i * VNET_HDR_LEN, VNET_HDR_LEN},
                                {(void *)(b + off), (size_t)len}};
         r = writev(q->fd, iov, 2);
@@ -652,6 +802,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "TunQueue", ctor);
   set_fn(env, exports, "openQueues", open_queues, NULL);
   set_fn(env, exports, "ifName", if_name, NULL);
+  set_fn(env, exports, "hwAddr", hw_addr, NULL);
+  set_fn(env, exports, "writeTunnelProbe", write_tunnel_probe, NULL);
   set_fn(env, exports, "setVnetHdrSize", set_vnet_hdr_size, NULL);
   set_fn(env, exports, "setOffload", set_offload, NULL);
   set_fn(env, exports, "closeFd", close_fd, NULL);
@@ -660,6 +812,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_create_int32(env, VNET_HDR_LEN, &v);
   napi_set_named_property(env, exports, "VNET_HDR_LEN", v);
   mslb_gso_register(env, exports);
+  mslb_ethtool_register(env, exports);
   return exports;
 }
 
