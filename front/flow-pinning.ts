@@ -54,6 +54,11 @@ export class FlowPinning {
   back = -1;
   slot = -1;
   service = -1;
+  /**
+   * The flow's entry in `table` after a lookup() hit or a remember() of a whole (unfragmented)
+   * packet, else -1 (not pinned, a fragment).
+   */
+  entry = -1;
   private compiled: CompiledTable | null = null;
   private generation = 0;
   private readonly backOfSlot = new Int32Array(MAX_BACKEND_SLOTS).fill(-1);
@@ -136,6 +141,7 @@ export class FlowPinning {
    * TCP packet that misses is counted in flow_table_misses_nonsyn).
    */
   lookup(info: PacketInfo): boolean {
+    this.entry = -1;
     const t = this.compiled;
     if (t === null) return false;
     const s = t.serviceIndex(info.version, info.dst);
@@ -193,11 +199,12 @@ export class FlowPinning {
     this.back = back;
     this.slot = slot;
     this.service = s;
+    if (!info.isFragment) this.entry = i;
     const c = this.counters;
     c[E_HITS]++;
     c[DEC_FLOW_TABLE]++;
+    // a plain hit inserts, evicts and refuses nothing: no counters to sync (the common packet)
     if (FlowPinning.firstFragment(info)) this.pinFragment(info, back, slot, now);
-    else this.sync();
     return true;
   }
 
@@ -230,6 +237,7 @@ export class FlowPinning {
 
   /** After decide() chose `back` (slot) for the packet: pin its flow (and its datagram if fragmented). */
   remember(info: PacketInfo, back: number, slot: number): void {
+    this.entry = -1;
     if (this.compiled === null) return;
     if (FlowPinning.nonFirstFragment(info)) {
       // decided by key (reordering: before its first fragment): pin the datagram to that choice
@@ -242,6 +250,7 @@ export class FlowPinning {
     let i = ft.find(now); // normally absent (lookup() missed or released it)
     if (i < 0) i = ft.insert(now, back, slot, this.generation, this.timeoutFor(info)); // -1: refused by admission
     else ft.repin(i, back, slot, this.generation);
+    if (!info.isFragment) this.entry = i;
     if (i >= 0 && info.proto === Proto.TCP && info.l4Off >= 0 && (info.tcpFlags & (TCP_FIN | TCP_RST)) !== 0) ft.markClosing(i, this.closingMs);
     if (FlowPinning.firstFragment(info)) this.pinFragment(info, back, slot, now);
     else this.sync();

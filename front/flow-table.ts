@@ -44,6 +44,11 @@ export class FlowTable {
   readonly back: Int32Array;
   readonly slot: Int32Array;
   readonly gen: Uint32Array;
+  /**
+   * A number the caller keeps per entry, 0 when the entry is inserted or re-pinned (the front: the
+   * sent-flow stamp of the flow's last tunnel packet, so the keyed record is not hashed per packet).
+   */
+  readonly tag: Float64Array;
   private readonly lastSeen: Float64Array;
   private readonly timeout: Float64Array;
   /** Entries in use. */
@@ -78,6 +83,7 @@ export class FlowTable {
     this.back = new Int32Array(n);
     this.slot = new Int32Array(n);
     this.gen = new Uint32Array(n);
+    this.tag = new Float64Array(n);
     this.lastSeen = new Float64Array(n);
     this.timeout = new Float64Array(n);
   }
@@ -178,6 +184,7 @@ export class FlowTable {
     this.back[i] = back;
     this.slot[i] = slot;
     this.gen[i] = gen;
+    this.tag[i] = 0;
     this.lastSeen[i] = now;
     this.timeout[i] = timeoutMs;
     this.count++;
@@ -223,7 +230,7 @@ export class FlowTable {
       if (old >= 0 && old < this.slotFlows.length) this.slotFlows[old]--;
       if (slot >= 0 && slot < this.slotFlows.length) this.slotFlows[slot]++;
     }
-    this.back[i] = back; this.slot[i] = slot; this.gen[i] = gen;
+    this.back[i] = back; this.slot[i] = slot; this.gen[i] = gen; this.tag[i] = 0;
   }
 
   /**

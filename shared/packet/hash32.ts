@@ -15,14 +15,26 @@ function mixK(k: number): number {
 
 /** murmur3 body step: mix one 32-bit word k into the running hash h (int32 in, int32 out). */
 export function mix32(h: number, k: number): number {
-  h ^= mixK(k);
+  // mixK's steps written out: one call level less where a per-packet hash (the outer flow
+  // label) calls this ten times
+  k = Math.imul(k, C1);
+  k = (k << 15) | (k >>> 17);
+  h ^= Math.imul(k, C2);
   h = (h << 13) | (h >>> 19);
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
 /** mix32 over the first n words of a key (a table's scratch key); finish with a finaliser. */
 export function mixWords(h: number, words: Uint32Array, n: number): number {
-  for (let i = 0; i < n; i++) h = mix32(h, words[i]!);
+  // mix32's steps written out: a call-free loop leaves the inliner budget of the flow table's
+  // per-packet callers (lookup) for their own callees
+  for (let i = 0; i < n; i++) {
+    let k = Math.imul(words[i]!, C1);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, C2);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
   return h;
 }
 
@@ -39,7 +51,10 @@ export function fmix32Half(h: number): number {
 
 /** murmur3 finaliser: full avalanche of a 32-bit value, unsigned. */
 export function fmix32(h: number): number {
-  h = Math.imul(fmix32Half(h), 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
 }

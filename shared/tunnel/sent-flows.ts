@@ -27,6 +27,8 @@ export class SentFlows {
   private prev = new Uint32Array(BITS >>> 5);
   private readonly key = new Uint32Array(KEY_WORDS);
   private rotateAt: number;
+  /** Periods begun so far (1 = the first): part of stamp(). */
+  private generation = 1;
   private h1 = 0;
   private h2 = 0;
 
@@ -44,6 +46,19 @@ export class SentFlows {
     const c = this.cur, a = this.h1, b = this.h2;
     c[a >>> 5] |= 1 << (a & 31);
     c[b >>> 5] |= 1 << (b & 31);
+  }
+
+  /**
+   * A number that is the same for two packets of one flow (same addresses, transport protocol and
+   * ports) exactly when mark() of the second would set the bits the first one set: same tunnel, same
+   * protocol in the fixed header (an extension header leaves the ports out of the key), same
+   * generation. A caller that remembers it per flow skips the keyed hash for the flow's later
+   * packets. For whole packets (not fragments) at buf[off], at least a fixed header long.
+   */
+  stamp(slot: number, buf: Uint8Array, off: number, nowMs: number): number {
+    if (nowMs >= this.rotateAt) this.age(nowMs); // the test here: age() stays out of the callers' inlined code
+    const proto = buf[off]! >> 4 === 4 ? buf[off + 9]! : buf[off + 6]!;
+    return this.generation * 0x1000000 + (slot & 0xffff) * 256 + proto;
   }
 
   /** A packet of the (possibly truncated) inner packet quoted at buf[off] went into `slot` recently. */
@@ -67,6 +82,7 @@ export class SentFlows {
     old.fill(0);
     if (!keep) this.prev.fill(0);
     this.rotateAt = nowMs + SENT_FLOWS_PERIOD_MS;
+    this.generation += keep ? 1 : 2;
   }
 
   /** Key of the inner packet into h1/h2 (bit indices); false when too little of it is there. */

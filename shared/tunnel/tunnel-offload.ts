@@ -62,7 +62,11 @@ export class TunnelOffload {
    * written there would overwrite the IP header).
    */
   finish(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, minStart = 0): boolean {
-    if (vnet.length === 0) return true;
+    // the header's work in its own method: this test alone is what the processors inline
+    return vnet.length === 0 || this.finishVnet(buf, off, len, vnet, vnetOff, minStart);
+  }
+
+  private finishVnet(buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vnetOff: number, minStart: number): boolean {
     if ((vnet[vnetOff] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
       const cs = vnet[vnetOff + 6] | (vnet[vnetOff + 7] << 8);
       const co = vnet[vnetOff + 8] | (vnet[vnetOff + 9] << 8);

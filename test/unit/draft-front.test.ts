@@ -4,7 +4,7 @@
 // stage, unauthorized), outer reassembly, ICMP rate limit. The packets and what the front must emit
 // for them are scapy vectors (test/vectors/make_draft_vectors.py): emitted packets are compared
 // byte for byte with the ones scapy built from the SPEC / RFC rules.
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadVectors } from '../vectors/load.js';
 import { validateTable, type TableContext } from '../../front/table/table-loader.js';
 import { CompiledTable } from '../../front/table/compiled-table.js';
@@ -15,7 +15,7 @@ import { FrontProcessor } from '../../front/front-processor.js';
 import type { FrontRole } from '../../front/front-role.js';
 import { acceptPrefixes } from '../../front/tunnel-accept.js';
 import { PmtuCache } from '../../shared/tunnel/path-mtu-cache.js';
-import { SENT_FLOWS_PERIOD_MS } from '../../shared/tunnel/sent-flows.js';
+import { SentFlows, SENT_FLOWS_PERIOD_MS } from '../../shared/tunnel/sent-flows.js';
 
 const S6 = '2001:db8:5::80';
 const S4 = '192.0.2.80';
@@ -187,6 +187,28 @@ describe('front: tunnel MTU, fabric ICMP, hop limit, accepted tunnels', async ()
     send(pkt('v6_small'));
     send(pkt('ptb_fabric'));
     expect(cache.get(slot('b1'), 6, now)).toBe(1400);
+  });
+
+  it('a pinned flow is recorded once per record period, and again in each new one: still "recent" while its packets keep going', async () => {
+    const mark = vi.spyOn(SentFlows.prototype, 'mark');
+    try {
+      const t0 = now;
+      for (let i = 0; i < 3; i++) send(pkt('v6_small'));
+      expect(mark).toHaveBeenCalledTimes(1); // the keyed hash once, not per packet
+      now = t0 + SENT_FLOWS_PERIOD_MS + SENT_FLOWS_PERIOD_MS / 2; // one rotation: a new generation
+      fp.endBatch(now);
+      send(pkt('v6_small'));
+      send(pkt('v6_small'));
+      expect(mark).toHaveBeenCalledTimes(2);
+      // a second rotation forgets the first generation: only the re-recording keeps the flow
+      now = t0 + 2 * SENT_FLOWS_PERIOD_MS + SENT_FLOWS_PERIOD_MS / 2 + 1;
+      fp.endBatch(now);
+      send(pkt('ptb_fabric'));
+      expect(cache.get(slot('b1'), 6, now)).toBe(1400);
+      expect(ctr(eventIndex('pmtu_learned'))).toBe(1);
+    } finally {
+      mark.mockRestore();
+    }
   });
 
   it('an explicit encap.mtu turns learning off: an error quoting a real flow lowers nothing', async () => {

@@ -53,6 +53,22 @@ describe('SentFlows', () => {
     expect(sf.seen(1, nonFirst, 0, 64, 0)).toBe(false); // the flow's key has ports; this one cannot show them
   });
 
+  it('stamp: equal for packets of one flow whose record would set the same bits; a new period, tunnel or fixed-header protocol changes it', () => {
+    const sf = new SentFlows(5, 0);
+    const a = pkt('2001:db8:c1::10', '2001:db8:5::80', 40000, 80);
+    const s0 = sf.stamp(3, a, 0, 0);
+    expect(sf.stamp(3, a, 0, SENT_FLOWS_PERIOD_MS - 1)).toBe(s0);
+    expect(sf.stamp(4, a, 0, 1)).not.toBe(s0); // another tunnel
+    expect(sf.stamp(3, pkt('2001:db8:c1::10', '2001:db8:5::80', 40000, 80, 60), 0, 1)).not.toBe(s0); // extension header: no ports in the key
+    const s1 = sf.stamp(3, a, 0, SENT_FLOWS_PERIOD_MS); // rotated
+    expect(s1).not.toBe(s0);
+    // a clock jump over two periods: a new generation again, never an older stamp
+    const s2 = sf.stamp(3, a, 0, 5 * SENT_FLOWS_PERIOD_MS);
+    expect(new Set([s0, s1, s2]).size).toBe(3);
+    const b = pkt('203.0.113.10', '192.0.2.80', 40000, 80);
+    expect(sf.stamp(3, b, 0, 5 * SENT_FLOWS_PERIOD_MS)).not.toBe(sf.stamp(3, pkt('203.0.113.10', '192.0.2.80', 40000, 80, 17), 0, 5 * SENT_FLOWS_PERIOD_MS));
+  });
+
   it('keyed: a made-up flow passes rarely even with many flows recorded (Bloom filter, two bits)', () => {
     const sf = new SentFlows(99, 0);
     for (let i = 0; i < 20_000; i++) sf.mark(0, pkt(`2001:db8:c1::${(i + 1).toString(16)}`, '2001:db8:5::80', 1024 + (i % 50_000), 80), 0, 64, 0);
