@@ -10,11 +10,11 @@
 // the TUN, each segment with its inner TCP checksum partial (csum_start there), which the back must
 // finish: uploads intact, one read per wire packet. Needs root and `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
 import { CLIENTS, Lab, PORTS, hostPart, serviceFor, type ClientName } from '../helpers/lab.js';
+import { setBackLinksMtu, writeUploadFile } from '../helpers/bulk-upload.js';
 import { repoRoot } from '../../lab/paths.js';
 
 const UPLOAD_BYTES = 8 << 20;
@@ -29,16 +29,8 @@ describe.skipIf(!isRoot())('back: UDP-tunnel super-packets read whole', () => {
 
   beforeAll(async () => {
     lab = await Lab.start({ mode: 'encap', frontConfig: FRONT, backConfigs: BACKS });
-    const data = randomBytes(UPLOAD_BYTES);
-    file = join(lab.workDir, 'upload.bin');
-    writeFileSync(file, data);
-    sha = createHash('sha256').update(data).digest('hex');
-    for (const b of ['back1', 'back2'] as const) {
-      const l = lab.topo.linkOf(`${b}-link`);
-      lab.set.ip(l.near.ns, `link set dev ${l.near.iface} mtu ${TUNNEL_MTU}`);
-      lab.set.ip(l.far.ns, `link set dev ${l.far.iface} mtu ${TUNNEL_MTU}`);
-      lab.set.ip(l.far.ns, `link set dev mslbb0 mtu ${TUNNEL_MTU}`);
-    }
+    ({ file, sha } = writeUploadFile(lab, UPLOAD_BYTES));
+    setBackLinksMtu(lab, TUNNEL_MTU);
     await lab.restartFront(FRONT); // reads the path MTU toward the backs from the new routes
   }, 120_000);
   afterAll(async () => {

@@ -9,11 +9,11 @@
 // SHA-256 of multi-MB uploads the lab server reports (a wrong TCP sequence number keeps checksums
 // valid but corrupts the stream). Needs root and `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot } from '../helpers/netns.js';
 import { CLIENTS, FRONT_CONFIGS, Lab, PORTS, hostPart, serviceFor, type CaptureSummary, type ClientName } from '../helpers/lab.js';
+import { setBackLinksMtu, writeUploadFile } from '../helpers/bulk-upload.js';
 import { repoRoot } from '../../lab/paths.js';
 
 const UPLOAD_BYTES = 12 << 20;
@@ -27,16 +27,8 @@ describe.skipIf(!isRoot())('offloads on the wire (translate and encap)', () => {
 
   beforeAll(async () => {
     lab = await Lab.start({ mode: 'translate' });
-    const data = randomBytes(UPLOAD_BYTES);
-    file = join(lab.workDir, 'upload.bin');
-    writeFileSync(file, data);
-    sha = createHash('sha256').update(data).digest('hex');
-    for (const b of ['back1', 'back2'] as const) {
-      const l = lab.topo.linkOf(`${b}-link`);
-      lab.set.ip(l.near.ns, `link set dev ${l.near.iface} mtu ${TUNNEL_MTU}`);
-      lab.set.ip(l.far.ns, `link set dev ${l.far.iface} mtu ${TUNNEL_MTU}`);
-      lab.set.ip(l.far.ns, `link set dev mslbb0 mtu ${TUNNEL_MTU}`);
-    }
+    ({ file, sha } = writeUploadFile(lab, UPLOAD_BYTES));
+    setBackLinksMtu(lab, TUNNEL_MTU);
   }, 90_000);
   afterAll(async () => {
     await lab?.stop();
